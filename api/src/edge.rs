@@ -1,0 +1,240 @@
+//! The edge: what every request passes through, around the warp routes.
+//!
+//! It reads or starts the W3C trace context, bounds the body (413 above
+//! `api.body_limit_bytes`, chunked or not), runs the routes with panics caught
+//! (500), renders every problem with the caller's language and trace id, echoes
+//! `traceparent`, and writes one log line and one metric sample per request.
+
+use std::convert::Infallible;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures_util::FutureExt;
+use http::header::{CONTENT_LANGUAGE, CONTENT_LENGTH, CONTENT_TYPE};
+use http::{HeaderMap, HeaderValue, Request, Response};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use tower_service::Service;
+use tracing::{Instrument, field};
+use warp::filters::BoxedFilter;
+
+use crate::i18n::Lang;
+use crate::problem::{Problem, ProblemKind};
+use crate::trace::TraceContext;
+
+/// Errors a response body may fail with.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// The body type the edge answers with.
+pub type Body = BoxBody<Bytes, BoxError>;
+
+/// The problem+json media type.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// What the edge knows of a request, available to handlers as a request
+/// extension (`warp::ext::get::<RequestContext>()`).
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    /// The trace this request belongs to.
+    pub trace: TraceContext,
+    /// The language problem titles are written in.
+    pub lang: Lang,
+}
+
+/// The edge service around the routes; cheap to clone, one per connection.
+#[derive(Clone)]
+pub struct Edge {
+    /// The routes, rejections already recovered.
+    routes: BoxedFilter<(warp::reply::Response,)>,
+    /// Largest accepted body, in bytes.
+    body_limit: usize,
+    /// Requests being answered right now.
+    in_flight: Arc<AtomicUsize>,
+}
+
+/// Decrements the in-flight count when a request is done, however it ends.
+struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn enter(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Self(count.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Edge {
+    /// Serves `routes` with bodies bounded by `body_limit` bytes, counting
+    /// requests in flight in `in_flight`.
+    pub fn new(routes: BoxedFilter<(warp::reply::Response,)>, body_limit: usize, in_flight: Arc<AtomicUsize>) -> Self {
+        Self { routes, body_limit, in_flight }
+    }
+
+    /// Answers one request. Never fails: every outcome is a response.
+    pub async fn handle<B>(self, request: Request<B>) -> Result<Response<Body>, Infallible>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let started = Instant::now();
+        let _in_flight = InFlight::enter(&self.in_flight);
+        let trace = TraceContext::from_headers(request.headers());
+        let lang = Lang::from_headers(request.headers());
+        let method = request.method().clone();
+        let route = crate::routes::template(&method, request.uri().path());
+        let span = tracing::info_span!(
+            "request",
+            trace_id = %trace.trace_id,
+            method = %method,
+            route,
+            org_id = field::Empty,
+            user_id = field::Empty,
+        );
+        let context = RequestContext { trace: trace.clone(), lang };
+        let response = self.route(request, context).instrument(span.clone()).await;
+        let response = finish(response, lang, &trace);
+        let status = response.status().as_u16();
+        let elapsed = started.elapsed();
+        crate::metrics::record_request(method.as_str(), route, status, elapsed);
+        span.in_scope(|| {
+            tracing::info!(status, latency_ms = elapsed.as_secs_f64() * 1000.0, "request");
+        });
+        Ok(response)
+    }
+
+    async fn route<B>(self, request: Request<B>, context: RequestContext) -> Response<Body>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let (mut parts, body) = request.into_parts();
+        let body = match read_body(&parts.headers, body, self.body_limit).await {
+            Ok(body) => body,
+            Err(problem) => return boxed(problem.into_response()),
+        };
+        parts.extensions.insert(context);
+        let request = Request::from_parts(parts, Full::new(body));
+        let mut service = warp::service(self.routes);
+        match AssertUnwindSafe(service.call(request)).catch_unwind().await {
+            Ok(Ok(response)) => boxed(response),
+            Ok(Err(infallible)) => match infallible {},
+            Err(panic) => {
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "non-string panic".to_owned());
+                tracing::error!(panic = message, "handler panicked");
+                boxed(Problem::new(ProblemKind::Internal, "An unexpected error occurred").into_response())
+            }
+        }
+    }
+}
+
+/// Reads the whole body, refusing more than `limit` bytes whether or not a
+/// `Content-Length` announces them.
+async fn read_body<B>(headers: &HeaderMap, body: B, limit: usize) -> Result<Bytes, Problem>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    let too_large = || Problem::new(ProblemKind::PayloadTooLarge, format!("The request body exceeds {limit} bytes"));
+    let announced = headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|len| len > limit as u64) {
+        return Err(too_large());
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
+        Err(error) => {
+            tracing::debug!(error = %error, "request body unreadable");
+            Err(Problem::new(ProblemKind::MalformedRequest, "The request body could not be read"))
+        }
+    }
+}
+
+fn boxed<B>(response: Response<B>) -> Response<Body>
+where
+    B: http_body::Body<Data = Bytes> + Send + Sync + 'static,
+    B::Error: Into<BoxError>,
+{
+    response.map(|body| body.map_err(Into::into).boxed())
+}
+
+/// Renders the response's problem (or a bare error status as one), and echoes
+/// `traceparent`.
+fn finish(mut response: Response<Body>, lang: Lang, trace: &TraceContext) -> Response<Body> {
+    let status = response.status();
+    let already_problem =
+        response.headers().get(CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
+    let problem = response.extensions_mut().remove::<Problem>().or_else(|| {
+        let bare_error = (status.is_client_error() || status.is_server_error()) && !already_problem;
+        bare_error.then(|| {
+            let reason = status.canonical_reason().unwrap_or("Error");
+            Problem::new(ProblemKind::for_status(status), reason)
+        })
+    });
+    if let Some(problem) = problem {
+        let document = problem.document(lang, &trace.trace_id);
+        let body = serde_json::to_vec(&document).unwrap_or_default();
+        let (mut parts, _) = response.into_parts();
+        parts.status = problem.kind.status();
+        parts.headers.insert(CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        parts.headers.insert(CONTENT_LANGUAGE, HeaderValue::from_static(lang.code()));
+        parts.headers.remove(CONTENT_LENGTH);
+        response = Response::from_parts(parts, Full::new(Bytes::from(body)).map_err(|e| match e {}).boxed());
+    }
+    if let Ok(value) = HeaderValue::from_str(&trace.traceparent()) {
+        response.headers_mut().insert("traceparent", value);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use warp::Filter;
+    use warp::reply::Reply;
+
+    async fn call(edge: &Edge, request: Request<Full<Bytes>>) -> (Response<Body>, serde_json::Value) {
+        let response = edge.clone().handle(request).await.unwrap_or_else(|e| match e {});
+        let (parts, body) = response.into_parts();
+        let bytes = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+        let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+        (Response::from_parts(parts, Full::new(bytes.clone()).map_err(|e| match e {}).boxed()), json)
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_is_a_500_problem() {
+        let routes = warp::path!("boom")
+            .map(|| -> warp::reply::Response { panic!("secret internal detail") })
+            .recover(crate::problem::recover)
+            .unify()
+            .boxed();
+        let edge = Edge::new(routes, 1024, Arc::default());
+        let request = Request::get("/boom").body(Full::new(Bytes::new())).expect("request");
+        let (response, body) = call(&edge, request).await;
+        assert_eq!(response.status(), 500);
+        assert_eq!(response.headers()[CONTENT_TYPE], PROBLEM_JSON);
+        assert_eq!(body["type"], "https://xentri.io/errors/internal");
+        assert!(!body.to_string().contains("secret"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn chunked_bodies_over_the_limit_are_413() {
+        let routes = warp::any().map(|| warp::reply().into_response()).boxed();
+        let edge = Edge::new(routes, 8, Arc::default());
+        // No Content-Length: the limit must hold while reading.
+        let request = Request::post("/").body(Full::new(Bytes::from_static(b"0123456789"))).expect("request");
+        let (response, body) = call(&edge, request).await;
+        assert_eq!(response.status(), 413);
+        assert_eq!(body["type"], "https://xentri.io/errors/payload-too-large");
+    }
+}

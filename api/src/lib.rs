@@ -1,0 +1,15 @@
+//! The Xentri events HTTP API.
+//!
+//! [`startup::Application`] binds a listener and serves the warp routes of
+//! [`routes`] behind the [`edge`]: the one place that reads `traceparent`,
+//! bounds bodies, catches panics, renders problem documents, counts and logs.
+
+pub mod db;
+pub mod edge;
+pub mod i18n;
+pub mod metrics;
+pub mod problem;
+pub mod routes;
+pub mod startup;
+pub mod state;
+pub mod trace;

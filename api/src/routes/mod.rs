@@ -1,0 +1,84 @@
+//! The warp routes, one module per resource, one function per endpoint.
+//!
+//! Filters read path → method → body → state, then `.then(handler)` and
+//! `.map(respond)`. [`ROUTES`] lists what is served; metrics label requests with
+//! its templates and a test holds the OpenAPI document to it.
+
+pub mod health;
+pub mod metrics;
+pub mod openapi;
+
+use http::Method;
+use warp::Filter;
+use warp::filters::BoxedFilter;
+use warp::reply::Response;
+
+use crate::problem;
+use crate::state::AppState;
+
+/// One served route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    /// HTTP method.
+    pub method: &'static str,
+    /// Path template as in the OpenAPI document, e.g. `/api/v1/events/{id}`.
+    pub template: &'static str,
+}
+
+/// Every served route.
+pub const ROUTES: &[Route] = &[
+    Route { method: "GET", template: "/health" },
+    Route { method: "GET", template: "/health/ready" },
+    Route { method: "GET", template: "/api/v1/metrics" },
+    Route { method: "GET", template: "/api/v1/openapi.json" },
+];
+
+/// The template `path` is served under, or `"unmatched"`; a bounded label.
+pub fn template(method: &Method, path: &str) -> &'static str {
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    let fits = |route: &Route| {
+        let template: Vec<&str> = route.template.split('/').collect();
+        template.len() == segments.len()
+            && template.iter().zip(&segments).all(|(t, s)| t == s || (t.starts_with('{') && !s.is_empty()))
+    };
+    ROUTES
+        .iter()
+        .filter(|route| fits(route))
+        .find(|route| route.method == method.as_str())
+        .or_else(|| ROUTES.iter().find(|route| fits(route)))
+        .map_or("unmatched", |route| route.template)
+}
+
+/// All routes, with warp's rejections turned into problems.
+pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
+    health::health()
+        .or(health::ready(state.clone()))
+        .unify()
+        .or(metrics::metrics(state))
+        .unify()
+        .or(openapi::openapi())
+        .unify()
+        .recover(problem::recover)
+        .unify()
+        .boxed()
+}
+
+/// Hands `state` to a handler.
+pub(crate) fn with_state(
+    state: AppState,
+) -> impl Filter<Extract = (AppState,), Error = std::convert::Infallible> + Clone {
+    warp::any().map(move || state.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_are_bounded() {
+        assert_eq!(template(&Method::GET, "/health"), "/health");
+        assert_eq!(template(&Method::GET, "/health/"), "/health");
+        assert_eq!(template(&Method::POST, "/health"), "/health");
+        assert_eq!(template(&Method::GET, "/nope/123"), "unmatched");
+    }
+}

@@ -1,0 +1,46 @@
+//! `GET /api/v1/openapi.json`: the OpenAPI 3.1 document of what is served.
+
+use std::sync::OnceLock;
+
+use utoipa::OpenApi;
+use warp::Filter;
+use warp::filters::BoxedFilter;
+use warp::reply::{Reply, Response};
+
+use crate::problem::{FieldError, ProblemDocument};
+use crate::routes::health::HealthStatus;
+
+/// The document's source: every path and schema.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Xentri API", description = "The Xentri events API. Every error answer is an \
+        RFC 9457 problem document (`application/problem+json`) whose `title` follows `Accept-Language`."),
+    paths(
+        super::health::health,
+        super::health::ready,
+        super::metrics::metrics,
+        openapi,
+    ),
+    components(schemas(ProblemDocument, FieldError, HealthStatus)),
+    tags(
+        (name = "health", description = "Liveness and readiness"),
+        (name = "operations", description = "Metrics and this document"),
+    )
+)]
+pub struct ApiDoc;
+
+/// The document as JSON, built once.
+pub fn document() -> &'static str {
+    static DOCUMENT: OnceLock<String> = OnceLock::new();
+    DOCUMENT.get_or_init(|| ApiDoc::openapi().to_pretty_json().unwrap_or_else(|_| "{}".to_owned()))
+}
+
+/// This document.
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "operations",
+    responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json")))]
+pub fn openapi() -> BoxedFilter<(Response,)> {
+    warp::path!("api" / "v1" / "openapi.json")
+        .and(warp::get())
+        .map(|| warp::reply::with_header(document(), "content-type", "application/json").into_response())
+        .boxed()
+}

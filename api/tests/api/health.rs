@@ -1,0 +1,56 @@
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+use crate::helpers::{json, spawn_app};
+
+#[sqlx::test(migrator = "xentri_core::MIGRATOR")]
+async fn liveness_answers_ok(_: PgPoolOptions, options: PgConnectOptions) {
+    let app = spawn_app(options).await;
+    let (status, headers, body) = json(app.get("/health").await).await;
+    assert_eq!(status, 200);
+    assert_eq!(body, serde_json::json!({"status": "ok"}));
+    assert_eq!(headers["content-type"], "application/json");
+    app.stop().await;
+}
+
+#[sqlx::test(migrator = "xentri_core::MIGRATOR")]
+async fn readiness_pings_postgres_and_redis(_: PgPoolOptions, options: PgConnectOptions) {
+    let app = spawn_app(options).await;
+    let (status, _, body) = json(app.get("/health/ready").await).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["status"], "ok");
+    app.stop().await;
+}
+
+#[sqlx::test(migrator = "xentri_core::MIGRATOR")]
+async fn traceparent_is_continued_and_echoed(_: PgPoolOptions, options: PgConnectOptions) {
+    let app = spawn_app(options).await;
+    let sent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let response = app.client.get(app.url("/nope")).header("traceparent", sent).send().await.expect("sent");
+    let echoed = response.headers()["traceparent"].to_str().expect("ascii").to_owned();
+    let (_, _, body) = json(response).await;
+    assert!(echoed.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"), "{echoed}");
+    assert!(!echoed.contains("00f067aa0ba902b7"), "our own span id is sent back");
+    assert_eq!(body["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+
+    let started = app.get("/health").await;
+    let fresh = started.headers()["traceparent"].to_str().expect("ascii");
+    assert_eq!(fresh.len(), 55, "{fresh}");
+    app.stop().await;
+}
+
+#[sqlx::test(migrator = "xentri_core::MIGRATOR")]
+async fn metrics_count_requests_by_route_template(_: PgPoolOptions, options: PgConnectOptions) {
+    let app = spawn_app(options).await;
+    app.get("/health").await;
+    app.get("/definitely/not/here/42").await;
+    let response = app.get("/api/v1/metrics").await;
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"].to_str().expect("ascii").starts_with("text/plain; version=0.0.4"));
+    let text = response.text().await.expect("text");
+    assert!(text.contains(r#"http_requests_total{method="GET",route="/health",status="200"}"#), "{text}");
+    assert!(text.contains(r#"http_requests_total{method="GET",route="unmatched",status="404"}"#), "{text}");
+    assert!(text.contains("http_request_duration_seconds_bucket{"), "{text}");
+    assert!(text.contains("process_resident_memory_bytes"), "{text}");
+    assert!(!text.contains("/definitely/not/here"), "raw paths must not become labels");
+    app.stop().await;
+}

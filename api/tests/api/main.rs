@@ -1,0 +1,12 @@
+//! Integration tests of the api against real PostgreSQL and Redis: one test
+//! binary, one module per area, a fresh database per test.
+
+mod helpers;
+
+mod health;
+mod migrations;
+mod openapi;
+mod problems;
+mod resilience;
+mod rls;
+mod shutdown;

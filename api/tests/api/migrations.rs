@@ -1,0 +1,47 @@
+//! Migrations apply to an empty database, again to a migrated one, and to two
+//! databases at once (roles are cluster-wide).
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, PgConnection, PgPool};
+use uuid::Uuid;
+use xentri_core::MIGRATOR;
+
+async fn tables(pool: &PgPool) -> Vec<String> {
+    sqlx::query_scalar("SELECT tablename::text FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")
+        .fetch_all(pool)
+        .await
+        .expect("tables")
+}
+
+#[sqlx::test(migrations = false)]
+async fn apply_to_empty_then_again(pool: PgPool) {
+    MIGRATOR.run(&pool).await.expect("first run");
+    let first = tables(&pool).await;
+    assert_eq!(first, ["_sqlx_migrations", "idempotency_keys", "outbox", "system_events"]);
+    MIGRATOR.run(&pool).await.expect("second run is a no-op");
+    assert_eq!(tables(&pool).await, first);
+    let applied: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations").fetch_one(&pool).await.expect("applied");
+    assert_eq!(applied, MIGRATOR.iter().count() as i64);
+}
+
+#[sqlx::test(migrations = false)]
+async fn two_databases_migrate_in_parallel(_: PgPoolOptions, options: PgConnectOptions) {
+    let mut admin = PgConnection::connect_with(&options).await.expect("admin connection");
+    let names: Vec<String> = (0..2).map(|_| format!("xentri_par_{}", Uuid::new_v4().simple())).collect();
+    for name in &names {
+        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.expect("create");
+    }
+    let pools: Vec<PgPool> =
+        names.iter().map(|name| PgPool::connect_lazy_with(options.clone().database(name))).collect();
+    let (a, b) = tokio::join!(MIGRATOR.run(&pools[0]), MIGRATOR.run(&pools[1]));
+    a.expect("first database migrates");
+    b.expect("second database migrates");
+    for pool in &pools {
+        assert!(tables(pool).await.contains(&"system_events".to_owned()));
+        pool.close().await;
+    }
+    for name in &names {
+        sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)")).execute(&mut admin).await.expect("drop");
+    }
+}

@@ -1,0 +1,258 @@
+//! The event envelope and the rules for its fields.
+//!
+//! Type names follow `xentri.{boundedContext}[.{entity}].{action}.v{N}` with
+//! lower-case segments; anything else is refused before it reaches storage.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Longest accepted event type name.
+pub const MAX_TYPE_LEN: usize = 255;
+/// Longest accepted correlation or causation id.
+pub const MAX_ID_LEN: usize = 128;
+
+/// An immutable event as stored in `system_events` and carried on streams.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventEnvelope {
+    /// UUID v7, assigned on append.
+    pub id: Uuid,
+    /// Global position, monotonically increasing per database.
+    pub seq: i64,
+    /// The tenant the event belongs to.
+    pub org_id: Uuid,
+    /// `xentri.{boundedContext}[.{entity}].{action}.v{N}`.
+    #[serde(rename = "type")]
+    pub event_type: EventType,
+    /// Always a JSON object.
+    pub payload: serde_json::Map<String, serde_json::Value>,
+    /// Who caused it: `user:<sub>` or `service:<name>`.
+    pub actor: Actor,
+    /// W3C trace id (32 lower-case hex digits) of the request that appended it.
+    pub trace_id: String,
+    /// Groups the events of one business operation.
+    pub correlation_id: String,
+    /// The event that caused this one, if any.
+    #[serde(default)]
+    pub causation_id: Option<String>,
+    /// When it was appended, UTC.
+    pub occurred_at: DateTime<Utc>,
+}
+
+/// A field of an event that breaks its rule; the message is safe to show a client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct InvalidEventField {
+    /// The field, as named in the envelope.
+    pub field: &'static str,
+    /// What is wrong, in words a client can act on.
+    pub message: String,
+}
+
+impl InvalidEventField {
+    fn new(field: &'static str, message: impl Into<String>) -> Self {
+        Self { field, message: message.into() }
+    }
+}
+
+/// A validated event type name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct EventType(String);
+
+impl EventType {
+    /// Checks `name` against the naming rule.
+    pub fn parse(name: &str) -> Result<Self, InvalidEventField> {
+        let rule = "must look like xentri.{context}[.{entity}].{action}.v{N}, lower-case";
+        if name.len() > MAX_TYPE_LEN {
+            return Err(InvalidEventField::new("type", format!("must be at most {MAX_TYPE_LEN} characters")));
+        }
+        let segments: Vec<&str> = name.split('.').collect();
+        let well_formed = matches!(segments.len(), 4 | 5)
+            && segments[0] == "xentri"
+            && segments[1..segments.len() - 1].iter().all(|s| is_word(s))
+            && is_version(segments[segments.len() - 1]);
+        if well_formed { Ok(Self(name.to_owned())) } else { Err(InvalidEventField::new("type", rule)) }
+    }
+
+    /// The name as a string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// `[a-z][a-z0-9_]*`
+fn is_word(segment: &str) -> bool {
+    let mut bytes = segment.bytes();
+    matches!(bytes.next(), Some(b'a'..=b'z'))
+        && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// `v[1-9][0-9]*`
+fn is_version(segment: &str) -> bool {
+    segment
+        .strip_prefix('v')
+        .is_some_and(|n| n.starts_with(|c: char| matches!(c, '1'..='9')) && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+impl TryFrom<String> for EventType {
+    type Error = InvalidEventField;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<EventType> for String {
+    fn from(value: EventType) -> Self {
+        value.0
+    }
+}
+
+impl fmt::Display for EventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Who caused an event: `user:<sub>` or `service:<name>`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Actor(String);
+
+impl Actor {
+    /// The actor for a user token's `sub`.
+    pub fn user(sub: &str) -> Result<Self, InvalidEventField> {
+        Self::parse(&format!("user:{sub}"))
+    }
+
+    /// The actor for a service's name.
+    pub fn service(name: &str) -> Result<Self, InvalidEventField> {
+        Self::parse(&format!("service:{name}"))
+    }
+
+    /// Checks `value` is `user:<sub>` or `service:<name>` with a printable,
+    /// non-empty remainder of at most 255 bytes.
+    pub fn parse(value: &str) -> Result<Self, InvalidEventField> {
+        let rest = value.strip_prefix("user:").or_else(|| value.strip_prefix("service:"));
+        match rest {
+            Some(rest) if !rest.is_empty() && rest.len() <= 255 && rest.chars().all(|c| c.is_ascii_graphic()) => {
+                Ok(Self(value.to_owned()))
+            }
+            _ => Err(InvalidEventField::new("actor", "must be user:<sub> or service:<name>")),
+        }
+    }
+
+    /// The actor as a string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Actor {
+    type Error = InvalidEventField;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<Actor> for String {
+    fn from(value: Actor) -> Self {
+        value.0
+    }
+}
+
+impl fmt::Display for Actor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Checks a correlation or causation id: 1 to 128 characters of
+/// `A-Z a-z 0-9 . _ : -`.
+pub fn validate_id(field: &'static str, value: &str) -> Result<(), InvalidEventField> {
+    let ok = !value.is_empty()
+        && value.len() <= MAX_ID_LEN
+        && value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(InvalidEventField::new(
+            field,
+            format!("must be 1-{MAX_ID_LEN} characters of A-Z, a-z, 0-9, '.', '_', ':', '-'"),
+        ))
+    }
+}
+
+/// Checks a W3C trace id: 32 lower-case hex digits, not all zero.
+pub fn is_trace_id(value: &str) -> bool {
+    value.len() == 32
+        && value.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        && value.bytes().any(|b| b != b'0')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn valid_type_names() {
+        for name in [
+            "xentri.soul.updated.v1",
+            "xentri.finance.invoice.created.v1",
+            "xentri.website.published.v12",
+            "xentri.lead_scoring.lead.rescored.v2",
+        ] {
+            assert!(EventType::parse(name).is_ok(), "{name} should be valid");
+        }
+    }
+
+    #[test]
+    fn invalid_type_names() {
+        for name in [
+            "",
+            "xentri",
+            "xentri.soul.v1",
+            "xentri.soul.updated",
+            "xentri.soul.updated.v0",
+            "xentri.soul.updated.v01",
+            "xentri.soul.updated.V1",
+            "xentri.Soul.updated.v1",
+            "xentri.soulUpdated.updated.v1",
+            "other.soul.updated.v1",
+            "xentri.a.b.c.updated.v1",
+            "xentri..updated.v1",
+            "xentri.soul.updated.v1.",
+            "xentri.1soul.updated.v1",
+            "xentri.soul-x.updated.v1",
+            " xentri.soul.updated.v1",
+        ] {
+            assert!(EventType::parse(name).is_err(), "{name:?} should be invalid");
+        }
+        let long = format!("xentri.{}.updated.v1", "a".repeat(300));
+        assert!(EventType::parse(&long).is_err());
+    }
+
+    #[test]
+    fn actors() {
+        assert_eq!(Actor::user("user_2abc").map(|a| a.to_string()), Ok("user:user_2abc".to_owned()));
+        assert!(Actor::service("billing").is_ok());
+        assert!(Actor::parse("user:").is_err());
+        assert!(Actor::parse("admin:x").is_err());
+        assert!(Actor::parse("user:a b").is_err());
+    }
+
+    #[test]
+    fn ids_and_trace_ids() {
+        assert!(validate_id("correlation_id", "order-42:step_1.a").is_ok());
+        assert!(validate_id("correlation_id", "").is_err());
+        assert!(validate_id("correlation_id", "a/b").is_err());
+        assert!(validate_id("correlation_id", &"a".repeat(129)).is_err());
+        assert!(is_trace_id("4bf92f3577b34da6a3ce929d0e0e4736"));
+        assert!(!is_trace_id("00000000000000000000000000000000"));
+        assert!(!is_trace_id("4BF92F3577B34DA6A3CE929D0E0E4736"));
+    }
+}

@@ -1,0 +1,18 @@
+//! `xentri-core`: the vocabulary shared by the api, the worker and dlq-tool.
+//!
+//! Settings, the event envelope and its type-name rule, stream keys and the
+//! stream-entry codec, the DLQ entry format, pool constructors, telemetry set-up
+//! and the migrator. Machinery (routes, consumer loops) lives in the binaries.
+
+pub mod db;
+pub mod dlq;
+pub mod event;
+pub mod migrate;
+pub mod redis_pool;
+pub mod settings;
+pub mod stream;
+pub mod telemetry;
+
+pub use event::{Actor, EventEnvelope, EventType, InvalidEventField};
+pub use migrate::MIGRATOR;
+pub use settings::{ConfigError, Settings};

@@ -1,0 +1,387 @@
+//! Typed settings, read once at start-up from layered configuration.
+//!
+//! Layers, later ones winning: `config/default.toml`, `config/$XENTRI_ENV.toml`,
+//! environment variables `XENTRI_{SECTION}__{KEY}` (e.g. `XENTRI_API__PORT=9000`),
+//! and the conventional `DATABASE_URL` and `REDIS_URL`. Nothing reads the
+//! environment after [`Settings::load`] returns.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Format, Toml};
+use secrecy::SecretString;
+use serde::Deserialize;
+
+/// Everything the binaries are configured with.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// The HTTP API.
+    pub api: ApiSettings,
+    /// PostgreSQL.
+    pub database: DatabaseSettings,
+    /// Redis.
+    pub redis: RedisSettings,
+    /// Token verification.
+    pub auth: AuthSettings,
+    /// Idempotency keys of mutating routes.
+    pub idempotency: IdempotencySettings,
+    /// Logs.
+    pub telemetry: TelemetrySettings,
+}
+
+/// `[api]`: where and how the HTTP API serves.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSettings {
+    /// Address to bind.
+    pub host: IpAddr,
+    /// Port to bind; 0 picks a free one.
+    pub port: u16,
+    /// Largest accepted request body, in bytes.
+    pub body_limit_bytes: usize,
+    /// How long in-flight requests may take to finish after a shutdown signal.
+    pub shutdown_grace_ms: u64,
+}
+
+impl ApiSettings {
+    /// The shutdown grace period as a duration.
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_millis(self.shutdown_grace_ms)
+    }
+}
+
+/// `[database]`: the PostgreSQL pool.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// Connection URL; may hold a password, so it never prints.
+    pub url: SecretString,
+    /// Pool size.
+    pub max_connections: u32,
+    /// How long a request waits for a pooled connection before it fails with 503.
+    pub acquire_timeout_ms: u64,
+    /// Apply pending migrations when a binary starts.
+    pub migrate_on_start: bool,
+    /// Role every api transaction runs as (no `BYPASSRLS`, owns no tenant table).
+    pub api_role: String,
+    /// Role the worker's relay runs as.
+    pub relay_role: String,
+}
+
+impl DatabaseSettings {
+    /// The acquire timeout as a duration.
+    pub fn acquire_timeout(&self) -> Duration {
+        Duration::from_millis(self.acquire_timeout_ms)
+    }
+}
+
+/// `[redis]`: the Redis pool.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisSettings {
+    /// Connection URL; may hold a password, so it never prints.
+    pub url: SecretString,
+    /// Pool size.
+    pub pool_size: usize,
+    /// Bound on waiting for, creating and using a pooled connection.
+    pub timeout_ms: u64,
+    /// Prefix put before every key this process touches (tests use one each).
+    pub key_prefix: String,
+}
+
+impl RedisSettings {
+    /// The pool timeout as a duration.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+}
+
+/// `[auth]`: how tokens are verified.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    /// HS256 secret for local dev tokens; absent in production, and then dev
+    /// tokens are refused.
+    pub dev_secret: Option<SecretString>,
+    /// Expected `iss` of user tokens, checked when set.
+    pub issuer: Option<String>,
+    /// Expected `aud` of user tokens, checked when set.
+    pub audience: Option<String>,
+    /// Clock skew allowed on `exp` and `nbf`, in seconds (at most 60).
+    pub leeway_secs: u64,
+}
+
+/// `[idempotency]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdempotencySettings {
+    /// How long a stored response is replayed for, in seconds.
+    pub ttl_secs: u64,
+}
+
+/// `[telemetry]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetrySettings {
+    /// A `tracing` filter directive, e.g. `info` or `info,sqlx=warn`.
+    pub log_filter: String,
+    /// `json` for machines, `pretty` for a terminal.
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One JSON object per line.
+    Json,
+    /// Human-readable lines.
+    Pretty,
+}
+
+/// A setting that is missing or invalid; its `Display` is the one line start-up
+/// prints before it stops.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A required key has no value in any layer.
+    #[error("configuration error: missing key `{key}`")]
+    Missing {
+        /// Dotted key, e.g. `database.url`.
+        key: String,
+    },
+    /// A key has a value that does not fit.
+    #[error("configuration error: invalid value for `{key}`{origin}: {reason}")]
+    Invalid {
+        /// Dotted key, e.g. `api.port`.
+        key: String,
+        /// Where the value came from, e.g. ` (from XENTRI_API__PORT)`.
+        origin: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A key that no setting has (usually a typo).
+    #[error("configuration error: unknown key `{key}`{origin}")]
+    Unknown {
+        /// Dotted key as written.
+        key: String,
+        /// Where it came from.
+        origin: String,
+    },
+    /// The environment names a profile file that does not exist.
+    #[error("configuration error: XENTRI_ENV={env} but {path} does not exist")]
+    MissingProfile {
+        /// The value of `XENTRI_ENV`.
+        env: String,
+        /// The file looked for.
+        path: String,
+    },
+}
+
+impl Settings {
+    /// Reads `config/` under the current directory and the process environment.
+    pub fn load() -> Result<Self, ConfigError> {
+        let env = std::env::var("XENTRI_ENV").ok();
+        Self::load_from(Path::new("config"), env.as_deref(), std::env::vars())
+    }
+
+    /// Reads `dir/default.toml`, then `dir/{env}.toml` when `env` is given, then
+    /// the given environment variables. Separated from [`Settings::load`] so tests
+    /// can pass their own environment.
+    pub fn load_from(
+        dir: &Path,
+        env: Option<&str>,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut figment = Figment::new().merge(Toml::file_exact(dir.join("default.toml")));
+        if let Some(env) = env.filter(|e| !e.is_empty()) {
+            let path: PathBuf = dir.join(format!("{env}.toml"));
+            if !path.exists() {
+                return Err(ConfigError::MissingProfile { env: env.to_owned(), path: path.display().to_string() });
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        for (name, value) in vars {
+            let key = match name.as_str() {
+                "DATABASE_URL" => "database.url".to_owned(),
+                "REDIS_URL" => "redis.url".to_owned(),
+                _ => match name.strip_prefix("XENTRI_") {
+                    None | Some("ENV") => continue,
+                    Some(rest) if rest.contains("__") => rest.to_ascii_lowercase().replace("__", "."),
+                    Some(rest) => {
+                        return Err(ConfigError::Unknown {
+                            key: rest.to_ascii_lowercase(),
+                            origin: format!(" (from {name}; use XENTRI_SECTION__KEY)"),
+                        });
+                    }
+                },
+            };
+            figment = figment.merge(EnvVar { name, key, value });
+        }
+        figment.extract::<Settings>().map_err(from_figment)?.validated()
+    }
+
+    fn validated(self) -> Result<Self, ConfigError> {
+        let invalid = |key: &str, reason: &str| ConfigError::Invalid {
+            key: key.to_owned(),
+            origin: String::new(),
+            reason: reason.to_owned(),
+        };
+        for (key, role) in
+            [("database.api_role", &self.database.api_role), ("database.relay_role", &self.database.relay_role)]
+        {
+            let valid = !role.is_empty()
+                && role.len() <= 63
+                && role.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+            if !valid {
+                return Err(invalid(key, "must be 1-63 characters of a-z, 0-9 and _"));
+            }
+        }
+        if self.database.max_connections == 0 {
+            return Err(invalid("database.max_connections", "must be at least 1"));
+        }
+        if self.redis.pool_size == 0 {
+            return Err(invalid("redis.pool_size", "must be at least 1"));
+        }
+        if self.auth.leeway_secs > 60 {
+            return Err(invalid("auth.leeway_secs", "must be at most 60"));
+        }
+        if self.api.body_limit_bytes == 0 {
+            return Err(invalid("api.body_limit_bytes", "must be at least 1"));
+        }
+        Ok(self)
+    }
+}
+
+/// One environment variable as a configuration layer, so an error can name it.
+struct EnvVar {
+    name: String,
+    key: String,
+    value: String,
+}
+
+impl figment::Provider for EnvVar {
+    fn metadata(&self) -> figment::Metadata {
+        figment::Metadata::named(self.name.clone())
+    }
+
+    fn data(&self) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
+        // Parsed the way figment parses environment values: "9000" is a number,
+        // "true" a boolean, anything else a string.
+        let value: figment::value::Value =
+            self.value.parse().unwrap_or_else(|_| figment::value::Value::from(self.value.clone()));
+        let dict = figment::util::nest(&self.key, value)
+            .into_dict()
+            .ok_or_else(|| figment::Error::from(format!("{} does not name a key", self.name)))?;
+        Ok(figment::Profile::Default.collect(dict))
+    }
+}
+
+fn from_figment(error: figment::Error) -> ConfigError {
+    let error = error.into_iter().next().unwrap_or_else(|| figment::Error::from("unknown".to_owned()));
+    let origin = error
+        .metadata
+        .as_ref()
+        .map(|m| match &m.source {
+            Some(figment::Source::File(path)) => format!(" (in {})", path.display()),
+            _ => format!(" (from {})", m.name),
+        })
+        .unwrap_or_default();
+    let join = |path: &[String], last: Option<&str>| {
+        let mut parts: Vec<&str> = path.iter().map(String::as_str).collect();
+        parts.extend(last);
+        parts.join(".")
+    };
+    match &error.kind {
+        figment::error::Kind::MissingField(field) => ConfigError::Missing { key: join(&error.path, Some(field)) },
+        // figment already ends the path with the unknown field's name.
+        figment::error::Kind::UnknownField(..) => ConfigError::Unknown { key: join(&error.path, None), origin },
+        kind => ConfigError::Invalid { key: join(&error.path, None), origin, reason: kind.to_string() },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    fn config_dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../config")
+    }
+
+    fn load(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let vars = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
+        Settings::load_from(&config_dir(), None, vars)
+    }
+
+    #[test]
+    fn defaults_load() {
+        let settings = load(&[]).expect("default config loads");
+        assert_eq!(settings.api.port, 8080);
+        assert_eq!(settings.database.api_role, "xentri_api");
+    }
+
+    #[test]
+    fn environment_overrides_files() {
+        let settings = load(&[
+            ("XENTRI_API__PORT", "9123"),
+            ("DATABASE_URL", "postgres://u@h/db"),
+            ("REDIS_URL", "redis://h:1/2"),
+        ])
+        .expect("overrides load");
+        assert_eq!(settings.api.port, 9123);
+        assert_eq!(settings.database.url.expose_secret(), "postgres://u@h/db");
+        assert_eq!(settings.redis.url.expose_secret(), "redis://h:1/2");
+    }
+
+    #[test]
+    fn invalid_value_names_key_and_origin() {
+        let err = load(&[("XENTRI_API__PORT", "eighty")]).expect_err("must fail");
+        assert_eq!(
+            err.to_string(),
+            "configuration error: invalid value for `api.port` (from XENTRI_API__PORT): \
+             invalid type: found string \"eighty\", expected u16"
+        );
+    }
+
+    #[test]
+    fn missing_key_is_named() {
+        let dir = std::env::temp_dir().join(format!("xentri-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let default = std::fs::read_to_string(config_dir().join("default.toml")).expect("default.toml");
+        let without_url: String = default
+            .lines()
+            .filter(|line| !line.starts_with("url = \"postgres"))
+            .map(|line| format!("{line}\n"))
+            .collect();
+        std::fs::write(dir.join("default.toml"), without_url).expect("write");
+        let err = Settings::load_from(&dir, None, Vec::new()).expect_err("must fail");
+        assert_eq!(err.to_string(), "configuration error: missing key `database.url`");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let err = load(&[("XENTRI_API__PROT", "1")]).expect_err("must fail");
+        assert_eq!(err.to_string(), "configuration error: unknown key `api.prot` (from XENTRI_API__PROT)");
+        let err = load(&[("XENTRI_PORT", "1")]).expect_err("must fail");
+        assert!(err.to_string().starts_with("configuration error: unknown key `port`"), "{err}");
+    }
+
+    #[test]
+    fn semantic_checks_name_their_key() {
+        let err = load(&[("XENTRI_AUTH__LEEWAY_SECS", "120")]).expect_err("must fail");
+        assert_eq!(err.to_string(), "configuration error: invalid value for `auth.leeway_secs`: must be at most 60");
+        let err = load(&[("XENTRI_DATABASE__API_ROLE", "api; drop")]).expect_err("must fail");
+        assert!(err.to_string().contains("`database.api_role`"), "{err}");
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let settings = load(&[("DATABASE_URL", "postgres://u:hunter2@h/db")]).expect("loads");
+        let debug = format!("{settings:?}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert!(!debug.contains("dev-secret"), "{debug}");
+    }
+}

@@ -1,0 +1,306 @@
+//! Stream keys and the stream-entry codec.
+//!
+//! A stream entry carries the envelope's fields flat, `payload` as a JSON string,
+//! so `redis-cli XRANGE events:work - +` stays readable. Extra fields (the
+//! `dlq_*` fields, `target_group`) ride along untouched.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use uuid::Uuid;
+
+use crate::event::{Actor, EventEnvelope, EventType};
+
+/// A stream family: a work stream, its DLQ and the DLQ's alert threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Family {
+    /// Every appended event.
+    Events,
+    /// Work for background handlers.
+    Jobs,
+    /// Deliveries to systems outside the platform.
+    Sync,
+}
+
+impl Family {
+    /// All families, in a stable order.
+    pub const ALL: [Family; 3] = [Family::Events, Family::Jobs, Family::Sync];
+
+    /// Default work stream key.
+    pub fn work_stream(self) -> &'static str {
+        match self {
+            Family::Events => "events:work",
+            Family::Jobs => "jobs:work",
+            Family::Sync => "sync:work",
+        }
+    }
+
+    /// Default DLQ key.
+    pub fn dlq_stream(self) -> &'static str {
+        match self {
+            Family::Events => "events:dlq",
+            Family::Jobs => "jobs:dlq",
+            Family::Sync => "sync:dlq",
+        }
+    }
+
+    /// Default alert threshold: more than this many dead letters in an hour alerts.
+    pub fn dlq_alert_threshold(self) -> u32 {
+        match self {
+            Family::Events => 5,
+            Family::Jobs => 10,
+            Family::Sync => 20,
+        }
+    }
+}
+
+/// The archive key for dead letters of `dlq` that failed on `date` (UTC).
+pub fn archive_key(dlq: &str, date: NaiveDate) -> String {
+    format!("dlq:archive:{dlq}:{}", date.format("%Y-%m-%d"))
+}
+
+/// Field names of the envelope on a stream entry, in the order they are written.
+pub mod field {
+    /// Event id.
+    pub const ID: &str = "id";
+    /// Global sequence.
+    pub const SEQ: &str = "seq";
+    /// Tenant.
+    pub const ORG_ID: &str = "org_id";
+    /// Type name.
+    pub const TYPE: &str = "type";
+    /// Payload, a JSON object as a string.
+    pub const PAYLOAD: &str = "payload";
+    /// Actor.
+    pub const ACTOR: &str = "actor";
+    /// Trace id.
+    pub const TRACE_ID: &str = "trace_id";
+    /// Correlation id.
+    pub const CORRELATION_ID: &str = "correlation_id";
+    /// Causation id, absent when the event has none.
+    pub const CAUSATION_ID: &str = "causation_id";
+    /// RFC 3339 UTC timestamp.
+    pub const OCCURRED_AT: &str = "occurred_at";
+    /// Set on a replayed entry: only this group processes it, others ack and skip.
+    pub const TARGET_GROUP: &str = "target_group";
+}
+
+/// A stream entry that cannot be read as an event. Never a panic: the worker
+/// dead-letters such entries and keeps going.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// A required field is absent.
+    #[error("missing field `{0}`")]
+    MissingField(&'static str),
+    /// A field is present but does not parse.
+    #[error("invalid field `{field}`: {reason}")]
+    InvalidField {
+        /// The field name.
+        field: &'static str,
+        /// Why it does not parse.
+        reason: String,
+    },
+    /// A field's value is not a UTF-8 string.
+    #[error("field `{0}` is not a UTF-8 string")]
+    NotText(String),
+}
+
+/// An entry as read from a stream: its id and its fields, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StreamEntry {
+    /// The stream entry id, e.g. `1732600000000-0`.
+    pub id: String,
+    /// The fields, in the order they were written.
+    pub fields: Vec<(String, String)>,
+}
+
+impl StreamEntry {
+    /// The value of `name`, if present.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    fn require(&self, name: &'static str) -> Result<&str, DecodeError> {
+        self.get(name).ok_or(DecodeError::MissingField(name))
+    }
+
+    /// Builds an entry from what `redis` returns for `XRANGE`/`XREADGROUP`.
+    pub fn from_redis(id: String, map: &HashMap<String, redis::Value>) -> Result<Self, DecodeError> {
+        let mut fields = Vec::with_capacity(map.len());
+        for (name, value) in map {
+            let text = match value {
+                redis::Value::BulkString(bytes) => String::from_utf8(bytes.clone()).ok(),
+                redis::Value::SimpleString(s) => Some(s.clone()),
+                _ => None,
+            };
+            fields.push((name.clone(), text.ok_or_else(|| DecodeError::NotText(name.clone()))?));
+        }
+        // Envelope fields first, in their written order, then the rest by name,
+        // so the same entry always reads the same way.
+        fields.sort_by_key(|(name, _)| (field_rank(name), name.clone()));
+        Ok(Self { id, fields })
+    }
+
+    /// Reads the envelope out of the entry's fields.
+    pub fn decode(&self) -> Result<EventEnvelope, DecodeError> {
+        let invalid = |field: &'static str, reason: String| DecodeError::InvalidField { field, reason };
+        let uuid = |field: &'static str| -> Result<Uuid, DecodeError> {
+            self.require(field)?.parse().map_err(|e: uuid::Error| invalid(field, e.to_string()))
+        };
+        let payload = match serde_json::from_str::<serde_json::Value>(self.require(field::PAYLOAD)?) {
+            Ok(serde_json::Value::Object(map)) => map,
+            Ok(_) => return Err(invalid(field::PAYLOAD, "not a JSON object".to_owned())),
+            Err(e) => return Err(invalid(field::PAYLOAD, e.to_string())),
+        };
+        Ok(EventEnvelope {
+            id: uuid(field::ID)?,
+            seq: self
+                .require(field::SEQ)?
+                .parse()
+                .map_err(|e: std::num::ParseIntError| invalid(field::SEQ, e.to_string()))?,
+            org_id: uuid(field::ORG_ID)?,
+            event_type: EventType::parse(self.require(field::TYPE)?).map_err(|e| invalid(field::TYPE, e.message))?,
+            payload,
+            actor: Actor::parse(self.require(field::ACTOR)?).map_err(|e| invalid(field::ACTOR, e.message))?,
+            trace_id: self.require(field::TRACE_ID)?.to_owned(),
+            correlation_id: self.require(field::CORRELATION_ID)?.to_owned(),
+            causation_id: self.get(field::CAUSATION_ID).map(str::to_owned),
+            occurred_at: DateTime::parse_from_rfc3339(self.require(field::OCCURRED_AT)?)
+                .map_err(|e| invalid(field::OCCURRED_AT, e.to_string()))?
+                .with_timezone(&Utc),
+        })
+    }
+}
+
+fn field_rank(name: &str) -> usize {
+    ENVELOPE_ORDER.iter().position(|f| *f == name).unwrap_or(ENVELOPE_ORDER.len())
+}
+
+const ENVELOPE_ORDER: [&str; 10] = [
+    field::ID,
+    field::SEQ,
+    field::ORG_ID,
+    field::TYPE,
+    field::PAYLOAD,
+    field::ACTOR,
+    field::TRACE_ID,
+    field::CORRELATION_ID,
+    field::CAUSATION_ID,
+    field::OCCURRED_AT,
+];
+
+/// The envelope as flat stream fields, ready for `XADD`.
+pub fn encode(event: &EventEnvelope) -> Vec<(&'static str, String)> {
+    let mut fields = vec![
+        (field::ID, event.id.to_string()),
+        (field::SEQ, event.seq.to_string()),
+        (field::ORG_ID, event.org_id.to_string()),
+        (field::TYPE, event.event_type.to_string()),
+        (field::PAYLOAD, serde_json::Value::Object(event.payload.clone()).to_string()),
+        (field::ACTOR, event.actor.to_string()),
+        (field::TRACE_ID, event.trace_id.clone()),
+        (field::CORRELATION_ID, event.correlation_id.clone()),
+    ];
+    if let Some(causation_id) = &event.causation_id {
+        fields.push((field::CAUSATION_ID, causation_id.clone()));
+    }
+    fields.push((field::OCCURRED_AT, event.occurred_at.to_rfc3339_opts(SecondsFormat::Micros, true)));
+    fields
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> EventEnvelope {
+        let mut payload = serde_json::Map::new();
+        payload.insert("name".into(), serde_json::json!("Ada"));
+        payload.insert("tags".into(), serde_json::json!(["a", {"b": 1}]));
+        EventEnvelope {
+            id: Uuid::now_v7(),
+            seq: 42,
+            org_id: Uuid::new_v4(),
+            event_type: EventType::parse("xentri.soul.updated.v1").expect("valid"),
+            payload,
+            actor: Actor::user("user_1").expect("valid"),
+            trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
+            correlation_id: "corr-1".into(),
+            causation_id: Some("cause-1".into()),
+            occurred_at: DateTime::parse_from_rfc3339("2026-11-26T10:00:00.123456Z").expect("ts").with_timezone(&Utc),
+        }
+    }
+
+    fn entry(fields: Vec<(&'static str, String)>) -> StreamEntry {
+        StreamEntry { id: "1-0".into(), fields: fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect() }
+    }
+
+    #[test]
+    fn round_trip() {
+        let event = sample();
+        assert_eq!(entry(encode(&event)).decode(), Ok(event.clone()));
+        let without_cause = EventEnvelope { causation_id: None, ..event };
+        let fields = encode(&without_cause);
+        assert!(fields.iter().all(|(k, _)| *k != field::CAUSATION_ID));
+        assert_eq!(entry(fields).decode(), Ok(without_cause));
+    }
+
+    #[test]
+    fn payload_is_a_json_string() {
+        let fields = encode(&sample());
+        let payload = fields.iter().find(|(k, _)| *k == field::PAYLOAD).map(|(_, v)| v.as_str());
+        assert_eq!(payload, Some(r#"{"name":"Ada","tags":["a",{"b":1}]}"#));
+    }
+
+    #[test]
+    fn malformed_entries_are_typed_errors() {
+        let mut missing = entry(encode(&sample()));
+        missing.fields.retain(|(k, _)| k != field::ORG_ID);
+        assert_eq!(missing.decode(), Err(DecodeError::MissingField("org_id")));
+
+        for (name, bad) in [
+            (field::PAYLOAD, "not json"),
+            (field::PAYLOAD, "[1,2]"),
+            (field::SEQ, "x"),
+            (field::ID, "nope"),
+            (field::TYPE, "Bad.Type"),
+            (field::OCCURRED_AT, "yesterday"),
+            (field::ACTOR, "root"),
+        ] {
+            let mut e = entry(encode(&sample()));
+            for (k, v) in &mut e.fields {
+                if k == name {
+                    *v = bad.to_owned();
+                }
+            }
+            assert!(
+                matches!(e.decode(), Err(DecodeError::InvalidField { field, .. }) if field == name),
+                "{name}={bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn from_redis_rejects_non_text_and_orders_fields() {
+        let event = sample();
+        let mut map = HashMap::new();
+        for (k, v) in encode(&event) {
+            map.insert(k.to_owned(), redis::Value::BulkString(v.into_bytes()));
+        }
+        map.insert("dlq_error".into(), redis::Value::BulkString(b"boom".to_vec()));
+        let read = StreamEntry::from_redis("1-0".into(), &map).expect("text");
+        assert_eq!(read.fields[0].0, "id");
+        assert_eq!(read.fields.last().map(|(k, _)| k.as_str()), Some("dlq_error"));
+        assert_eq!(read.decode(), Ok(event));
+
+        map.insert("seq".into(), redis::Value::BulkString(vec![0xff, 0xfe]));
+        assert_eq!(StreamEntry::from_redis("1-0".into(), &map), Err(DecodeError::NotText("seq".into())));
+        map.insert("seq".into(), redis::Value::Int(4));
+        assert_eq!(StreamEntry::from_redis("1-0".into(), &map), Err(DecodeError::NotText("seq".into())));
+    }
+
+    #[test]
+    fn archive_keys() {
+        let date = NaiveDate::from_ymd_opt(2026, 11, 26).expect("date");
+        assert_eq!(archive_key("jobs:dlq", date), "dlq:archive:jobs:dlq:2026-11-26");
+    }
+}
