@@ -29,7 +29,7 @@ GRANT USAGE ON SCHEMA public TO xentri_api, xentri_relay;
 
 GRANT SELECT, INSERT ON system_events TO xentri_api;
 GRANT INSERT ON outbox TO xentri_api;
-GRANT SELECT, INSERT ON idempotency_keys TO xentri_api;
+GRANT SELECT, INSERT, UPDATE ON idempotency_keys TO xentri_api;
 
 GRANT SELECT ON system_events TO xentri_relay;
 GRANT SELECT, DELETE ON outbox TO xentri_relay;

@@ -4,9 +4,12 @@
 //! [`routes`] behind the [`edge`]: the one place that reads `traceparent`,
 //! bounds bodies, catches panics, renders problem documents, counts and logs.
 
+pub mod auth;
 pub mod db;
 pub mod edge;
+pub mod events;
 pub mod i18n;
+pub mod idempotency;
 pub mod metrics;
 pub mod problem;
 pub mod routes;

@@ -23,6 +23,28 @@ enum Command {
     ///
     /// Example: `DATABASE_URL=postgres://postgres@127.0.0.1/xentri api migrate`
     Migrate,
+    /// Print a signed dev token on stdout, for local use only.
+    ///
+    /// Refuses unless `auth.dev_secret` is configured; the server accepts dev
+    /// tokens only while it is.
+    ///
+    /// Example: `TOKEN=$(api dev-token --org 0193a5e4-7b1c-7d2e-9f00-000000000001 --sub user_dev --ttl 1h)`
+    DevToken {
+        /// The org the token acts for.
+        #[arg(long)]
+        org: uuid::Uuid,
+        /// The user id (`sub`); events record `user:<sub>`.
+        #[arg(long)]
+        sub: String,
+        /// Lifetime: 90s, 15m, 1h, 7d.
+        #[arg(long, default_value = "1h", value_parser = parse_ttl)]
+        ttl: std::time::Duration,
+    },
+}
+
+fn parse_ttl(text: &str) -> Result<std::time::Duration, String> {
+    xentri_api::auth::token::parse_ttl(text)
+        .ok_or_else(|| format!("`{text}` is not a duration like 90s, 15m, 1h or 7d"))
 }
 
 #[tokio::main]
@@ -37,6 +59,7 @@ async fn main() -> ExitCode {
     };
     xentri_core::telemetry::init(&settings.telemetry);
     let outcome = match cli.command.unwrap_or(Command::Serve) {
+        Command::DevToken { org, sub, ttl } => return dev_token(&settings, org, &sub, ttl),
         Command::Serve => serve(settings).await,
         Command::Migrate => xentri_core::migrate::create_and_migrate(&settings.database).await.map_err(Into::into),
     };
@@ -44,6 +67,28 @@ async fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("{error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dev_token(settings: &Settings, org: uuid::Uuid, sub: &str, ttl: std::time::Duration) -> ExitCode {
+    use secrecy::ExposeSecret;
+    let Some(secret) = settings.auth.dev_secret() else {
+        eprintln!("dev-token: auth.dev_secret is not configured, so the server would refuse dev tokens");
+        return ExitCode::from(2);
+    };
+    if sub.is_empty() || sub.starts_with("service:") || !sub.chars().all(|c| c.is_ascii_graphic()) {
+        eprintln!("dev-token: --sub must be a user id (visible ASCII, not service:…)");
+        return ExitCode::from(2);
+    }
+    match xentri_api::auth::token::dev_token(secret.expose_secret(), org, sub, ttl) {
+        Ok(token) => {
+            println!("{token}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("dev-token: {error}");
             ExitCode::FAILURE
         }
     }

@@ -16,6 +16,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use xentri_core::Settings;
 
+use crate::auth::Authenticator;
 use crate::db::Db;
 use crate::edge::Edge;
 use crate::metrics::Metrics;
@@ -33,6 +34,9 @@ pub enum StartupError {
     /// Migrations could not be applied.
     #[error("cannot apply migrations: {0}")]
     Migrate(#[source] sqlx::migrate::MigrateError),
+    /// The token keys could not be loaded.
+    #[error("cannot load token keys: {0}")]
+    Auth(#[from] crate::auth::jwks::JwksError),
     /// The address is taken or not ours.
     #[error("cannot listen on {address}: {source}")]
     Bind {
@@ -61,6 +65,7 @@ impl Application {
             xentri_core::MIGRATOR.run(&pool).await.map_err(StartupError::Migrate)?;
         }
         let redis = xentri_core::redis_pool::connect_lazy(&settings.redis)?;
+        let auth = Arc::new(Authenticator::new(&settings.auth).await?);
         let address = SocketAddr::new(settings.api.host, settings.api.port);
         let listener = TcpListener::bind(address).await.map_err(|source| StartupError::Bind { address, source })?;
         let address = listener.local_addr().map_err(|source| StartupError::Bind { address, source })?;
@@ -69,6 +74,7 @@ impl Application {
             redis,
             settings: Arc::new(settings),
             metrics: Metrics::install(),
+            auth,
             in_flight: Arc::default(),
         };
         Ok(Self { listener, address, state })

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use xentri_core::Settings;
 
+use crate::auth::Authenticator;
 use crate::db::Db;
 use crate::metrics::Metrics;
 
@@ -19,6 +20,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// The Prometheus registry.
     pub metrics: Metrics,
+    /// Verifies bearer tokens.
+    pub auth: Arc<Authenticator>,
     /// Requests being answered right now (the edge counts them).
     pub in_flight: Arc<AtomicUsize>,
 }

@@ -92,6 +92,15 @@ pub struct RedisSettings {
     pub key_prefix: String,
 }
 
+impl AuthSettings {
+    /// The dev-token secret, unless unset or empty (a production profile sets
+    /// `dev_secret = ""` to switch dev tokens off over the default).
+    pub fn dev_secret(&self) -> Option<&SecretString> {
+        use secrecy::ExposeSecret;
+        self.dev_secret.as_ref().filter(|s| !s.expose_secret().is_empty())
+    }
+}
+
 impl RedisSettings {
     /// The pool timeout as a duration.
     pub fn timeout(&self) -> Duration {
@@ -112,6 +121,19 @@ pub struct AuthSettings {
     pub audience: Option<String>,
     /// Clock skew allowed on `exp` and `nbf`, in seconds (at most 60).
     pub leeway_secs: u64,
+    /// JWKS file with the user-token signing keys (RS256/ES256).
+    pub jwks_path: Option<PathBuf>,
+    /// JWKS URL with the user-token signing keys, e.g. Clerk's
+    /// `https://<frontend-api>/.well-known/jwks.json`.
+    pub jwks_url: Option<String>,
+    /// Least time between two JWKS fetches caused by unknown `kid`s, in seconds.
+    pub jwks_refetch_interval_secs: u64,
+    /// Longest lifetime (`exp - iat`) a service token may have, in seconds.
+    pub service_token_max_ttl_secs: u64,
+    /// HS256 secret per service name: a service token has `kid` = its name and
+    /// `sub` = `service:<name>`.
+    #[serde(default)]
+    pub services: std::collections::BTreeMap<String, SecretString>,
 }
 
 /// `[idempotency]`
@@ -247,6 +269,14 @@ impl Settings {
         }
         if self.auth.leeway_secs > 60 {
             return Err(invalid("auth.leeway_secs", "must be at most 60"));
+        }
+        if self.auth.jwks_path.is_some() && self.auth.jwks_url.is_some() {
+            return Err(invalid("auth.jwks_url", "set either auth.jwks_path or auth.jwks_url, not both"));
+        }
+        if let Some(url) = &self.auth.jwks_url
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            return Err(invalid("auth.jwks_url", "must be an http(s) URL"));
         }
         if self.api.body_limit_bytes == 0 {
             return Err(invalid("api.body_limit_bytes", "must be at least 1"));

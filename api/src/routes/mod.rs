@@ -4,6 +4,7 @@
 //! `.map(respond)`. [`ROUTES`] lists what is served; metrics label requests with
 //! its templates and a test holds the OpenAPI document to it.
 
+pub mod events;
 pub mod health;
 pub mod metrics;
 pub mod openapi;
@@ -31,6 +32,9 @@ pub const ROUTES: &[Route] = &[
     Route { method: "GET", template: "/health/ready" },
     Route { method: "GET", template: "/api/v1/metrics" },
     Route { method: "GET", template: "/api/v1/openapi.json" },
+    Route { method: "POST", template: "/api/v1/events" },
+    Route { method: "GET", template: "/api/v1/events" },
+    Route { method: "GET", template: "/api/v1/events/{id}" },
 ];
 
 /// The template `path` is served under, or `"unmatched"`; a bounded label.
@@ -54,9 +58,11 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     health::health()
         .or(health::ready(state.clone()))
         .unify()
-        .or(metrics::metrics(state))
+        .or(metrics::metrics(state.clone()))
         .unify()
         .or(openapi::openapi())
+        .unify()
+        .or(events::routes(state.clone(), state.auth.clone()))
         .unify()
         .recover(problem::recover)
         .unify()

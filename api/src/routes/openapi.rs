@@ -2,12 +2,15 @@
 
 use std::sync::OnceLock;
 
-use utoipa::OpenApi;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
 use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::reply::{Reply, Response};
 
+use crate::events::StoredEvent;
 use crate::problem::{FieldError, ProblemDocument};
+use crate::routes::events::{EventPage, NewEvent};
 use crate::routes::health::HealthStatus;
 
 /// The document's source: every path and schema.
@@ -20,14 +23,37 @@ use crate::routes::health::HealthStatus;
         super::health::ready,
         super::metrics::metrics,
         openapi,
+        super::events::append,
+        super::events::list,
+        super::events::get,
     ),
-    components(schemas(ProblemDocument, FieldError, HealthStatus)),
+    components(schemas(ProblemDocument, FieldError, HealthStatus, StoredEvent, EventPage, NewEvent)),
+    modifiers(&SecuritySchemes),
     tags(
+        (name = "events", description = "The immutable event log of the caller's org"),
         (name = "health", description = "Liveness and readiness"),
         (name = "operations", description = "Metrics and this document"),
     )
 )]
 pub struct ApiDoc;
+
+/// Bearer JWTs (Clerk user tokens, service tokens, dev tokens), or Clerk's
+/// `__session` cookie.
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
+        components.add_security_scheme(
+            "session_cookie",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new("__session"))),
+        );
+    }
+}
 
 /// The document as JSON, built once.
 pub fn document() -> &'static str {

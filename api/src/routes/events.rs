@@ -1,0 +1,448 @@
+//! `POST /api/v1/events`, `GET /api/v1/events`, `GET /api/v1/events/{id}`.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use chrono::{DateTime, SubsecRound, Utc};
+use http::{HeaderMap, HeaderValue, StatusCode};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+use warp::Filter;
+use warp::filters::BoxedFilter;
+use warp::reply::{Reply, Response};
+use xentri_core::event::validate_id;
+use xentri_core::stream::Family;
+use xentri_core::{EventEnvelope, EventType};
+
+use super::with_state;
+use crate::auth::{Authenticator, Principal, authenticated};
+use crate::edge::RequestContext;
+use crate::events::{self, ListQuery, StoredEvent, TypeFilter};
+use crate::idempotency::{self, IdempotencyKey, StoredResponse};
+use crate::problem::{ApiError, FieldError, Problem, ProblemDocument, ProblemKind, respond};
+use crate::state::AppState;
+
+/// Default page size.
+pub const DEFAULT_LIMIT: i64 = 50;
+/// Largest page size.
+pub const MAX_LIMIT: i64 = 1000;
+
+/// A new event, as posted.
+#[derive(Debug, Deserialize, ToSchema)]
+#[allow(dead_code)] // The schema of the body; the handler validates field by field.
+pub struct NewEvent {
+    /// `xentri.{boundedContext}[.{entity}].{action}.v{N}`, lower-case.
+    #[serde(rename = "type")]
+    #[schema(rename = "type", example = "xentri.soul.updated.v1")]
+    event_type: String,
+    /// Any JSON object.
+    #[schema(value_type = Object)]
+    payload: serde_json::Value,
+    /// Groups the events of one operation; generated (UUID v7) when absent.
+    #[schema(example = "order-42")]
+    correlation_id: Option<String>,
+    /// The event that caused this one.
+    causation_id: Option<String>,
+}
+
+/// A page of events.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventPage {
+    /// Events in `seq` order.
+    pub data: Vec<StoredEvent>,
+    /// Cursor to pass as `after` for the next page, and to keep polling with
+    /// when tailing; null only when nothing was returned and no `after` given.
+    #[schema(example = "1042")]
+    pub next: Option<String>,
+    /// Whether more events are available right now.
+    pub has_more: bool,
+}
+
+/// Query parameters of the list (documentation; parsed by [`parse_list_query`]).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct ListParams {
+    /// Exact type, or a prefix ending in `.*` (`xentri.soul.*`).
+    #[serde(rename = "type")]
+    #[param(rename = "type")]
+    event_type: Option<String>,
+    /// Only events of this correlation id.
+    correlation_id: Option<String>,
+    /// Only events that occurred at or after this RFC 3339 time.
+    since: Option<DateTime<Utc>>,
+    /// Only events that occurred before this RFC 3339 time.
+    until: Option<DateTime<Utc>>,
+    /// The `next` cursor of the previous page.
+    after: Option<String>,
+    /// Page size, 1 to 1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<i64>,
+}
+
+/// The three routes.
+pub fn routes(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Response,)> {
+    append(state.clone(), auth.clone())
+        .or(list(state.clone(), auth.clone()))
+        .unify()
+        .or(get(state, auth))
+        .unify()
+        .boxed()
+}
+
+fn context() -> impl Filter<Extract = (RequestContext,), Error = std::convert::Infallible> + Clone {
+    warp::ext::optional::<RequestContext>().map(|ctx: Option<RequestContext>| {
+        ctx.unwrap_or_else(|| RequestContext { trace: crate::trace::TraceContext::start(), lang: Default::default() })
+    })
+}
+
+/// Appends an event.
+#[utoipa::path(post, path = "/api/v1/events", tag = "events",
+    request_body(content = NewEvent, content_type = "application/json"),
+    params(("Idempotency-Key" = String, Header, description = "Required. 1-255 visible ASCII characters, scoped to the org; a retry with the same key and request replays the stored answer (with `Idempotent-Replayed: true`)")),
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses(
+        (status = 201, description = "Stored; the envelope as stored", body = StoredEvent),
+        (status = 400, description = "Missing or malformed Idempotency-Key, or malformed JSON", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "x-org-id names an org the token does not grant", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 409, description = "The first request with this key is still in flight", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 413, description = "Body over the limit", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not application/json", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields (`errors` lists them), or the key was used with another request", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unavailable", body = ProblemDocument, content_type = "application/problem+json"),
+    ))]
+pub fn append(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Response,)> {
+    warp::path!("api" / "v1" / "events")
+        .and(warp::post())
+        .and(authenticated(auth))
+        .and(context())
+        .and(warp::header::headers_cloned())
+        .and(warp::body::bytes())
+        .and(with_state(state))
+        .then(append_event)
+        .map(respond)
+        .boxed()
+}
+
+/// Lists the caller's org's events.
+#[utoipa::path(get, path = "/api/v1/events", tag = "events",
+    params(ListParams),
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses(
+        (status = 200, description = "A page of events in seq order", body = EventPage),
+        (status = 400, description = "A malformed or unknown query parameter, or limit above 1000", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "x-org-id names an org the token does not grant", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unavailable", body = ProblemDocument, content_type = "application/problem+json"),
+    ))]
+pub fn list(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Response,)> {
+    warp::path!("api" / "v1" / "events")
+        .and(warp::get())
+        .and(authenticated(auth))
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .and(with_state(state))
+        .then(list_events)
+        .map(respond)
+        .boxed()
+}
+
+/// Fetches one event; another org's id is a 404, like a missing one.
+#[utoipa::path(get, path = "/api/v1/events/{id}", tag = "events",
+    params(("id" = Uuid, Path, description = "The event id")),
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses(
+        (status = 200, description = "The event", body = StoredEvent),
+        (status = 400, description = "The id is not a UUID", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "x-org-id names an org the token does not grant", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "No such event in this org", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unavailable", body = ProblemDocument, content_type = "application/problem+json"),
+    ))]
+pub fn get(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Response,)> {
+    warp::path!("api" / "v1" / "events" / String)
+        .and(warp::get())
+        .and(authenticated(auth))
+        .and(with_state(state))
+        .then(get_event)
+        .map(respond)
+        .boxed()
+}
+
+async fn append_event(
+    principal: Result<Principal, ApiError>,
+    context: RequestContext,
+    headers: HeaderMap,
+    body: Bytes,
+    state: AppState,
+) -> Result<Response, ApiError> {
+    let principal = principal?;
+    let key = IdempotencyKey::from_headers(&headers)?;
+    require_json(&headers)?;
+    let (canonical, fields) = parse_new_event(&body)?;
+    let hash = idempotency::request_hash("POST", "/api/v1/events", &canonical);
+    // A trace started here (no traceparent) yields to one the token carries.
+    let trace_id = match (&context.trace.parent_span_id, &principal.trace_id) {
+        (None, Some(carried)) => carried.clone(),
+        _ => context.trace.trace_id.clone(),
+    };
+    let event = EventEnvelope {
+        id: Uuid::now_v7(),
+        seq: 0,
+        org_id: principal.org_id,
+        event_type: fields.event_type,
+        payload: fields.payload,
+        actor: principal.actor.clone(),
+        trace_id,
+        correlation_id: fields.correlation_id.unwrap_or_else(|| Uuid::now_v7().to_string()),
+        causation_id: fields.causation_id,
+        // PostgreSQL keeps microseconds: the answer must equal what a read returns.
+        occurred_at: Utc::now().trunc_subsecs(6),
+    };
+    let ttl = state.settings.idempotency.ttl_secs;
+    // A second pass only when another request stored the same key between our
+    // look and our write: the retry then replays it.
+    for _ in 0..2 {
+        let mut tx = state.db.begin(principal.org_id).await?;
+        if let Some(stored) = idempotency::claim(&mut tx, &key, &hash).await? {
+            return Ok(replay(stored));
+        }
+        let stored = events::append(&mut tx, &event, Family::Events.work_stream()).await?;
+        let body = serde_json::to_string(&stored).map_err(|e| ApiError::Internal(e.into()))?;
+        let response = StoredResponse { status: StatusCode::CREATED.as_u16(), body };
+        if !idempotency::store(&mut tx, &key, &hash, &response, ttl).await? {
+            continue;
+        }
+        tx.commit().await?;
+        metrics::counter!("events_appended_total").increment(1);
+        tracing::info!(event_id = %stored.id, seq = stored.seq, event_type = %stored.event_type, "event appended");
+        return Ok(json_response(StatusCode::CREATED, response.body));
+    }
+    Err(ApiError::Internal(anyhow::anyhow!("idempotency key kept conflicting")))
+}
+
+fn replay(stored: StoredResponse) -> Response {
+    let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
+    let mut response = json_response(status, stored.body);
+    response.headers_mut().insert(idempotency::REPLAYED_HEADER, HeaderValue::from_static("true"));
+    response
+}
+
+fn json_response(status: StatusCode, body: String) -> Response {
+    let mut response = Response::new(body.into());
+    *response.status_mut() = status;
+    response.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
+    let content_type = headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json")) {
+        Ok(())
+    } else {
+        Err(Problem::new(ProblemKind::UnsupportedMediaType, "The request body must be application/json").into())
+    }
+}
+
+/// The validated fields of a new event.
+struct NewEventFields {
+    event_type: EventType,
+    payload: serde_json::Map<String, serde_json::Value>,
+    correlation_id: Option<String>,
+    causation_id: Option<String>,
+}
+
+/// Parses and validates the body, collecting every field error at once.
+fn parse_new_event(body: &[u8]) -> Result<(serde_json::Value, NewEventFields), ApiError> {
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| Problem::new(ProblemKind::MalformedRequest, format!("The request body is not valid JSON: {e}")))?;
+    let serde_json::Value::Object(object) = &value else {
+        return Err(Problem::validation(vec![field_error("body", "must be a JSON object")]).into());
+    };
+    let mut errors = Vec::new();
+    for key in object.keys() {
+        if !matches!(key.as_str(), "type" | "payload" | "correlation_id" | "causation_id") {
+            errors.push(field_error(key, "unknown field"));
+        }
+    }
+    let event_type = match object.get("type") {
+        None | Some(serde_json::Value::Null) => {
+            errors.push(field_error("type", "is required"));
+            None
+        }
+        Some(serde_json::Value::String(name)) => {
+            EventType::parse(name).map_err(|e| errors.push(field_error("type", &e.message))).ok()
+        }
+        Some(_) => {
+            errors.push(field_error("type", "must be a string"));
+            None
+        }
+    };
+    let payload = match object.get("payload") {
+        Some(serde_json::Value::Object(map)) => Some(map.clone()),
+        None | Some(serde_json::Value::Null) => {
+            errors.push(field_error("payload", "is required"));
+            None
+        }
+        Some(_) => {
+            errors.push(field_error("payload", "must be a JSON object"));
+            None
+        }
+    };
+    let mut optional_id = |name: &'static str| match object.get(name) {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(id)) => {
+            validate_id(name, id).map_err(|e| errors.push(field_error(name, &e.message))).ok().map(|()| id.clone())
+        }
+        Some(_) => {
+            errors.push(field_error(name, "must be a string"));
+            None
+        }
+    };
+    let correlation_id = optional_id("correlation_id");
+    let causation_id = optional_id("causation_id");
+    match (event_type, payload) {
+        (Some(event_type), Some(payload)) if errors.is_empty() => {
+            Ok((value.clone(), NewEventFields { event_type, payload, correlation_id, causation_id }))
+        }
+        _ => Err(Problem::validation(errors).into()),
+    }
+}
+
+fn field_error(field: &str, message: &str) -> FieldError {
+    FieldError { field: field.to_owned(), message: message.to_owned() }
+}
+
+async fn list_events(
+    principal: Result<Principal, ApiError>,
+    raw_query: String,
+    state: AppState,
+) -> Result<Response, ApiError> {
+    let principal = principal?;
+    let query = parse_list_query(&raw_query)?;
+    let mut tx = state.db.begin(principal.org_id).await?;
+    let mut data = events::list(&mut tx, principal.org_id, &query).await?;
+    tx.commit().await?;
+    let has_more = data.len() as i64 > query.limit;
+    data.truncate(query.limit as usize);
+    let next = data.last().map(|e| e.seq).or(query.after).map(|seq| seq.to_string());
+    Ok(warp::reply::json(&EventPage { data, next, has_more }).into_response())
+}
+
+/// Parses the list's query string: unknown, repeated or malformed parameters
+/// are a 400 listing each.
+pub fn parse_list_query(raw: &str) -> Result<ListQuery, ApiError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw)
+        .map_err(|_| Problem::new(ProblemKind::MalformedRequest, "The query string is malformed"))?;
+    let mut query = ListQuery { limit: DEFAULT_LIMIT, ..ListQuery::default() };
+    let mut errors = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (name, value) in pairs {
+        let field = format!("query.{name}");
+        if !seen.insert(name.clone()) {
+            errors.push(field_error(&field, "is given more than once"));
+            continue;
+        }
+        match name.as_str() {
+            "limit" => match value.parse::<i64>() {
+                Ok(limit) if (1..=MAX_LIMIT).contains(&limit) => query.limit = limit,
+                _ => errors.push(field_error(&field, &format!("must be an integer from 1 to {MAX_LIMIT}"))),
+            },
+            "after" => match value.parse::<i64>() {
+                Ok(after) if after >= 0 => query.after = Some(after),
+                _ => errors.push(field_error(&field, "must be a cursor returned as next")),
+            },
+            "type" => match parse_type_filter(&value) {
+                Some(filter) => query.event_type = Some(filter),
+                None => {
+                    errors.push(field_error(&field, "must be an event type or a prefix ending in .* (xentri.soul.*)"))
+                }
+            },
+            "correlation_id" => match validate_id("correlation_id", &value) {
+                Ok(()) => query.correlation_id = Some(value),
+                Err(e) => errors.push(field_error(&field, &e.message)),
+            },
+            "since" | "until" => match DateTime::parse_from_rfc3339(&value) {
+                Ok(at) if name == "since" => query.since = Some(at.with_timezone(&Utc)),
+                Ok(at) => query.until = Some(at.with_timezone(&Utc)),
+                Err(_) => errors.push(field_error(&field, "must be an RFC 3339 time, e.g. 2026-11-26T10:00:00Z")),
+            },
+            _ => errors.push(field_error(&field, "unknown parameter")),
+        }
+    }
+    if errors.is_empty() {
+        Ok(query)
+    } else {
+        let detail = errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ");
+        Err(Problem { kind: ProblemKind::MalformedRequest, detail, errors }.into())
+    }
+}
+
+fn parse_type_filter(value: &str) -> Option<TypeFilter> {
+    match value.strip_suffix('*') {
+        None => EventType::parse(value).ok().map(|t| TypeFilter::Exact(t.as_str().to_owned())),
+        Some(prefix) => {
+            let segments = prefix.strip_suffix('.')?.split('.').collect::<Vec<_>>();
+            let valid = segments.first() == Some(&"xentri")
+                && segments.len() <= 4
+                && segments[1..].iter().all(|s| {
+                    let mut chars = s.chars();
+                    chars.next().is_some_and(|c| c.is_ascii_lowercase())
+                        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+                });
+            valid.then(|| TypeFilter::Prefix(prefix.to_owned()))
+        }
+    }
+}
+
+async fn get_event(id: String, principal: Result<Principal, ApiError>, state: AppState) -> Result<Response, ApiError> {
+    let principal = principal?;
+    let Ok(id) = id.parse::<Uuid>() else {
+        return Err(Problem::new(ProblemKind::MalformedRequest, "The event id must be a UUID").into());
+    };
+    let mut tx = state.db.begin(principal.org_id).await?;
+    let found = events::get(&mut tx, id).await?;
+    tx.commit().await?;
+    match found {
+        Some(event) => Ok(warp::reply::json(&event).into_response()),
+        None => Err(Problem::new(ProblemKind::NotFound, format!("Event {id} not found")).into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn type_filters() {
+        assert_eq!(parse_type_filter("xentri.soul.*"), Some(TypeFilter::Prefix("xentri.soul.".into())));
+        assert_eq!(parse_type_filter("xentri.*"), Some(TypeFilter::Prefix("xentri.".into())));
+        assert_eq!(
+            parse_type_filter("xentri.soul.updated.v1"),
+            Some(TypeFilter::Exact("xentri.soul.updated.v1".into()))
+        );
+        assert_eq!(parse_type_filter("xentri.soul*"), None);
+        assert_eq!(parse_type_filter("other.*"), None);
+        assert_eq!(parse_type_filter("xentri.So%.*"), None);
+        assert_eq!(parse_type_filter("*"), None);
+    }
+
+    #[test]
+    fn list_query_errors_are_all_reported() {
+        let Err(ApiError::Problem(problem)) = parse_list_query("limit=5000&after=x&color=red&since=yesterday") else {
+            panic!("must fail");
+        };
+        let fields: Vec<&str> = problem.errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["query.limit", "query.after", "query.color", "query.since"]);
+        assert!(parse_list_query("limit=1000&type=xentri.soul.*").is_ok());
+        assert!(parse_list_query("limit=1&limit=2").is_err());
+    }
+
+    #[test]
+    fn ids_in_events_are_checked() {
+        assert!(parse_new_event(br#"{"type":"xentri.soul.updated.v1","payload":{},"correlation_id":"a b"}"#).is_err());
+        assert!(parse_new_event(br#"{"type":"xentri.soul.updated.v1","payload":{}}"#).is_ok());
+    }
+}
