@@ -16,3 +16,9 @@ pub mod routes;
 pub mod startup;
 pub mod state;
 pub mod trace;
+
+/// Installs ring as rustls's process-wide crypto provider, which outgoing HTTPS
+/// (the JWKS fetch) needs. Idempotent.
+pub fn install_crypto_provider() {
+    let _already_installed = rustls::crypto::ring::default_provider().install_default();
+}

@@ -65,6 +65,7 @@ fn start_api() -> (Child, String, mpsc::Receiver<String>) {
 #[tokio::test]
 async fn sigterm_stops_the_api_gracefully_with_exit_0() {
     let (mut child, address, logs) = start_api();
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let response = reqwest::get(format!("http://{address}/health")).await.expect("health");
     assert_eq!(response.status(), 200);
 

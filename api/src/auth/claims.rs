@@ -10,10 +10,13 @@ use super::{AuthError, Principal};
 /// Claims of any accepted token.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Claims {
-    /// `user_…` for users, `service:<name>` for services.
+    /// `user_…` for users, `service:<name>` for services. Required; defaulted
+    /// here so its absence is reported as a missing claim, not a parse error.
+    #[serde(default)]
     pub sub: String,
-    /// Expiry, seconds since the epoch.
-    pub exp: u64,
+    /// Expiry, seconds since the epoch. Required (see `sub`).
+    #[serde(default)]
+    pub exp: Option<u64>,
     /// Issued at.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iat: Option<u64>,

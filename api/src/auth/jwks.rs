@@ -66,7 +66,7 @@ impl Jwks {
 
     /// Fetches on first use, so start-up does not depend on the identity provider.
     pub fn from_url(url: String, refetch_interval: Duration) -> Result<Self, JwksError> {
-        install_crypto_provider();
+        crate::install_crypto_provider();
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .build()
@@ -137,9 +137,4 @@ fn usable(jwk: &Jwk) -> Option<(String, (Algorithm, DecodingKey))> {
     };
     let key = DecodingKey::from_jwk(jwk).ok()?;
     Some((kid, (alg, key)))
-}
-
-/// rustls needs a process-wide crypto provider; ring is the one we build.
-fn install_crypto_provider() {
-    let _already_installed = rustls::crypto::ring::default_provider().install_default();
 }

@@ -202,6 +202,7 @@ impl Authenticator {
                 }
                 if let Some(audience) = &self.audience {
                     validation.set_audience(&[audience]);
+                    validation.validate_aud = true;
                 }
             }
             TokenKind::Dev => validation.set_issuer(&[DEV_ISSUER]),
@@ -238,7 +239,8 @@ impl Authenticator {
                     return Err(AuthError::BadClaim("sub"));
                 }
                 let iat = claims.iat.ok_or(AuthError::BadClaim("iat"))?;
-                if claims.exp.saturating_sub(iat) > self.service_max_ttl {
+                let exp = claims.exp.ok_or(AuthError::BadClaim("exp"))?;
+                if exp.saturating_sub(iat) > self.service_max_ttl {
                     return Err(AuthError::TooLong(self.service_max_ttl));
                 }
             }

@@ -24,7 +24,7 @@ fn claims(sub: String, org: Uuid, ttl: Duration) -> Claims {
     let iat = now();
     Claims {
         sub,
-        exp: iat + ttl.as_secs(),
+        exp: Some(iat + ttl.as_secs()),
         iat: Some(iat),
         nbf: None,
         iss: None,

@@ -33,12 +33,28 @@ pub fn database_url(options: &PgConnectOptions) -> String {
     )
 }
 
-/// Test settings: `config/test.toml`, port 0, the given database, plus `extra`.
+/// `iss` the test api expects of user tokens.
+pub const ISSUER: &str = "https://clerk.xentri.test";
+/// `aud` the test api expects of user tokens.
+pub const AUDIENCE: &str = "xentri-api";
+/// The secret of the `billing` service.
+pub const BILLING_SECRET: &str = "billing-service-secret";
+
+pub fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+/// Test settings: `config/test.toml`, port 0, the given database, the test
+/// JWKS, issuer, audience and `billing` service, plus `extra`.
 pub fn settings(database_url: &str, extra: &[(&str, &str)]) -> Settings {
     let mut vars = vec![
         ("DATABASE_URL".to_owned(), database_url.to_owned()),
         ("XENTRI_API__PORT".to_owned(), "0".to_owned()),
         ("XENTRI_DATABASE__MIGRATE_ON_START".to_owned(), "false".to_owned()),
+        ("XENTRI_AUTH__JWKS_PATH".to_owned(), fixture("jwks.json").display().to_string()),
+        ("XENTRI_AUTH__ISSUER".to_owned(), ISSUER.to_owned()),
+        ("XENTRI_AUTH__AUDIENCE".to_owned(), AUDIENCE.to_owned()),
+        ("XENTRI_AUTH__SERVICES__BILLING".to_owned(), BILLING_SECRET.to_owned()),
     ];
     if let Ok(redis) = std::env::var("REDIS_URL") {
         vars.push(("REDIS_URL".to_owned(), redis));
@@ -52,6 +68,7 @@ pub async fn spawn_app(options: PgConnectOptions) -> TestApp {
 }
 
 pub async fn spawn_with(settings: Settings) -> TestApp {
+    xentri_api::install_crypto_provider();
     let app = Application::build(settings).await.expect("application builds");
     let address = format!("http://{}", app.address());
     let state = app.state().clone();
@@ -88,4 +105,94 @@ pub async fn json(response: reqwest::Response) -> (u16, reqwest::header::HeaderM
     let headers = response.headers().clone();
     let body = response.json().await.expect("JSON body");
     (status, headers, body)
+}
+
+pub fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// Claims of a valid Clerk-style user token for `org`.
+pub fn user_claims(org: uuid::Uuid) -> serde_json::Value {
+    let now = now();
+    serde_json::json!({
+        "sub": "user_test", "org_id": org.to_string(), "org_role": "org:admin",
+        "iss": ISSUER, "aud": AUDIENCE, "iat": now, "nbf": now - 5, "exp": now + 300,
+    })
+}
+
+/// Signs `claims` with `alg`, `kid` and the PEM key in fixture `key_file`.
+pub fn sign(alg: jsonwebtoken::Algorithm, kid: &str, key_file: &str, claims: &serde_json::Value) -> String {
+    let pem = std::fs::read(fixture(key_file)).expect("fixture key");
+    let key = match alg {
+        jsonwebtoken::Algorithm::ES256 => jsonwebtoken::EncodingKey::from_ec_pem(&pem),
+        _ => jsonwebtoken::EncodingKey::from_rsa_pem(&pem),
+    }
+    .expect("key parses");
+    let mut header = jsonwebtoken::Header::new(alg);
+    header.kid = Some(kid.to_owned());
+    jsonwebtoken::encode(&header, claims, &key).expect("signs")
+}
+
+/// A valid RS256 user token for `org`.
+pub fn user_token(org: uuid::Uuid) -> String {
+    sign(jsonwebtoken::Algorithm::RS256, "test-rsa-1", "rsa_private.pem", &user_claims(org))
+}
+
+impl TestApp {
+    pub async fn post_event(&self, token: &str, key: &str, body: serde_json::Value) -> reqwest::Response {
+        self.client
+            .post(self.url("/api/v1/events"))
+            .bearer_auth(token)
+            .header("idempotency-key", key)
+            .json(&body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn get_as(&self, token: &str, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).bearer_auth(token).send().await.expect("request sent")
+    }
+}
+
+/// A minimal valid event body.
+pub fn event_body(event_type: &str) -> serde_json::Value {
+    serde_json::json!({"type": event_type, "payload": {"name": "Ada", "n": 1}})
+}
+
+/// Inserts `count` events for `org` straight into the table (as the owner),
+/// with types cycling through `types`; returns their seqs in order.
+pub async fn seed_events(pool: &sqlx::PgPool, org: uuid::Uuid, count: i64, types: &[&str]) -> Vec<i64> {
+    let types: Vec<String> = types.iter().map(|t| (*t).to_owned()).collect();
+    sqlx::query_scalar(
+        "INSERT INTO system_events (id, org_id, type, payload, actor, trace_id, correlation_id, occurred_at)
+         SELECT gen_random_uuid(), $1, ($3::text[])[1 + (i % array_length($3::text[], 1))],
+                jsonb_build_object('i', i), 'user:seed', '4bf92f3577b34da6a3ce929d0e0e4736',
+                'corr-' || (i % 7), now() - make_interval(secs => ($2 - i))
+         FROM generate_series(1, $2) AS i
+         RETURNING seq",
+    )
+    .bind(org)
+    .bind(count)
+    .bind(&types)
+    .fetch_all(pool)
+    .await
+    .expect("seed")
+}
+
+/// Waits until a list read exposes `seq`. Lists expose only rows below the
+/// commit horizon (older than every running write transaction on the server),
+/// so a row becomes listable shortly after its commit, never before.
+pub async fn wait_listable(app: &TestApp, token: &str, seq: i64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let (status, _, page) =
+            json(app.get_as(token, &format!("/api/v1/events?limit=1&after={}", seq - 1)).await).await;
+        assert_eq!(status, 200, "{page}");
+        if page["data"][0]["seq"].as_i64() == Some(seq) {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "seq {seq} never became listable");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }

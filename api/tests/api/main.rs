@@ -3,10 +3,14 @@
 
 mod helpers;
 
+mod auth;
+mod events;
 mod health;
+mod idempotency;
 mod migrations;
 mod openapi;
 mod problems;
 mod resilience;
 mod rls;
 mod shutdown;
+mod validation;
