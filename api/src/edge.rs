@@ -219,12 +219,16 @@ mod tests {
             .unify()
             .boxed();
         let edge = Edge::new(routes, 1024, Arc::default());
-        let request = Request::get("/boom").body(Full::new(Bytes::new())).expect("request");
-        let (response, body) = call(&edge, request).await;
-        assert_eq!(response.status(), 500);
-        assert_eq!(response.headers()[CONTENT_TYPE], PROBLEM_JSON);
-        assert_eq!(body["type"], "https://xentri.io/errors/internal");
-        assert!(!body.to_string().contains("secret"), "{body}");
+        for lang in ["en", "fr"] {
+            let request =
+                Request::get("/boom").header("accept-language", lang).body(Full::new(Bytes::new())).expect("request");
+            let (response, body) = call(&edge, request).await;
+            assert_eq!(response.status(), 500);
+            assert_eq!(response.headers()[CONTENT_TYPE], PROBLEM_JSON);
+            assert_eq!(body["type"], "https://xentri.io/errors/internal");
+            assert!(!body.to_string().contains("secret"), "{body}");
+            insta::assert_json_snapshot!(format!("panic_{lang}"), body, {".trace_id" => "[trace_id]"});
+        }
     }
 
     #[tokio::test]

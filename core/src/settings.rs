@@ -245,7 +245,10 @@ impl Settings {
         figment.extract::<Settings>().map_err(from_figment)?.validated()
     }
 
-    fn validated(self) -> Result<Self, ConfigError> {
+    fn validated(mut self) -> Result<Self, ConfigError> {
+        // An empty value switches a layered optional setting off again.
+        self.auth.jwks_path = self.auth.jwks_path.filter(|p| !p.as_os_str().is_empty());
+        self.auth.jwks_url = self.auth.jwks_url.filter(|u| !u.is_empty());
         let invalid = |key: &str, reason: &str| ConfigError::Invalid {
             key: key.to_owned(),
             origin: String::new(),

@@ -212,3 +212,76 @@ async fn a_bad_token_on_a_matched_route_is_401_not_405(_: PgPoolOptions, options
     assert_eq!(response.status(), 401);
     app.stop().await;
 }
+
+/// A JWKS served over HTTP that counts how often it is fetched.
+async fn serve_jwks(
+    keys: std::sync::Arc<std::sync::Mutex<serde_json::Value>>,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use warp::Filter;
+    let fetches = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = fetches.clone();
+    let route = warp::path!(".well-known" / "jwks.json").map(move || {
+        counter.fetch_add(1, Ordering::SeqCst);
+        let body = keys.lock().map(|k| k.clone()).unwrap_or_default();
+        warp::reply::json(&body)
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("addr");
+    tokio::spawn(warp::serve(route).incoming(listener).run());
+    (format!("http://{address}/.well-known/jwks.json"), fetches)
+}
+
+#[sqlx::test(migrator = "xentri_core::MIGRATOR")]
+async fn jwks_url_is_cached_and_refetched_at_most_once_per_interval(_: PgPoolOptions, options: PgConnectOptions) {
+    use std::sync::atomic::Ordering;
+    let published: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(crate::helpers::fixture("jwks.json")).expect("jwks")).expect("json");
+    // At first only the EC key is published; the RSA key "rotates in" later.
+    let only_ec = serde_json::json!({"keys": [published["keys"][1].clone()]});
+    let keys = std::sync::Arc::new(std::sync::Mutex::new(only_ec));
+    let (url, fetches) = serve_jwks(keys.clone()).await;
+    let app = spawn_with(settings(
+        &database_url(&options),
+        &[
+            ("XENTRI_AUTH__JWKS_PATH", ""),
+            ("XENTRI_AUTH__JWKS_URL", &url),
+            ("XENTRI_AUTH__JWKS_REFETCH_INTERVAL_SECS", "3600"),
+        ],
+    ))
+    .await;
+    let org = Uuid::new_v4();
+    let ec = sign(Algorithm::ES256, "test-ec-1", "ec_private.pem", &user_claims(org));
+    for _ in 0..3 {
+        accepted(&app, &ec).await;
+    }
+    assert_eq!(fetches.load(Ordering::SeqCst), 1, "fetched on first use, then cached");
+
+    // Unknown kids within the interval since the last fetch: no refetch,
+    // however many arrive.
+    for _ in 0..5 {
+        let response = app.get_as(&user_token(org), "/api/v1/events").await;
+        assert_eq!(response.status(), 401);
+    }
+    assert_eq!(fetches.load(Ordering::SeqCst), 1);
+    app.stop().await;
+
+    // With the interval passed (0 here), an unknown kid refetches and finds the new key.
+    if let Ok(mut current) = keys.lock() {
+        *current = published;
+    }
+    let app = spawn_with(settings(
+        &database_url(&options),
+        &[
+            ("XENTRI_AUTH__JWKS_PATH", ""),
+            ("XENTRI_AUTH__JWKS_URL", &url),
+            ("XENTRI_AUTH__JWKS_REFETCH_INTERVAL_SECS", "0"),
+        ],
+    ))
+    .await;
+    accepted(&app, &user_token(org)).await;
+    assert_eq!(fetches.load(Ordering::SeqCst), 2, "one fetch found the rotated-in key");
+    accepted(&app, &user_token(org)).await;
+    assert_eq!(fetches.load(Ordering::SeqCst), 2, "and it is cached");
+    app.stop().await;
+}

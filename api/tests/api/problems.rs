@@ -60,3 +60,24 @@ async fn unsupported_language_falls_back_to_english(_: PgPoolOptions, options: P
     assert_eq!(body["title"], "Resource Not Found");
     app.stop().await;
 }
+
+#[sqlx::test(migrator = "xentri_core::MIGRATOR")]
+async fn request_format_problems_in_english_and_german(_: PgPoolOptions, options: PgConnectOptions) {
+    let app = spawn_app(options).await;
+    let token = crate::helpers::user_token(uuid::Uuid::new_v4());
+    for lang in ["en", "de"] {
+        let post = || app.client.post(app.url("/api/v1/events")).bearer_auth(&token).header("idempotency-key", "p-1");
+        let cases = [
+            ("unsupported_media_type", 415, post().header("content-type", "text/csv").body("a,b")),
+            ("malformed_json", 400, post().header("content-type", "application/json").body("{\"type\": ")),
+            ("malformed_query", 400, app.client.get(app.url("/api/v1/events?limit=many")).bearer_auth(&token)),
+            ("unauthorized", 401, app.client.get(app.url("/api/v1/events"))),
+        ];
+        for (name, expected, request) in cases {
+            let (status, body) = problem(&app, request, lang).await;
+            assert_eq!(status, expected, "{name}");
+            insta::assert_json_snapshot!(format!("{name}_{lang}"), body, {".trace_id" => "[trace_id]"});
+        }
+    }
+    app.stop().await;
+}
