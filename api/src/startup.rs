@@ -73,7 +73,11 @@ impl Application {
             db: Db::new(pool, &settings.database.api_role),
             redis,
             settings: Arc::new(settings),
-            metrics: Metrics::install(),
+            metrics: {
+                let metrics = Metrics::install();
+                crate::metrics::describe();
+                metrics
+            },
             auth,
             in_flight: Arc::default(),
         };

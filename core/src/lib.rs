@@ -7,8 +7,10 @@
 pub mod db;
 pub mod dlq;
 pub mod event;
+pub mod metrics;
 pub mod migrate;
 pub mod redis_pool;
+pub mod scripts;
 pub mod settings;
 pub mod stream;
 pub mod telemetry;

@@ -30,6 +30,134 @@ pub struct Settings {
     pub idempotency: IdempotencySettings,
     /// Logs.
     pub telemetry: TelemetrySettings,
+    /// Stream names, caps and DLQ alert thresholds.
+    pub streams: StreamsSettings,
+    /// The worker: relay, consumer groups, jobs.
+    pub worker: WorkerSettings,
+}
+
+/// `[streams]`: the three families of SPEC.md "Streams".
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamsSettings {
+    /// Entries every group has acknowledged are trimmed beyond this many per
+    /// work stream; unacknowledged entries are never trimmed.
+    pub work_cap: usize,
+    /// Every appended event.
+    pub events: FamilySettings,
+    /// Background jobs.
+    pub jobs: FamilySettings,
+    /// Deliveries to systems outside the platform.
+    pub sync: FamilySettings,
+}
+
+impl StreamsSettings {
+    /// The settings of `family`.
+    pub fn family(&self, family: crate::stream::Family) -> &FamilySettings {
+        match family {
+            crate::stream::Family::Events => &self.events,
+            crate::stream::Family::Jobs => &self.jobs,
+            crate::stream::Family::Sync => &self.sync,
+        }
+    }
+
+    /// The family whose work stream is `stream`.
+    pub fn family_of_work(&self, stream: &str) -> Option<crate::stream::Family> {
+        crate::stream::Family::ALL.into_iter().find(|f| self.family(*f).work == stream)
+    }
+}
+
+/// One stream family.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FamilySettings {
+    /// Work stream key (before `redis.key_prefix`).
+    pub work: String,
+    /// Dead-letter stream key.
+    pub dlq: String,
+    /// More than this many dead letters within an hour raises an alert.
+    pub alert_threshold: u32,
+}
+
+/// `[worker]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerSettings {
+    /// Address of the worker's `/health` and `/metrics`.
+    pub host: IpAddr,
+    /// Port of the worker's `/health` and `/metrics`; 0 picks a free one.
+    pub port: u16,
+    /// Entries fetched per `XREADGROUP`.
+    pub read_count: usize,
+    /// How long one `XREADGROUP` blocks waiting for entries, ms.
+    pub block_ms: u64,
+    /// An entry pending this long on a consumer is reclaimed by another, ms.
+    pub visibility_timeout_ms: u64,
+    /// How often each group looks for entries to reclaim, ms.
+    pub reclaim_interval_ms: u64,
+    /// Deliveries (reclaims included) after which an entry is poison: DLQ.
+    pub max_deliveries: u32,
+    /// How long a Redis "processed" record is kept, seconds.
+    pub processed_ttl_secs: u64,
+    /// How long in-flight handlers may take to finish after a shutdown signal, ms.
+    pub shutdown_grace_ms: u64,
+    /// How often work streams are trimmed, ms.
+    pub trim_interval_ms: u64,
+    /// Retry of transient failures.
+    pub retry: RetrySettings,
+    /// The outbox relay.
+    pub relay: RelaySettings,
+    /// Scheduled jobs.
+    pub jobs: JobsSettings,
+    /// Consumer groups by name; a built-in group runs when listed and enabled.
+    #[serde(default)]
+    pub groups: std::collections::BTreeMap<String, GroupSettings>,
+}
+
+/// `[worker.retry]`: exponential backoff with jitter.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetrySettings {
+    /// First delay, ms.
+    pub base_ms: u64,
+    /// Each delay is the previous times this.
+    pub factor: f32,
+    /// Largest delay, ms.
+    pub max_ms: u64,
+    /// Handler attempts before the entry is dead-lettered.
+    pub max_attempts: u32,
+    /// Randomise delays (recommended: keeps retries of many entries apart).
+    pub jitter: bool,
+}
+
+/// `[worker.relay]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelaySettings {
+    /// Run the relay in this worker.
+    pub enabled: bool,
+    /// Outbox rows published per round trip.
+    pub batch_size: i64,
+    /// Polling fallback when no notification arrives, ms.
+    pub poll_interval_ms: u64,
+}
+
+/// `[worker.jobs]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobsSettings {
+    /// How often expired idempotency keys are purged, seconds.
+    pub idempotency_purge_interval_secs: u64,
+}
+
+/// `[worker.groups.<name>]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupSettings {
+    /// Run this group.
+    pub enabled: bool,
+    /// Handlers of this group running at once, per worker process.
+    pub concurrency: usize,
 }
 
 /// `[api]`: where and how the HTTP API serves.
@@ -69,6 +197,8 @@ pub struct DatabaseSettings {
     pub api_role: String,
     /// Role the worker's relay runs as.
     pub relay_role: String,
+    /// Role the worker's handlers and jobs run as.
+    pub worker_role: String,
 }
 
 impl DatabaseSettings {
@@ -280,6 +410,37 @@ impl Settings {
             && !(url.starts_with("https://") || url.starts_with("http://"))
         {
             return Err(invalid("auth.jwks_url", "must be an http(s) URL"));
+        }
+        let retry = &self.worker.retry;
+        if retry.max_attempts == 0 {
+            return Err(invalid("worker.retry.max_attempts", "must be at least 1"));
+        }
+        if !(retry.factor >= 1.0 && retry.factor.is_finite()) {
+            return Err(invalid("worker.retry.factor", "must be a number of at least 1"));
+        }
+        if retry.max_ms < retry.base_ms {
+            return Err(invalid("worker.retry.max_ms", "must be at least worker.retry.base_ms"));
+        }
+        if self.worker.max_deliveries == 0 {
+            return Err(invalid("worker.max_deliveries", "must be at least 1"));
+        }
+        if self.worker.read_count == 0 {
+            return Err(invalid("worker.read_count", "must be at least 1"));
+        }
+        if self.worker.relay.batch_size < 1 {
+            return Err(invalid("worker.relay.batch_size", "must be at least 1"));
+        }
+        for (name, group) in &self.worker.groups {
+            if group.concurrency == 0 {
+                return Err(invalid(&format!("worker.groups.{name}.concurrency"), "must be at least 1"));
+            }
+        }
+        let names: Vec<&str> = crate::stream::Family::ALL
+            .iter()
+            .flat_map(|f| [self.streams.family(*f).work.as_str(), self.streams.family(*f).dlq.as_str()])
+            .collect();
+        if names.iter().any(|n| n.is_empty()) || names.iter().collect::<std::collections::HashSet<_>>().len() != 6 {
+            return Err(invalid("streams", "the six work and DLQ stream names must be distinct and non-empty"));
         }
         if self.api.body_limit_bytes == 0 {
             return Err(invalid("api.body_limit_bytes", "must be at least 1"));

@@ -54,6 +54,31 @@ impl Family {
     }
 }
 
+/// Redis key naming: every key this process touches gets `redis.key_prefix`
+/// in front (tests give each run its own prefix).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Keys {
+    /// The prefix, e.g. `""` or `"t-1234:"`.
+    prefix: String,
+}
+
+impl Keys {
+    /// Keys under `prefix`.
+    pub fn new(prefix: impl Into<String>) -> Self {
+        Self { prefix: prefix.into() }
+    }
+
+    /// The Redis key for the logical name `name` (a stream, a cache key, …).
+    pub fn key(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
+    /// The prefix.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+}
+
 /// The archive key for dead letters of `dlq` that failed on `date` (UTC).
 pub fn archive_key(dlq: &str, date: NaiveDate) -> String {
     format!("dlq:archive:{dlq}:{}", date.format("%Y-%m-%d"))
@@ -189,23 +214,72 @@ const ENVELOPE_ORDER: [&str; 10] = [
     field::OCCURRED_AT,
 ];
 
+/// An event with its payload already serialized: what the relay reads from
+/// PostgreSQL and writes to a stream without parsing the payload again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlatEvent {
+    /// Event id.
+    pub id: Uuid,
+    /// Global sequence.
+    pub seq: i64,
+    /// Tenant.
+    pub org_id: Uuid,
+    /// Type name.
+    pub event_type: String,
+    /// The payload, a JSON object as text.
+    pub payload: String,
+    /// `user:<sub>` or `service:<name>`.
+    pub actor: String,
+    /// Trace id.
+    pub trace_id: String,
+    /// Correlation id.
+    pub correlation_id: String,
+    /// Causation id.
+    pub causation_id: Option<String>,
+    /// When it was appended.
+    pub occurred_at: DateTime<Utc>,
+}
+
+impl FlatEvent {
+    /// The flat stream fields, ready for `XADD`.
+    pub fn fields(&self) -> Vec<(&'static str, String)> {
+        let mut fields = Vec::with_capacity(10);
+        fields.push((field::ID, self.id.to_string()));
+        fields.push((field::SEQ, self.seq.to_string()));
+        fields.push((field::ORG_ID, self.org_id.to_string()));
+        fields.push((field::TYPE, self.event_type.clone()));
+        fields.push((field::PAYLOAD, self.payload.clone()));
+        fields.push((field::ACTOR, self.actor.clone()));
+        fields.push((field::TRACE_ID, self.trace_id.clone()));
+        fields.push((field::CORRELATION_ID, self.correlation_id.clone()));
+        if let Some(causation_id) = &self.causation_id {
+            fields.push((field::CAUSATION_ID, causation_id.clone()));
+        }
+        fields.push((field::OCCURRED_AT, self.occurred_at.to_rfc3339_opts(SecondsFormat::Micros, true)));
+        fields
+    }
+}
+
+impl From<&EventEnvelope> for FlatEvent {
+    fn from(event: &EventEnvelope) -> Self {
+        Self {
+            id: event.id,
+            seq: event.seq,
+            org_id: event.org_id,
+            event_type: event.event_type.to_string(),
+            payload: serde_json::Value::Object(event.payload.clone()).to_string(),
+            actor: event.actor.to_string(),
+            trace_id: event.trace_id.clone(),
+            correlation_id: event.correlation_id.clone(),
+            causation_id: event.causation_id.clone(),
+            occurred_at: event.occurred_at,
+        }
+    }
+}
+
 /// The envelope as flat stream fields, ready for `XADD`.
 pub fn encode(event: &EventEnvelope) -> Vec<(&'static str, String)> {
-    let mut fields = vec![
-        (field::ID, event.id.to_string()),
-        (field::SEQ, event.seq.to_string()),
-        (field::ORG_ID, event.org_id.to_string()),
-        (field::TYPE, event.event_type.to_string()),
-        (field::PAYLOAD, serde_json::Value::Object(event.payload.clone()).to_string()),
-        (field::ACTOR, event.actor.to_string()),
-        (field::TRACE_ID, event.trace_id.clone()),
-        (field::CORRELATION_ID, event.correlation_id.clone()),
-    ];
-    if let Some(causation_id) = &event.causation_id {
-        fields.push((field::CAUSATION_ID, causation_id.clone()));
-    }
-    fields.push((field::OCCURRED_AT, event.occurred_at.to_rfc3339_opts(SecondsFormat::Micros, true)));
-    fields
+    FlatEvent::from(event).fields()
 }
 
 #[cfg(test)]

@@ -12,7 +12,6 @@ use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::reply::{Reply, Response};
 use xentri_core::event::validate_id;
-use xentri_core::stream::Family;
 use xentri_core::{EventEnvelope, EventType};
 
 use super::with_state;
@@ -208,7 +207,7 @@ async fn append_event(
         if let Some(stored) = idempotency::claim(&mut tx, &key, &hash).await? {
             return Ok(replay(stored));
         }
-        let stored = events::append(&mut tx, &event, Family::Events.work_stream()).await?;
+        let stored = events::append(&mut tx, &event, &state.settings.streams.events.work).await?;
         let body = serde_json::to_string(&stored).map_err(|e| ApiError::Internal(e.into()))?;
         let response = StoredResponse { status: StatusCode::CREATED.as_u16(), body };
         if !idempotency::store(&mut tx, &key, &hash, &response, ttl).await? {

@@ -17,7 +17,10 @@ async fn tables(pool: &PgPool) -> Vec<String> {
 async fn apply_to_empty_then_again(pool: PgPool) {
     MIGRATOR.run(&pool).await.expect("first run");
     let first = tables(&pool).await;
-    assert_eq!(first, ["_sqlx_migrations", "idempotency_keys", "outbox", "system_events"]);
+    assert_eq!(
+        first,
+        ["_sqlx_migrations", "event_counts", "idempotency_keys", "outbox", "processed_events", "system_events"]
+    );
     MIGRATOR.run(&pool).await.expect("second run is a no-op");
     assert_eq!(tables(&pool).await, first);
     let applied: i64 =

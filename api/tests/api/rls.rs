@@ -77,7 +77,7 @@ async fn system_events_is_append_only_for_every_role(pool: PgPool) {
         "DELETE FROM system_events",
         "TRUNCATE system_events CASCADE",
     ];
-    for role in ["xentri_api", "xentri_relay", "owner"] {
+    for role in ["xentri_api", "xentri_relay", "xentri_worker", "owner"] {
         for statement in statements {
             let mut tx = pool.begin().await.expect("begin");
             if role != "owner" {
@@ -107,14 +107,14 @@ async fn relay_role_reads_across_orgs_and_api_role_owns_nothing(pool: PgPool) {
     drop(tx);
 
     let owned: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tableowner IN ('xentri_api', 'xentri_relay')",
+        "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tableowner LIKE 'xentri\\_%'",
     )
     .fetch_one(&pool)
     .await
     .expect("owners");
     assert_eq!(owned, 0);
     let bypass: bool = sqlx::query_scalar(
-        "SELECT bool_or(rolbypassrls OR rolsuper) FROM pg_roles WHERE rolname IN ('xentri_api', 'xentri_relay')",
+        "SELECT bool_or(rolbypassrls OR rolsuper) FROM pg_roles WHERE rolname LIKE 'xentri\\_%'",
     )
     .fetch_one(&pool)
     .await
@@ -122,11 +122,11 @@ async fn relay_role_reads_across_orgs_and_api_role_owns_nothing(pool: PgPool) {
     assert!(!bypass);
     let forced: Vec<(String, bool, bool)> = sqlx::query_as(
         "SELECT relname::text, relrowsecurity, relforcerowsecurity FROM pg_class
-         WHERE relname IN ('system_events', 'outbox', 'idempotency_keys') ORDER BY relname",
+         WHERE relname IN ('system_events', 'outbox', 'idempotency_keys', 'event_counts') ORDER BY relname",
     )
     .fetch_all(&pool)
     .await
     .expect("classes");
-    assert_eq!(forced.len(), 3);
+    assert_eq!(forced.len(), 4);
     assert!(forced.iter().all(|(_, enabled, forced)| *enabled && *forced), "{forced:?}");
 }

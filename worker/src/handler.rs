@@ -1,0 +1,97 @@
+//! What a handler is: the group it belongs to, the streams and event types it
+//! takes, and a function that succeeds, fails transiently (retry) or fails
+//! permanently (dead-letter). Only the runtime decides ack, retry and DLQ.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use sqlx::PgConnection;
+use xentri_core::EventEnvelope;
+use xentri_core::dlq::DeadLetter;
+use xentri_core::stream::Keys;
+
+/// A boxed, sendable future (handlers are used as trait objects).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Where the runtime records that a group processed an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Store {
+    /// In Redis, with a TTL (`worker.processed_ttl_secs`): for handlers whose
+    /// effect is outside PostgreSQL.
+    Redis,
+    /// In PostgreSQL, in the handler's own transaction: the handler's writes
+    /// and the record commit together, so the effect happens exactly once.
+    Postgres,
+}
+
+/// Why a handler failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// Worth retrying (a timeout, a dependency briefly down).
+    #[error("transient: {0:#}")]
+    Transient(anyhow::Error),
+    /// Retrying cannot help (invalid content, a rule broken): dead-letter now.
+    #[error("permanent: {0:#}")]
+    Permanent(anyhow::Error),
+}
+
+impl HandlerError {
+    /// A transient failure with this message.
+    pub fn transient(message: impl std::fmt::Display) -> Self {
+        Self::Transient(anyhow::anyhow!("{message}"))
+    }
+
+    /// A permanent failure with this message.
+    pub fn permanent(message: impl std::fmt::Display) -> Self {
+        Self::Permanent(anyhow::anyhow!("{message}"))
+    }
+}
+
+/// One delivery of an event to a handler.
+pub struct Delivery<'a> {
+    /// The event.
+    pub event: &'a EventEnvelope,
+    /// The stream it came from (without the key prefix).
+    pub stream: &'a str,
+    /// The stream entry id.
+    pub entry_id: &'a str,
+    /// 1 for the first attempt in this process, then 2, 3, …
+    pub attempt: u32,
+    /// For [`Store::Postgres`] handlers: the transaction to write in, already
+    /// running as the worker role with `app.org_id` set to the event's org.
+    pub tx: Option<&'a mut PgConnection>,
+    /// The Redis pool.
+    pub redis: &'a deadpool_redis::Pool,
+    /// Key naming (the configured prefix).
+    pub keys: &'a Keys,
+}
+
+/// A consumer-group handler.
+pub trait Handler: Send + Sync + 'static {
+    /// The consumer group (one per handler).
+    fn group(&self) -> &str;
+
+    /// The streams it reads (logical names, without the key prefix).
+    fn streams(&self) -> Vec<String>;
+
+    /// Whether it takes events of this type; others are acked and skipped.
+    fn accepts(&self, event_type: &str) -> bool;
+
+    /// Where "processed" is recorded.
+    fn store(&self) -> Store {
+        Store::Redis
+    }
+
+    /// Handles one delivery.
+    fn handle<'a>(&'a self, delivery: Delivery<'a>) -> BoxFuture<'a, Result<(), HandlerError>>;
+
+    /// Called once when one of its entries is dead-lettered (for example to
+    /// mark a domain object failed). A failure is logged; it never loops.
+    fn on_dead_letter<'a>(
+        &'a self,
+        _event: Option<&'a EventEnvelope>,
+        _letter: &'a DeadLetter,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+}

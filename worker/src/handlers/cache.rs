@@ -1,0 +1,84 @@
+//! Event-driven cache invalidation (SPEC.md "Cache invalidation").
+//!
+//! | key | invalidated by |
+//! |---|---|
+//! | `soul:{org_id}` | `xentri.soul.updated.v1` |
+//! | `site:{org_id}:{site_id}` | `xentri.website.published.v1` (`payload.site_id`) |
+//! | `leads:list:{org_id}` | `xentri.lead.created.v1`, `xentri.lead.updated.v1` |
+
+use xentri_core::Settings;
+
+use crate::handler::{BoxFuture, Delivery, Handler, HandlerError};
+
+/// The group name.
+pub const GROUP: &str = "cache_invalidation";
+
+/// Deletes cached reads when the events that change them arrive.
+pub struct CacheInvalidation {
+    stream: String,
+}
+
+impl CacheInvalidation {
+    /// Reads the events stream.
+    pub fn new(settings: &Settings) -> Self {
+        Self { stream: settings.streams.events.work.clone() }
+    }
+
+    /// The cache key an event invalidates (logical name), if any.
+    pub fn key_for(
+        event_type: &str,
+        org: &uuid::Uuid,
+        payload: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Option<String>, HandlerError> {
+        Ok(match event_type {
+            "xentri.soul.updated.v1" => Some(format!("soul:{org}")),
+            "xentri.lead.created.v1" | "xentri.lead.updated.v1" => Some(format!("leads:list:{org}")),
+            "xentri.website.published.v1" => {
+                let site = payload
+                    .get("site_id")
+                    .and_then(|v| v.as_str())
+                    .filter(|s| !s.is_empty() && !s.contains(':'))
+                    .ok_or_else(|| HandlerError::permanent("payload.site_id is missing or not a plain string"))?;
+                Some(format!("site:{org}:{site}"))
+            }
+            _ => None,
+        })
+    }
+}
+
+impl Handler for CacheInvalidation {
+    fn group(&self) -> &str {
+        GROUP
+    }
+
+    fn streams(&self) -> Vec<String> {
+        vec![self.stream.clone()]
+    }
+
+    fn accepts(&self, event_type: &str) -> bool {
+        matches!(
+            event_type,
+            "xentri.soul.updated.v1"
+                | "xentri.website.published.v1"
+                | "xentri.lead.created.v1"
+                | "xentri.lead.updated.v1"
+        )
+    }
+
+    fn handle<'a>(&'a self, delivery: Delivery<'a>) -> BoxFuture<'a, Result<(), HandlerError>> {
+        Box::pin(async move {
+            let event = delivery.event;
+            let Some(key) = Self::key_for(event.event_type.as_str(), &event.org_id, &event.payload)? else {
+                return Ok(());
+            };
+            let mut conn = delivery.redis.get().await.map_err(HandlerError::transient)?;
+            redis::cmd("DEL")
+                .arg(delivery.keys.key(&key))
+                .query_async::<()>(&mut conn)
+                .await
+                .map_err(HandlerError::transient)?;
+            tracing::debug!(key, "cache invalidated");
+            Ok(())
+        })
+    }
+}

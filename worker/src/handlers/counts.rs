@@ -1,0 +1,61 @@
+//! The event counts projection: events per (org, type) and the last `seq`
+//! seen, in PostgreSQL, written in the same transaction as the processed
+//! record — the reference Postgres handler.
+
+use xentri_core::Settings;
+
+use crate::handler::{BoxFuture, Delivery, Handler, HandlerError, Store};
+
+/// The group name.
+pub const GROUP: &str = "event_counts";
+
+/// Counts every event of the events stream.
+pub struct EventCounts {
+    stream: String,
+}
+
+impl EventCounts {
+    /// Reads the events stream.
+    pub fn new(settings: &Settings) -> Self {
+        Self { stream: settings.streams.events.work.clone() }
+    }
+}
+
+impl Handler for EventCounts {
+    fn group(&self) -> &str {
+        GROUP
+    }
+
+    fn streams(&self) -> Vec<String> {
+        vec![self.stream.clone()]
+    }
+
+    fn accepts(&self, _event_type: &str) -> bool {
+        true
+    }
+
+    fn store(&self) -> Store {
+        Store::Postgres
+    }
+
+    fn handle<'a>(&'a self, delivery: Delivery<'a>) -> BoxFuture<'a, Result<(), HandlerError>> {
+        Box::pin(async move {
+            let tx = delivery.tx.ok_or_else(|| HandlerError::permanent("no transaction"))?;
+            let event = delivery.event;
+            sqlx::query(
+                "INSERT INTO event_counts (org_id, type, count, last_seq) VALUES ($1, $2, 1, $3)
+                 ON CONFLICT (org_id, type) DO UPDATE
+                    SET count = event_counts.count + 1,
+                        last_seq = GREATEST(event_counts.last_seq, EXCLUDED.last_seq),
+                        updated_at = now()",
+            )
+            .bind(event.org_id)
+            .bind(event.event_type.as_str())
+            .bind(event.seq)
+            .execute(tx)
+            .await
+            .map_err(|e| HandlerError::Transient(e.into()))?;
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,84 @@
+//! The job scheduler: enqueues periodic jobs as events of the platform org,
+//! through the outbox to `jobs:work`, where the `jobs` group runs them.
+//! One worker enqueues per interval however many run (a Redis lock with the
+//! interval as its lifetime); the consumer group gives each job to one worker.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::runtime::Shared;
+
+/// The org of platform-level events (jobs): the nil UUID.
+pub const PLATFORM_ORG: Uuid = Uuid::nil();
+/// The purge of expired idempotency keys.
+pub const PURGE_IDEMPOTENCY_KEYS: &str = "xentri.system.idempotency_keys.purge_requested.v1";
+
+/// Schedules until `shutdown`.
+pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let interval = Duration::from_secs(shared.settings.worker.jobs.idempotency_purge_interval_secs.max(1));
+    while !shutdown.is_cancelled() {
+        match claim_slot(&shared, "idempotency_purge", interval).await {
+            Ok(true) => match enqueue(&shared, PURGE_IDEMPOTENCY_KEYS, serde_json::json!({})).await {
+                Ok(id) => tracing::info!(job = PURGE_IDEMPOTENCY_KEYS, event_id = %id, "job enqueued"),
+                Err(error) => tracing::warn!(error = format!("{error:#}"), "cannot enqueue job"),
+            },
+            Ok(false) => {}
+            Err(error) => tracing::warn!(error = %error, "cannot take the scheduling slot"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(interval.min(Duration::from_secs(5))) => {}
+            () = shutdown.cancelled() => {}
+        }
+    }
+    Ok(())
+}
+
+/// Takes this interval's slot for `job`: true for exactly one worker per interval.
+async fn claim_slot(shared: &Shared, job: &str, interval: Duration) -> anyhow::Result<bool> {
+    let mut conn = shared.redis.get().await?;
+    let taken: Option<String> = redis::cmd("SET")
+        .arg(shared.keys.key(&format!("jobs:schedule:{job}")))
+        .arg(std::process::id())
+        .arg("NX")
+        .arg("PX")
+        .arg(interval.as_millis() as u64)
+        .query_async(&mut conn)
+        .await?;
+    Ok(taken.is_some())
+}
+
+/// Appends a job event of the platform org with an outbox row aimed at the
+/// jobs work stream.
+pub async fn enqueue(shared: &Shared, job_type: &str, payload: serde_json::Value) -> anyhow::Result<Uuid> {
+    let id = Uuid::now_v7();
+    let trace_id = Uuid::new_v4().simple().to_string();
+    let mut tx = shared.db.begin().await?;
+    sqlx::query("SELECT set_config('role', $1, true), set_config('app.org_id', $2, true)")
+        .bind(&shared.settings.database.worker_role)
+        .bind(PLATFORM_ORG.to_string())
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "WITH ev AS (
+            INSERT INTO system_events (id, org_id, type, payload, actor, trace_id, correlation_id, occurred_at)
+            VALUES ($1, $2, $3, $4::jsonb, 'service:worker', $5, $6, $7) RETURNING seq, org_id
+         )
+         INSERT INTO outbox (event_seq, stream, org_id) SELECT seq, $8, org_id FROM ev",
+    )
+    .bind(id)
+    .bind(PLATFORM_ORG)
+    .bind(job_type)
+    .bind(payload.to_string())
+    .bind(&trace_id)
+    .bind(id.to_string())
+    .bind(Utc::now())
+    .bind(&shared.settings.streams.jobs.work)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(id)
+}

@@ -1,0 +1,18 @@
+//! The Xentri worker.
+//!
+//! - [`relay`]: committed outbox rows → `XADD` to their streams, in `seq` order.
+//! - [`runtime`]: consumer groups running [`handler::Handler`]s with idempotency,
+//!   retry with backoff, dead-letter routing and reclaim of abandoned entries.
+//! - [`handlers`]: the built-in groups (cache invalidation, event counts, jobs).
+//! - [`jobs`]: the scheduler of periodic jobs; [`trimmer`]: safe stream trimming.
+//! - [`ops`]: `/health` and `/metrics` on the worker's own port.
+//! - [`app`]: wiring, start-up and graceful shutdown.
+
+pub mod app;
+pub mod handler;
+pub mod handlers;
+pub mod jobs;
+pub mod ops;
+pub mod relay;
+pub mod runtime;
+pub mod trimmer;

@@ -1,0 +1,284 @@
+//! One group on one stream: create the group, read in batches under the
+//! group's concurrency, reclaim abandoned entries, drain on shutdown.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use redis::streams::{StreamClaimReply, StreamPendingCountReply, StreamReadReply};
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use xentri_core::stream::StreamEntry;
+
+use super::Shared;
+use super::acker::{self, Ack};
+use super::process;
+use crate::handler::Handler;
+
+/// Everything a lane's tasks need.
+pub struct Lane {
+    /// Shared runtime state.
+    pub shared: Arc<Shared>,
+    /// The group's handler.
+    pub handler: Arc<dyn Handler>,
+    /// The group name.
+    pub group: String,
+    /// The stream (logical name).
+    pub stream: String,
+    /// The stream's Redis key.
+    pub stream_key: String,
+    /// The DLQ (logical name).
+    pub dlq: String,
+    /// The DLQ's Redis key.
+    pub dlq_key: String,
+    /// This lane's consumer name.
+    pub consumer: String,
+    /// Handlers running at once (`worker.groups.<g>.concurrency`).
+    pub active: Semaphore,
+    /// Entry ids being processed by this lane, so reclaim leaves them alone.
+    pub in_flight: Mutex<HashSet<String>>,
+    /// Completions to acknowledge.
+    pub acks: mpsc::Sender<Ack>,
+}
+
+/// Runs a lane until `shutdown`, then lets in-flight entries finish within
+/// the grace period and flushes their acks.
+pub async fn run(
+    shared: Arc<Shared>,
+    handler: Arc<dyn Handler>,
+    stream: String,
+    concurrency: usize,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let settings = shared.settings.clone();
+    let dlq = shared
+        .dlq_of(&stream)
+        .ok_or_else(|| anyhow::anyhow!("stream {stream} is not a configured work stream"))?
+        .to_owned();
+    let group = handler.group().to_owned();
+    let stream_key = shared.keys.key(&stream);
+    let (tx, rx) = mpsc::channel(4096);
+    let acker = tokio::spawn(acker::run(
+        shared.redis.clone(),
+        stream_key.clone(),
+        group.clone(),
+        Duration::from_secs(settings.worker.processed_ttl_secs),
+        rx,
+    ));
+    let lane = Arc::new(Lane {
+        dlq_key: shared.keys.key(&dlq),
+        dlq,
+        consumer: shared.consumer_name(),
+        stream_key,
+        stream,
+        group,
+        handler,
+        active: Semaphore::new(concurrency),
+        in_flight: Mutex::new(HashSet::new()),
+        acks: tx,
+        shared,
+    });
+    tracing::info!(group = %lane.group, stream = %lane.stream, consumer = %lane.consumer, concurrency, "lane started");
+    let result = read_loop(&lane, concurrency, &shutdown).await;
+    drop(lane);
+    // The acker ends once every task holding a sender has finished.
+    let _ = acker.await;
+    result
+}
+
+async fn read_loop(lane: &Arc<Lane>, concurrency: usize, shutdown: &CancellationToken) -> anyhow::Result<()> {
+    let settings = &lane.shared.settings.worker;
+    let block = Duration::from_millis(settings.block_ms);
+    // Read ahead at most this many entries beyond those running.
+    let capacity = Arc::new(Semaphore::new(concurrency.max(settings.read_count) * 2));
+    let mut tasks: JoinSet<()> = JoinSet::new();
+    let mut conn = connect(lane, block, shutdown).await;
+    ensure_group(lane).await;
+    let mut last_reclaim = Instant::now();
+    while !shutdown.is_cancelled() {
+        while tasks.try_join_next().is_some() {}
+        let Some(conn_ref) = conn.as_mut() else {
+            conn = connect(lane, block, shutdown).await;
+            continue;
+        };
+        if last_reclaim.elapsed() >= Duration::from_millis(settings.reclaim_interval_ms) {
+            last_reclaim = Instant::now();
+            if let Err(error) = reclaim(lane, &capacity, &mut tasks, shutdown).await {
+                tracing::warn!(group = %lane.group, stream = %lane.stream, error = %error, "reclaim failed");
+            }
+        }
+        // Wait for room, then read no more than there is room for.
+        let room = tokio::select! {
+            permit = capacity.clone().acquire_owned() => permit?,
+            () = shutdown.cancelled() => break,
+        };
+        let count = (capacity.available_permits() + 1).min(settings.read_count);
+        drop(room);
+        // Not raced against shutdown: a read Redis has answered must be
+        // processed, or its entries would sit pending until reclaimed.
+        let reply: redis::RedisResult<StreamReadReply> = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg(&lane.group)
+            .arg(&lane.consumer)
+            .arg("COUNT")
+            .arg(count)
+            .arg("BLOCK")
+            .arg(settings.block_ms)
+            .arg("STREAMS")
+            .arg(&lane.stream_key)
+            .arg(">")
+            .query_async(conn_ref)
+            .await;
+        match reply {
+            Ok(reply) => {
+                for key in reply.keys {
+                    for id in key.ids {
+                        let entry = process::entry_from(id.id, &id.map);
+                        let permit = capacity.clone().acquire_owned().await?;
+                        spawn(lane, &mut tasks, entry, 1, permit, shutdown);
+                    }
+                }
+            }
+            Err(error) if error.to_string().contains("NOGROUP") || error.to_string().contains("UNBLOCKED") => {
+                // The stream or group was deleted under us: create it again.
+                tracing::warn!(group = %lane.group, stream = %lane.stream, "stream or group vanished; creating it again");
+                ensure_group(lane).await;
+            }
+            Err(error) => {
+                tracing::warn!(group = %lane.group, stream = %lane.stream, error = %error, "read failed");
+                conn = None;
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    () = shutdown.cancelled() => {}
+                }
+            }
+        }
+    }
+    let grace = Duration::from_millis(settings.shutdown_grace_ms);
+    let running = tasks.len();
+    tracing::info!(group = %lane.group, stream = %lane.stream, running, "lane draining");
+    if tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await.is_err() {
+        tracing::warn!(group = %lane.group, stream = %lane.stream, left = tasks.len(), "grace elapsed; unfinished entries stay pending");
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
+    }
+    Ok(())
+}
+
+fn spawn(
+    lane: &Arc<Lane>,
+    tasks: &mut JoinSet<()>,
+    entry: StreamEntry,
+    deliveries: usize,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    shutdown: &CancellationToken,
+) {
+    if let Ok(mut in_flight) = lane.in_flight.lock() {
+        in_flight.insert(entry.id.clone());
+    }
+    let lane = lane.clone();
+    let shutdown = shutdown.clone();
+    tasks.spawn(async move {
+        let id = entry.id.clone();
+        process::process(&lane, entry, deliveries, &shutdown).await;
+        if let Ok(mut in_flight) = lane.in_flight.lock() {
+            in_flight.remove(&id);
+        }
+        drop(permit);
+    });
+}
+
+async fn connect(
+    lane: &Lane,
+    block: Duration,
+    shutdown: &CancellationToken,
+) -> Option<redis::aio::MultiplexedConnection> {
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match lane.shared.blocking_connection(block).await {
+            Ok(conn) => return Some(conn),
+            Err(error) => tracing::warn!(group = %lane.group, error = %error, "cannot connect to redis"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = shutdown.cancelled() => return None,
+        }
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// `XGROUP CREATE … 0 MKSTREAM`: a new group starts at the oldest entry still
+/// in the stream. An existing group is left as it is.
+async fn ensure_group(lane: &Lane) {
+    let result = async {
+        let mut conn = lane.shared.redis.get().await?;
+        let created: redis::RedisResult<()> = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(&lane.stream_key)
+            .arg(&lane.group)
+            .arg("0")
+            .arg("MKSTREAM")
+            .query_async(&mut conn)
+            .await;
+        match created {
+            Err(error) if !error.to_string().contains("BUSYGROUP") => Err(anyhow::Error::from(error)),
+            _ => Ok(()),
+        }
+    }
+    .await;
+    if let Err(error) = result {
+        tracing::warn!(group = %lane.group, stream = %lane.stream, error = %error, "cannot create group");
+    }
+}
+
+/// Claims entries pending longer than the visibility timeout on other
+/// consumers (or on ours, when this process no longer works on them).
+/// An entry delivered `max_deliveries` times is poison: dead-lettered, not
+/// processed again. A reclaim is not a handler failure: attempts start over.
+async fn reclaim(
+    lane: &Arc<Lane>,
+    capacity: &Arc<Semaphore>,
+    tasks: &mut JoinSet<()>,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    let settings = &lane.shared.settings.worker;
+    let mut conn = lane.shared.redis.get().await?;
+    let pending: StreamPendingCountReply = redis::cmd("XPENDING")
+        .arg(&lane.stream_key)
+        .arg(&lane.group)
+        .arg("IDLE")
+        .arg(settings.visibility_timeout_ms)
+        .arg("-")
+        .arg("+")
+        .arg(settings.read_count)
+        .query_async(&mut conn)
+        .await?;
+    let in_flight = lane.in_flight.lock().map(|set| set.clone()).unwrap_or_default();
+    let candidates: Vec<_> = pending.ids.into_iter().filter(|p| !in_flight.contains(&p.id)).collect();
+    if candidates.is_empty() {
+        return Ok(());
+    }
+    let mut claim = redis::cmd("XCLAIM");
+    claim.arg(&lane.stream_key).arg(&lane.group).arg(&lane.consumer).arg(settings.visibility_timeout_ms);
+    for pending in &candidates {
+        claim.arg(&pending.id);
+    }
+    let claimed: StreamClaimReply = claim.query_async(&mut conn).await?;
+    drop(conn);
+    for id in claimed.ids {
+        let previous = candidates.iter().find(|p| p.id == id.id).map_or(0, |p| p.times_delivered);
+        let entry = process::entry_from(id.id, &id.map);
+        tracing::info!(group = %lane.group, stream = %lane.stream, entry_id = %entry.id, deliveries = previous + 1, "reclaimed");
+        if previous >= settings.max_deliveries as usize {
+            let reason = format!(
+                "poison: delivered {previous} times without being acknowledged (its consumers crashed or stalled)"
+            );
+            process::dead_letter(lane, &entry, 0, &reason, None).await;
+            continue;
+        }
+        let permit = capacity.clone().acquire_owned().await?;
+        spawn(lane, tasks, entry, previous + 1, permit, shutdown);
+    }
+    Ok(())
+}

@@ -1,0 +1,237 @@
+//! What happens to one entry: decode, skip what is not ours, skip what was
+//! processed, run the handler with retries, then ack or dead-letter.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use chrono::Utc;
+use tokio_util::sync::CancellationToken;
+use xentri_core::EventEnvelope;
+use xentri_core::dlq::{DeadLetter, dead_letter_fields};
+use xentri_core::stream::{StreamEntry, field};
+
+use super::acker::Ack;
+use super::lane::Lane;
+use super::{retry, telemetry};
+use crate::handler::{Delivery, HandlerError, Store};
+
+/// The entry as text fields; bytes that are not UTF-8 are replaced (such an
+/// entry is malformed anyway, and the DLQ keeps what can be kept).
+pub fn entry_from(id: String, map: &HashMap<String, redis::Value>) -> StreamEntry {
+    StreamEntry::from_redis(id.clone(), map).unwrap_or_else(|_| {
+        let fields = map
+            .iter()
+            .map(|(k, v)| {
+                let text = match v {
+                    redis::Value::BulkString(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+                    other => format!("{other:?}"),
+                };
+                (k.clone(), text)
+            })
+            .collect();
+        StreamEntry { id, fields }
+    })
+}
+
+fn processed_key(lane: &Lane, event: &EventEnvelope) -> String {
+    lane.shared.keys.key(&format!("processed:{}:{}", lane.group, event.id))
+}
+
+enum Outcome {
+    Done,
+    Duplicate,
+}
+
+/// Processes one delivery of `entry`. Never panics on bad input; never loses
+/// the entry: it ends acked, dead-lettered, or still pending.
+pub async fn process(lane: &Lane, entry: StreamEntry, deliveries: usize, shutdown: &CancellationToken) {
+    let (stream, group) = (lane.stream.as_str(), lane.group.as_str());
+    let event = match entry.decode() {
+        Ok(event) => event,
+        Err(error) => {
+            dead_letter(lane, &entry, 0, &format!("malformed entry: {error}"), None).await;
+            return;
+        }
+    };
+    if entry.get(field::TARGET_GROUP).is_some_and(|target| target != group) {
+        ack(lane, &entry.id, None).await;
+        telemetry::skipped(stream, group, &entry.id, "targeted at another group");
+        return;
+    }
+    if !lane.handler.accepts(event.event_type.as_str()) {
+        ack(lane, &entry.id, None).await;
+        telemetry::skipped(stream, group, &entry.id, "type not handled");
+        return;
+    }
+    let span = tracing::info_span!(
+        "handle", group, stream, entry_id = %entry.id, event_id = %event.id,
+        trace_id = %event.trace_id, org_id = %event.org_id, deliveries
+    );
+    let _guard = span.enter();
+    let store = lane.handler.store();
+    if store == Store::Redis && already_processed(lane, &event).await {
+        ack(lane, &entry.id, None).await;
+        telemetry::skipped(stream, group, &entry.id, "already processed");
+        return;
+    }
+    let mut delays = retry::delays(&lane.shared.settings.worker.retry);
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let started = Instant::now();
+        let result = {
+            let _active = lane.active.acquire().await;
+            run_handler(lane, &entry, &event, attempt, store).await
+        };
+        telemetry::handler_ran(stream, group, started.elapsed());
+        match result {
+            Ok(Outcome::Done) => {
+                let processed = (store == Store::Redis).then(|| processed_key(lane, &event));
+                ack(lane, &entry.id, processed).await;
+                telemetry::acked(stream, group, &entry.id, attempt);
+                return;
+            }
+            Ok(Outcome::Duplicate) => {
+                ack(lane, &entry.id, None).await;
+                telemetry::skipped(stream, group, &entry.id, "already processed");
+                return;
+            }
+            Err(HandlerError::Transient(error)) => match delays.next() {
+                Some(delay) => {
+                    telemetry::retried(stream, group, &entry.id, attempt, delay, &format!("{error:#}"));
+                    if !retry::sleep(delay, shutdown).await {
+                        // Left pending: after a restart it is reclaimed, with
+                        // its attempts starting over.
+                        return;
+                    }
+                }
+                None => {
+                    let reason = format!("{error:#}");
+                    dead_letter(lane, &entry, attempt, &reason, Some(&event)).await;
+                    return;
+                }
+            },
+            Err(HandlerError::Permanent(error)) => {
+                dead_letter(lane, &entry, attempt, &format!("permanent: {error:#}"), Some(&event)).await;
+                return;
+            }
+        }
+    }
+}
+
+async fn run_handler(
+    lane: &Lane,
+    entry: &StreamEntry,
+    event: &EventEnvelope,
+    attempt: u32,
+    store: Store,
+) -> Result<Outcome, HandlerError> {
+    let delivery = |tx| Delivery {
+        event,
+        stream: &lane.stream,
+        entry_id: &entry.id,
+        attempt,
+        tx,
+        redis: &lane.shared.redis,
+        keys: &lane.shared.keys,
+    };
+    match store {
+        Store::Redis => lane.handler.handle(delivery(None)).await.map(|()| Outcome::Done),
+        Store::Postgres => {
+            let transient = |e: sqlx::Error| HandlerError::Transient(e.into());
+            let mut tx = lane.shared.db.begin().await.map_err(transient)?;
+            sqlx::query("SELECT set_config('role', $1, true), set_config('app.org_id', $2, true)")
+                .bind(&lane.shared.settings.database.worker_role)
+                .bind(event.org_id.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(transient)?;
+            // Concurrent deliveries of one event wait here for each other; the
+            // second finds the first's record and skips.
+            let recorded = sqlx::query(
+                "INSERT INTO processed_events (group_name, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            )
+            .bind(&lane.group)
+            .bind(event.id)
+            .execute(&mut *tx)
+            .await
+            .map_err(transient)?;
+            if recorded.rows_affected() == 0 {
+                return Ok(Outcome::Duplicate);
+            }
+            lane.handler.handle(delivery(Some(&mut *tx))).await?;
+            tx.commit().await.map_err(transient)?;
+            Ok(Outcome::Done)
+        }
+    }
+}
+
+async fn already_processed(lane: &Lane, event: &EventEnvelope) -> bool {
+    let key = processed_key(lane, event);
+    let result = async {
+        let mut conn = lane.shared.redis.get().await.map_err(|e| anyhow::anyhow!(e))?;
+        redis::cmd("EXISTS").arg(&key).query_async::<bool>(&mut conn).await.map_err(anyhow::Error::from)
+    }
+    .await;
+    // Unknown counts as not processed: at-least-once, never at-most-once.
+    result.unwrap_or_else(|error| {
+        tracing::warn!(error = %error, "cannot read processed record");
+        false
+    })
+}
+
+async fn ack(lane: &Lane, entry_id: &str, processed_key: Option<String>) {
+    // Only fails when the acker is gone, i.e. the lane is being torn down; the
+    // entry then stays pending and is delivered again.
+    let _ = lane.acks.send(Ack { entry_id: entry_id.to_owned(), processed_key }).await;
+}
+
+/// Moves the entry to the DLQ and acks it, in one script; then calls the
+/// handler's dead-letter hook once. If Redis refuses, the entry stays pending.
+pub async fn dead_letter(lane: &Lane, entry: &StreamEntry, attempts: u32, reason: &str, event: Option<&EventEnvelope>) {
+    let letter = DeadLetter {
+        stream: lane.stream.clone(),
+        id: entry.id.clone(),
+        group: lane.group.clone(),
+        consumer: lane.consumer.clone(),
+        attempts,
+        error: reason.to_owned(),
+        failed_at: Utc::now(),
+    };
+    let fields = dead_letter_fields(entry, &letter);
+    let mut invocation = xentri_core::scripts::DEAD_LETTER.prepare_invoke();
+    invocation.key(&lane.stream_key).key(&lane.dlq_key).arg(&lane.group).arg(&lane.consumer).arg(&entry.id);
+    for (name, value) in &fields {
+        invocation.arg(name).arg(value);
+    }
+    let mut moved = None;
+    for attempt in 0..5u32 {
+        let result = async {
+            let mut conn = lane.shared.redis.get().await.map_err(|e| anyhow::anyhow!(e))?;
+            invocation.invoke_async::<Option<String>>(&mut conn).await.map_err(anyhow::Error::from)
+        }
+        .await;
+        match result {
+            Ok(id) => {
+                moved = Some(id);
+                break;
+            }
+            Err(error) => {
+                tracing::warn!(entry_id = %entry.id, attempt, error = %error, "dead-lettering failed");
+                tokio::time::sleep(std::time::Duration::from_millis(100 << attempt)).await;
+            }
+        }
+    }
+    match moved {
+        Some(Some(_dlq_id)) => {
+            telemetry::dead_lettered(&lane.stream, &lane.group, &entry.id, &lane.dlq, reason);
+            if let Err(error) = lane.handler.on_dead_letter(event, &letter).await {
+                tracing::error!(group = %lane.group, entry_id = %entry.id, error = %error, "dead-letter hook failed");
+            }
+        }
+        Some(None) => {
+            tracing::info!(entry_id = %entry.id, "not dead-lettered: another consumer holds it now");
+        }
+        None => tracing::error!(entry_id = %entry.id, "could not dead-letter; the entry stays pending"),
+    }
+}

@@ -1,0 +1,146 @@
+//! Safe trimming of work streams, and the stream gauges.
+//!
+//! A work stream is trimmed with `MINID` at the oldest entry some group still
+//! needs — its oldest pending entry, or the first entry after its last
+//! delivered one — so an entry no group has acknowledged is never dropped;
+//! `streams.work_cap` bounds only what every group has acknowledged.
+//! **Invariant:** DLQs are never trimmed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::streams::{StreamInfoGroupsReply, StreamPendingReply};
+use tokio_util::sync::CancellationToken;
+use xentri_core::stream::Family;
+
+use crate::runtime::Shared;
+
+/// Trims and samples until `shutdown`.
+pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let interval = Duration::from_millis(shared.settings.worker.trim_interval_ms);
+    while !shutdown.is_cancelled() {
+        for family in Family::ALL {
+            let names = shared.settings.streams.family(family);
+            if let Err(error) = trim(&shared, &names.work).await {
+                tracing::warn!(stream = %names.work, error = %error, "trim failed");
+            }
+            if let Err(error) = sample_dlq(&shared, &names.dlq).await {
+                tracing::warn!(stream = %names.dlq, error = %error, "dlq depth unavailable");
+            }
+        }
+        match crate::relay::backlog(&shared).await {
+            Ok(backlog) => metrics::gauge!("outbox_backlog").set(backlog as f64),
+            Err(error) => tracing::debug!(error = %error, "outbox backlog unavailable"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            () = shutdown.cancelled() => {}
+        }
+    }
+    Ok(())
+}
+
+/// Trims `stream` (logical name) as far as is safe; returns entries removed.
+pub async fn trim(shared: &Shared, stream: &str) -> anyhow::Result<u64> {
+    let key = shared.keys.key(stream);
+    let mut conn = shared.redis.get().await?;
+    let exists: bool = redis::cmd("EXISTS").arg(&key).query_async(&mut conn).await?;
+    if !exists {
+        return Ok(0);
+    }
+    let groups: StreamInfoGroupsReply = redis::cmd("XINFO").arg("GROUPS").arg(&key).query_async(&mut conn).await?;
+    // The oldest id some group still needs.
+    let mut needed: Option<StreamId> = None;
+    for group in &groups.groups {
+        metrics::gauge!("worker_pending_entries", "stream" => stream.to_owned(), "group" => group.name.clone())
+            .set(group.pending as f64);
+        let oldest = if group.pending > 0 {
+            let summary: StreamPendingReply =
+                redis::cmd("XPENDING").arg(&key).arg(&group.name).query_async(&mut conn).await?;
+            match summary {
+                StreamPendingReply::Data(data) => StreamId::parse(&data.start_id),
+                _ => StreamId::parse(&group.last_delivered_id).map(StreamId::next),
+            }
+        } else {
+            StreamId::parse(&group.last_delivered_id).map(StreamId::next)
+        };
+        if let Some(oldest) = oldest {
+            needed = Some(needed.map_or(oldest, |n| n.min(oldest)));
+        }
+    }
+    // The first of the newest `work_cap` entries.
+    let cap = shared.settings.streams.work_cap;
+    let length: usize = redis::cmd("XLEN").arg(&key).query_async(&mut conn).await?;
+    if length <= cap {
+        return Ok(0);
+    }
+    let newest: redis::streams::StreamRangeReply =
+        redis::cmd("XREVRANGE").arg(&key).arg("+").arg("-").arg("COUNT").arg(cap.max(1)).query_async(&mut conn).await?;
+    let cap_floor = if cap == 0 {
+        newest.ids.first().and_then(|e| StreamId::parse(&e.id)).map(StreamId::next)
+    } else {
+        newest.ids.last().and_then(|e| StreamId::parse(&e.id))
+    };
+    let threshold = match (needed, cap_floor) {
+        (Some(needed), Some(floor)) => needed.min(floor),
+        (None, Some(floor)) if groups.groups.is_empty() => floor,
+        _ => return Ok(0),
+    };
+    let removed: u64 =
+        redis::cmd("XTRIM").arg(&key).arg("MINID").arg(threshold.to_string()).query_async(&mut conn).await?;
+    if removed > 0 {
+        tracing::debug!(stream, removed, threshold = %threshold, "trimmed");
+    }
+    Ok(removed)
+}
+
+async fn sample_dlq(shared: &Shared, dlq: &str) -> anyhow::Result<()> {
+    let mut conn = shared.redis.get().await?;
+    let depth: u64 = redis::cmd("XLEN").arg(shared.keys.key(dlq)).query_async(&mut conn).await?;
+    metrics::gauge!("worker_dlq_depth", "stream" => dlq.to_owned()).set(depth as f64);
+    Ok(())
+}
+
+/// A stream entry id, ordered as Redis orders them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct StreamId {
+    ms: u64,
+    seq: u64,
+}
+
+impl StreamId {
+    /// Parses `ms-seq`.
+    pub fn parse(id: &str) -> Option<Self> {
+        let (ms, seq) = id.split_once('-')?;
+        Some(Self { ms: ms.parse().ok()?, seq: seq.parse().ok()? })
+    }
+
+    /// The smallest id after this one.
+    pub fn next(self) -> Self {
+        match self.seq.checked_add(1) {
+            Some(seq) => Self { ms: self.ms, seq },
+            None => Self { ms: self.ms + 1, seq: 0 },
+        }
+    }
+}
+
+impl std::fmt::Display for StreamId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.ms, self.seq)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_order_like_redis() {
+        let a = StreamId::parse("1700000000000-5").expect("id");
+        let b = StreamId::parse("1700000000001-0").expect("id");
+        assert!(a < b);
+        assert_eq!(a.next().to_string(), "1700000000000-6");
+        assert_eq!(StreamId::parse("0-0").map(StreamId::next).map(|i| i.to_string()).as_deref(), Some("0-1"));
+        assert!(StreamId::parse("nope").is_none());
+    }
+}
