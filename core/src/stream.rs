@@ -172,19 +172,24 @@ impl StreamEntry {
         let uuid = |field: &'static str| -> Result<Uuid, DecodeError> {
             self.require(field)?.parse().map_err(|e: uuid::Error| invalid(field, e.to_string()))
         };
+        // Fields are checked in envelope order, so errors name the first bad one.
+        let id = uuid(field::ID)?;
+        let seq: i64 = self
+            .require(field::SEQ)?
+            .parse()
+            .map_err(|e: std::num::ParseIntError| invalid(field::SEQ, e.to_string()))?;
+        let org_id = uuid(field::ORG_ID)?;
+        let event_type = EventType::parse(self.require(field::TYPE)?).map_err(|e| invalid(field::TYPE, e.message))?;
         let payload = match serde_json::from_str::<serde_json::Value>(self.require(field::PAYLOAD)?) {
             Ok(serde_json::Value::Object(map)) => map,
             Ok(_) => return Err(invalid(field::PAYLOAD, "not a JSON object".to_owned())),
             Err(e) => return Err(invalid(field::PAYLOAD, e.to_string())),
         };
         Ok(EventEnvelope {
-            id: uuid(field::ID)?,
-            seq: self
-                .require(field::SEQ)?
-                .parse()
-                .map_err(|e: std::num::ParseIntError| invalid(field::SEQ, e.to_string()))?,
-            org_id: uuid(field::ORG_ID)?,
-            event_type: EventType::parse(self.require(field::TYPE)?).map_err(|e| invalid(field::TYPE, e.message))?,
+            id,
+            seq,
+            org_id,
+            event_type,
             payload,
             actor: Actor::parse(self.require(field::ACTOR)?).map_err(|e| invalid(field::ACTOR, e.message))?,
             trace_id: self.require(field::TRACE_ID)?.to_owned(),

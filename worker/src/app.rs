@@ -66,7 +66,8 @@ impl Worker {
         let redis = xentri_core::redis_pool::connect_lazy(&settings.redis)?;
         let redis_client =
             redis::Client::open(settings.redis.url.expose_secret()).map_err(StartupError::RedisClient)?;
-        let mut handlers = crate::handlers::builtin(&settings).map_err(StartupError::Groups)?;
+        let others: Vec<&str> = extra.iter().map(|h| h.group()).collect();
+        let mut handlers = crate::handlers::builtin(&settings, &others).map_err(StartupError::Groups)?;
         handlers.extend(extra);
         let mut seen = std::collections::HashSet::new();
         for handler in &handlers {
@@ -119,6 +120,9 @@ impl Worker {
             tasks.spawn(named("scheduler".into(), Box::pin(crate::jobs::run(shared.clone(), token.clone()))));
         }
         for handler in handlers {
+            if shared.settings.worker.groups.get(handler.group()).is_some_and(|g| !g.enabled) {
+                continue;
+            }
             let concurrency =
                 shared.settings.worker.groups.get(handler.group()).map_or(DEFAULT_CONCURRENCY, |g| g.concurrency);
             for stream in handler.streams() {

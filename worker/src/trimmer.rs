@@ -40,8 +40,12 @@ pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) -> anyhow::Re
     Ok(())
 }
 
-/// Trims `stream` (logical name) as far as is safe; returns entries removed.
+/// Trims work stream `stream` (logical name) as far as is safe; returns
+/// entries removed. Anything but a configured work stream is refused.
 pub async fn trim(shared: &Shared, stream: &str) -> anyhow::Result<u64> {
+    if shared.settings.streams.family_of_work(stream).is_none() {
+        anyhow::bail!("{stream} is not a work stream; only work streams are trimmed");
+    }
     let key = shared.keys.key(stream);
     let mut conn = shared.redis.get().await?;
     let exists: bool = redis::cmd("EXISTS").arg(&key).query_async(&mut conn).await?;

@@ -113,12 +113,11 @@ async fn relay_role_reads_across_orgs_and_api_role_owns_nothing(pool: PgPool) {
     .await
     .expect("owners");
     assert_eq!(owned, 0);
-    let bypass: bool = sqlx::query_scalar(
-        "SELECT bool_or(rolbypassrls OR rolsuper) FROM pg_roles WHERE rolname LIKE 'xentri\\_%'",
-    )
-    .fetch_one(&pool)
-    .await
-    .expect("roles");
+    let bypass: bool =
+        sqlx::query_scalar("SELECT bool_or(rolbypassrls OR rolsuper) FROM pg_roles WHERE rolname LIKE 'xentri\\_%'")
+            .fetch_one(&pool)
+            .await
+            .expect("roles");
     assert!(!bypass);
     let forced: Vec<(String, bool, bool)> = sqlx::query_as(
         "SELECT relname::text, relrowsecurity, relforcerowsecurity FROM pg_class

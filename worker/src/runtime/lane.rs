@@ -38,6 +38,9 @@ pub struct Lane {
     pub active: Semaphore,
     /// Entry ids being processed by this lane, so reclaim leaves them alone.
     pub in_flight: Mutex<HashSet<String>>,
+    /// Event ids being handled by this lane: a second entry of the same event
+    /// (the relay publishes at least once) arriving meanwhile is a duplicate.
+    pub events_in_flight: Mutex<HashSet<uuid::Uuid>>,
     /// Completions to acknowledge.
     pub acks: mpsc::Sender<Ack>,
 }
@@ -76,6 +79,7 @@ pub async fn run(
         handler,
         active: Semaphore::new(concurrency),
         in_flight: Mutex::new(HashSet::new()),
+        events_in_flight: Mutex::new(HashSet::new()),
         acks: tx,
         shared,
     });

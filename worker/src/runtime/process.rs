@@ -37,6 +37,29 @@ fn processed_key(lane: &Lane, event: &EventEnvelope) -> String {
     lane.shared.keys.key(&format!("processed:{}:{}", lane.group, event.id))
 }
 
+/// Marks an event as being handled by a lane until dropped.
+struct EventClaim<'a> {
+    lane: &'a Lane,
+    event_id: uuid::Uuid,
+}
+
+impl<'a> EventClaim<'a> {
+    fn take(lane: &'a Lane, event_id: uuid::Uuid) -> Option<Self> {
+        let mut events = lane.events_in_flight.lock().ok()?;
+        // `then`, not `then_some`: a claim built and dropped here would unlock
+        // the set it is being built under.
+        events.insert(event_id).then(|| Self { lane, event_id })
+    }
+}
+
+impl Drop for EventClaim<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut events) = self.lane.events_in_flight.lock() {
+            events.remove(&self.event_id);
+        }
+    }
+}
+
 enum Outcome {
     Done,
     Duplicate,
@@ -68,6 +91,12 @@ pub async fn process(lane: &Lane, entry: StreamEntry, deliveries: usize, shutdow
         trace_id = %event.trace_id, org_id = %event.org_id, deliveries
     );
     let _guard = span.enter();
+    let Some(_claim) = EventClaim::take(lane, event.id) else {
+        // The same event is being handled right now; that delivery decides.
+        ack(lane, &entry.id, None).await;
+        telemetry::skipped(stream, group, &entry.id, "duplicate in flight");
+        return;
+    };
     let store = lane.handler.store();
     if store == Store::Redis && already_processed(lane, &event).await {
         ack(lane, &entry.id, None).await;

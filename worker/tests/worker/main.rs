@@ -1,0 +1,9 @@
+//! Integration tests of the worker against real PostgreSQL and Redis: one
+//! test binary; each test has its own database and its own Redis key prefix.
+
+mod helpers;
+
+mod relay;
+mod runtime;
+mod shutdown;
+mod trim;
