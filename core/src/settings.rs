@@ -34,6 +34,38 @@ pub struct Settings {
     pub streams: StreamsSettings,
     /// The worker: relay, consumer groups, jobs.
     pub worker: WorkerSettings,
+    /// Dead-letter archival.
+    pub dlq: DlqSettings,
+    /// DLQ alerts.
+    pub alerts: AlertSettings,
+}
+
+/// `[dlq]`: archival of old dead letters.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DlqSettings {
+    /// Dead letters older than this move to `dlq:archive:{dlq}:{date}`, seconds.
+    pub archive_after_secs: u64,
+    /// An archive key expires this long after its newest entry failed, seconds.
+    pub archive_ttl_secs: u64,
+    /// How often the worker archives, seconds.
+    pub archive_interval_secs: u64,
+}
+
+/// `[alerts]`: DLQ growth and repeated correlation ids.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertSettings {
+    /// How often the worker evaluates the alert conditions, seconds.
+    pub evaluate_interval_secs: u64,
+    /// The sliding window of the growth condition, seconds.
+    pub window_secs: u64,
+    /// A correlation id appearing this many times in one DLQ alerts.
+    pub repeated_correlation_threshold: u32,
+    /// Alertmanager's v2 alerts endpoint (e.g. `http://127.0.0.1:9093/api/v2/alerts`); unset: log and gauge only.
+    pub webhook_url: Option<String>,
+    /// A firing alert is sent again this often, seconds.
+    pub resend_interval_secs: u64,
 }
 
 /// `[streams]`: the three families of SPEC.md "Streams".
@@ -377,6 +409,7 @@ impl Settings {
 
     fn validated(mut self) -> Result<Self, ConfigError> {
         // An empty value switches a layered optional setting off again.
+        self.alerts.webhook_url = self.alerts.webhook_url.filter(|u| !u.is_empty());
         self.auth.jwks_path = self.auth.jwks_path.filter(|p| !p.as_os_str().is_empty());
         self.auth.jwks_url = self.auth.jwks_url.filter(|u| !u.is_empty());
         let invalid = |key: &str, reason: &str| ConfigError::Invalid {
