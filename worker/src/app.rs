@@ -116,6 +116,8 @@ impl Worker {
             tasks.spawn(named("relay".into(), Box::pin(crate::relay::run(shared.clone(), token.clone()))));
         }
         tasks.spawn(named("trimmer".into(), Box::pin(crate::trimmer::run(shared.clone(), token.clone()))));
+        tasks.spawn(named("archiver".into(), Box::pin(crate::archiver::run(shared.clone(), token.clone()))));
+        tasks.spawn(named("alerts".into(), Box::pin(crate::alerts::run(shared.clone(), token.clone()))));
         if handlers.iter().any(|h| h.group() == crate::handlers::jobs::GROUP) {
             tasks.spawn(named("scheduler".into(), Box::pin(crate::jobs::run(shared.clone(), token.clone()))));
         }

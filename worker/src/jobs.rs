@@ -38,7 +38,7 @@ pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) -> anyhow::Re
 }
 
 /// Takes this interval's slot for `job`: true for exactly one worker per interval.
-async fn claim_slot(shared: &Shared, job: &str, interval: Duration) -> anyhow::Result<bool> {
+pub(crate) async fn claim_slot(shared: &Shared, job: &str, interval: Duration) -> anyhow::Result<bool> {
     let mut conn = shared.redis.get().await?;
     let taken: Option<String> = redis::cmd("SET")
         .arg(shared.keys.key(&format!("jobs:schedule:{job}")))

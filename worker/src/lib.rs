@@ -5,10 +5,14 @@
 //!   retry with backoff, dead-letter routing and reclaim of abandoned entries.
 //! - [`handlers`]: the built-in groups (cache invalidation, event counts, jobs).
 //! - [`jobs`]: the scheduler of periodic jobs; [`trimmer`]: safe stream trimming.
+//! - [`archiver`]: moves day-old dead letters to expiring archive streams.
+//! - [`alerts`]: DLQ growth and repeated correlation ids → log, gauge, webhook.
 //! - [`ops`]: `/health` and `/metrics` on the worker's own port.
 //! - [`app`]: wiring, start-up and graceful shutdown.
 
+pub mod alerts;
 pub mod app;
+pub mod archiver;
 pub mod handler;
 pub mod handlers;
 pub mod jobs;

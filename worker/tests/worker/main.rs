@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod alerts;
 mod relay;
 mod runtime;
 mod shutdown;

@@ -1,0 +1,110 @@
+//! DLQ archival: dead letters older than `dlq.archive_after_secs` move to
+//! `dlq:archive:{dlq}:{date}` (the UTC date they failed), which expires
+//! `dlq.archive_ttl_secs` after its newest entry failed. Each entry moves in
+//! one server-side step (never in neither place, never in both). One worker
+//! archives per interval, however many run.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use redis::streams::StreamRangeReply;
+use tokio_util::sync::CancellationToken;
+use xentri_core::dlq::dlq_field;
+use xentri_core::stream::{Family, StreamEntry, archive_key};
+
+use crate::runtime::Shared;
+
+/// Entries archived per round trip.
+const BATCH: usize = 500;
+/// Least lifetime given to an archive key.
+const MIN_TTL_SECS: u64 = 3600;
+
+/// Archives until `shutdown`.
+pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let interval = Duration::from_secs(shared.settings.dlq.archive_interval_secs.max(1));
+    let older_than = Duration::from_secs(shared.settings.dlq.archive_after_secs);
+    while !shutdown.is_cancelled() {
+        match crate::jobs::claim_slot(&shared, "dlq_archive", interval).await {
+            Ok(true) => {
+                for family in Family::ALL {
+                    let dlq = shared.settings.streams.family(family).dlq.clone();
+                    match archive_older_than(&shared, &dlq, older_than, Utc::now()).await {
+                        Ok(0) => {}
+                        Ok(moved) => tracing::info!(dlq, moved, "dead letters archived"),
+                        Err(error) => tracing::warn!(dlq, error = format!("{error:#}"), "archival failed"),
+                    }
+                }
+            }
+            Ok(false) => {}
+            Err(error) => tracing::warn!(error = %error, "cannot take the archival slot"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(interval.min(Duration::from_secs(5))) => {}
+            () = shutdown.cancelled() => {}
+        }
+    }
+    Ok(())
+}
+
+/// When a dead letter failed: its `dlq_failed_at`, else the time its id says
+/// it entered the DLQ.
+pub fn failed_at(entry: &StreamEntry) -> Option<DateTime<Utc>> {
+    entry
+        .get(dlq_field::FAILED_AT)
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc))
+        .or_else(|| {
+            let ms: i64 = entry.id.split('-').next()?.parse().ok()?;
+            DateTime::from_timestamp_millis(ms)
+        })
+}
+
+/// Moves every entry of `dlq` (logical name) that entered it more than
+/// `older_than` before `now`; returns how many moved.
+pub async fn archive_older_than(
+    shared: &Shared,
+    dlq: &str,
+    older_than: Duration,
+    now: DateTime<Utc>,
+) -> anyhow::Result<usize> {
+    let dlq_key = shared.keys.key(dlq);
+    let cutoff_ms = now.timestamp_millis() - older_than.as_millis() as i64;
+    if cutoff_ms <= 0 {
+        return Ok(0);
+    }
+    let ttl = shared.settings.dlq.archive_ttl_secs;
+    let mut conn = shared.redis.get().await?;
+    xentri_core::scripts::ARCHIVE.load_async(&mut conn).await?;
+    let mut moved = 0;
+    loop {
+        let page: StreamRangeReply = redis::cmd("XRANGE")
+            .arg(&dlq_key)
+            .arg("-")
+            .arg(cutoff_ms - 1)
+            .arg("COUNT")
+            .arg(BATCH)
+            .query_async(&mut conn)
+            .await?;
+        if page.ids.is_empty() {
+            return Ok(moved);
+        }
+        let mut pipe = redis::pipe();
+        for id in &page.ids {
+            let entry = StreamEntry::from_redis(id.id.clone(), &id.map).unwrap_or_default();
+            let failed = failed_at(&entry).unwrap_or(now);
+            let age = (now - failed).num_seconds().max(0) as u64;
+            let key = shared.keys.key(&archive_key(dlq, failed.date_naive()));
+            let mut invocation = xentri_core::scripts::ARCHIVE.prepare_invoke();
+            invocation.key(&dlq_key).key(&key).arg(&id.id).arg(ttl.saturating_sub(age).max(MIN_TTL_SECS));
+            pipe.invoke_script(&invocation);
+        }
+        let results: Vec<Option<String>> = pipe.query_async(&mut conn).await?;
+        let batch_moved = results.iter().filter(|r| r.is_some()).count();
+        moved += batch_moved;
+        if batch_moved == 0 {
+            // Everything in this page was moved by someone else meanwhile.
+            return Ok(moved);
+        }
+    }
+}
