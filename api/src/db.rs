@@ -32,15 +32,24 @@ impl Db {
         Self { pool, role: Arc::from(role) }
     }
 
-    /// Opens a transaction for `org_id`.
+    /// Opens a transaction for `org_id`: `BEGIN` and both settings go in one
+    /// round trip (a simple-query batch). Interpolation is safe here: the role
+    /// is checked against `[a-z0-9_]` when settings load, and a UUID prints as
+    /// hex digits and dashes.
     pub async fn begin(&self, org_id: Uuid) -> Result<OrgTx, sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT set_config('role', $1, true), set_config('app.org_id', $2, true)")
-            .bind(&*self.role)
-            .bind(org_id.to_string())
-            .execute(&mut *tx)
-            .await?;
+        let begin = format!(
+            "BEGIN; SELECT set_config('role', '{}', true), set_config('app.org_id', '{org_id}', true)",
+            self.role
+        );
+        let tx = self.pool.begin_with(begin).await?;
         Ok(OrgTx { tx })
+    }
+
+    /// Wakes the worker's relay (`NOTIFY xentri_outbox`). Outside any write
+    /// transaction on purpose: a NOTIFY inside one would serialise every
+    /// commit on PostgreSQL's notification lock.
+    pub async fn notify_outbox(&self) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT pg_notify('xentri_outbox', '')").execute(&self.pool).await.map(|_| ())
     }
 
     /// Checks PostgreSQL answers, within the pool's acquire timeout.

@@ -11,6 +11,7 @@ pub mod events;
 pub mod i18n;
 pub mod idempotency;
 pub mod metrics;
+pub mod notify;
 pub mod problem;
 pub mod routes;
 pub mod startup;

@@ -69,8 +69,10 @@ impl Application {
         let address = SocketAddr::new(settings.api.host, settings.api.port);
         let listener = TcpListener::bind(address).await.map_err(|source| StartupError::Bind { address, source })?;
         let address = listener.local_addr().map_err(|source| StartupError::Bind { address, source })?;
+        let db = Db::new(pool, &settings.database.api_role);
         let state = AppState {
-            db: Db::new(pool, &settings.database.api_role),
+            outbox: crate::notify::OutboxNotifier::spawn(db.clone()),
+            db,
             redis,
             settings: Arc::new(settings),
             metrics: {

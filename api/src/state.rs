@@ -20,6 +20,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// The Prometheus registry.
     pub metrics: Metrics,
+    /// Wakes the relay after appends.
+    pub outbox: crate::notify::OutboxNotifier,
     /// Verifies bearer tokens.
     pub auth: Arc<Authenticator>,
     /// Requests being answered right now (the edge counts them).

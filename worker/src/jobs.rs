@@ -80,5 +80,7 @@ pub async fn enqueue(shared: &Shared, job_type: &str, payload: serde_json::Value
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
+    // Wake the relay (after the commit: see migration 5).
+    sqlx::query("SELECT pg_notify($1, '')").bind(crate::relay::CHANNEL).execute(&shared.db).await?;
     Ok(id)
 }

@@ -214,6 +214,7 @@ async fn append_event(
             continue;
         }
         tx.commit().await?;
+        state.outbox.committed();
         metrics::counter!("events_appended_total").increment(1);
         tracing::info!(event_id = %stored.id, seq = stored.seq, event_type = %stored.event_type, "event appended");
         return Ok(json_response(StatusCode::CREATED, response.body));
