@@ -41,8 +41,40 @@ pub struct Lane {
     /// Event ids being handled by this lane: a second entry of the same event
     /// (the relay publishes at least once) arriving meanwhile is a duplicate.
     pub events_in_flight: Mutex<HashSet<uuid::Uuid>>,
+    /// Event ids this lane handled lately, so a duplicate that arrives before
+    /// the Redis processed record is written is still recognised.
+    pub recently_done: Mutex<RecentIds>,
     /// Completions to acknowledge.
     pub acks: mpsc::Sender<Ack>,
+}
+
+/// A bounded set of the most recently handled event ids.
+#[derive(Default)]
+pub struct RecentIds {
+    order: std::collections::VecDeque<uuid::Uuid>,
+    ids: HashSet<uuid::Uuid>,
+}
+
+impl RecentIds {
+    /// How many ids are remembered.
+    const CAPACITY: usize = 8192;
+
+    /// Remembers `id`, forgetting the oldest beyond the capacity.
+    pub fn insert(&mut self, id: uuid::Uuid) {
+        if self.ids.insert(id) {
+            self.order.push_back(id);
+            if self.order.len() > Self::CAPACITY
+                && let Some(old) = self.order.pop_front()
+            {
+                self.ids.remove(&old);
+            }
+        }
+    }
+
+    /// Whether `id` was handled lately.
+    pub fn contains(&self, id: &uuid::Uuid) -> bool {
+        self.ids.contains(id)
+    }
 }
 
 /// Runs a lane until `shutdown`, then lets in-flight entries finish within
@@ -80,6 +112,7 @@ pub async fn run(
         active: Semaphore::new(concurrency),
         in_flight: Mutex::new(HashSet::new()),
         events_in_flight: Mutex::new(HashSet::new()),
+        recently_done: Mutex::new(RecentIds::default()),
         acks: tx,
         shared,
     });
@@ -136,12 +169,16 @@ async fn read_loop(lane: &Arc<Lane>, concurrency: usize, shutdown: &Cancellation
             .await;
         match reply {
             Ok(reply) => {
-                for key in reply.keys {
-                    for id in key.ids {
-                        let entry = process::entry_from(id.id, &id.map);
-                        let permit = capacity.clone().acquire_owned().await?;
-                        spawn(lane, &mut tasks, entry, 1, permit, shutdown);
-                    }
+                let batch: Vec<StreamEntry> = reply
+                    .keys
+                    .into_iter()
+                    .flat_map(|key| key.ids)
+                    .map(|id| process::entry_from(id.id, &id.map))
+                    .collect();
+                let processed = process::processed_batch(lane, &batch).await;
+                for (entry, processed) in batch.into_iter().zip(processed) {
+                    let permit = capacity.clone().acquire_owned().await?;
+                    spawn(lane, &mut tasks, entry, 1, processed, permit, shutdown);
                 }
             }
             Err(error) if error.to_string().contains("NOGROUP") || error.to_string().contains("UNBLOCKED") => {
@@ -175,6 +212,7 @@ fn spawn(
     tasks: &mut JoinSet<()>,
     entry: StreamEntry,
     deliveries: usize,
+    processed: Option<bool>,
     permit: tokio::sync::OwnedSemaphorePermit,
     shutdown: &CancellationToken,
 ) {
@@ -185,7 +223,7 @@ fn spawn(
     let shutdown = shutdown.clone();
     tasks.spawn(async move {
         let id = entry.id.clone();
-        process::process(&lane, entry, deliveries, &shutdown).await;
+        process::process(&lane, entry, deliveries, processed, &shutdown).await;
         if let Ok(mut in_flight) = lane.in_flight.lock() {
             in_flight.remove(&id);
         }
@@ -282,7 +320,7 @@ async fn reclaim(
             continue;
         }
         let permit = capacity.clone().acquire_owned().await?;
-        spawn(lane, tasks, entry, previous + 1, permit, shutdown);
+        spawn(lane, tasks, entry, previous + 1, None, permit, shutdown);
     }
     Ok(())
 }

@@ -34,7 +34,34 @@ pub fn entry_from(id: String, map: &HashMap<String, redis::Value>) -> StreamEntr
 }
 
 fn processed_key(lane: &Lane, event: &EventEnvelope) -> String {
-    lane.shared.keys.key(&format!("processed:{}:{}", lane.group, event.id))
+    processed_key_of(lane, &event.id.to_string())
+}
+
+/// The Redis processed record of event `event_id` for the lane's group.
+pub fn processed_key_of(lane: &Lane, event_id: &str) -> String {
+    lane.shared.keys.key(&format!("processed:{}:{event_id}", lane.group))
+}
+
+/// Looks up the processed records of a read batch in one round trip; `None`
+/// for entries it cannot tell (they look themselves up).
+pub async fn processed_batch(lane: &Lane, entries: &[StreamEntry]) -> Vec<Option<bool>> {
+    if lane.handler.store() != Store::Redis {
+        return vec![Some(false); entries.len()];
+    }
+    let keys: Vec<Option<String>> =
+        entries.iter().map(|e| e.get(field::ID).map(|id| processed_key_of(lane, id))).collect();
+    let mut pipe = redis::pipe();
+    for key in keys.iter().flatten() {
+        pipe.cmd("EXISTS").arg(key);
+    }
+    let found: Option<Vec<bool>> = async {
+        let mut conn = lane.shared.redis.get().await.ok()?;
+        pipe.query_async(&mut conn).await.ok()
+    }
+    .await;
+    let Some(found) = found else { return vec![None; entries.len()] };
+    let mut found = found.into_iter();
+    keys.iter().map(|key| key.as_ref().and_then(|_| found.next())).collect()
 }
 
 /// Marks an event as being handled by a lane until dropped.
@@ -66,8 +93,16 @@ enum Outcome {
 }
 
 /// Processes one delivery of `entry`. Never panics on bad input; never loses
-/// the entry: it ends acked, dead-lettered, or still pending.
-pub async fn process(lane: &Lane, entry: StreamEntry, deliveries: usize, shutdown: &CancellationToken) {
+/// the entry: it ends acked, dead-lettered, or still pending. `processed` is
+/// the Redis processed record's state when the caller already looked it up
+/// (for a whole read batch in one round trip).
+pub async fn process(
+    lane: &Lane,
+    entry: StreamEntry,
+    deliveries: usize,
+    processed: Option<bool>,
+    shutdown: &CancellationToken,
+) {
     let (stream, group) = (lane.stream.as_str(), lane.group.as_str());
     let event = match entry.decode() {
         Ok(event) => event,
@@ -98,7 +133,13 @@ pub async fn process(lane: &Lane, entry: StreamEntry, deliveries: usize, shutdow
         return;
     };
     let store = lane.handler.store();
-    if store == Store::Redis && already_processed(lane, &event).await {
+    let recently = lane.recently_done.lock().is_ok_and(|recent| recent.contains(&event.id));
+    let done = recently
+        || match processed {
+            Some(done) => done,
+            None => store == Store::Redis && already_processed(lane, &event).await,
+        };
+    if store == Store::Redis && done {
         ack(lane, &entry.id, None).await;
         telemetry::skipped(stream, group, &entry.id, "already processed");
         return;
@@ -115,6 +156,9 @@ pub async fn process(lane: &Lane, entry: StreamEntry, deliveries: usize, shutdow
         telemetry::handler_ran(stream, group, started.elapsed());
         match result {
             Ok(Outcome::Done) => {
+                if let Ok(mut recent) = lane.recently_done.lock() {
+                    recent.insert(event.id);
+                }
                 let processed = (store == Store::Redis).then(|| processed_key(lane, &event));
                 ack(lane, &entry.id, processed).await;
                 telemetry::acked(stream, group, &entry.id, attempt);
