@@ -6,13 +6,11 @@
 //! `traceparent`, and writes one log line and one metric sample per request.
 
 use std::convert::Infallible;
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use bytes::Bytes;
-use futures_util::FutureExt;
 use http::header::{CONTENT_LANGUAGE, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue, Request, Response};
 use http_body_util::combinators::BoxBody;
@@ -122,15 +120,23 @@ impl Edge {
         parts.extensions.insert(context);
         let request = Request::from_parts(parts, Full::new(body));
         let mut service = warp::service(self.routes);
-        match AssertUnwindSafe(service.call(request)).catch_unwind().await {
+        // The routes run in a task of their own: a client that hangs up does
+        // not cancel a handler halfway through a database transaction (which
+        // would hand a connection back to the pool mid-transaction). The task
+        // finishes, its answer is dropped. A panic ends the task, not the server.
+        let handled = tokio::spawn(async move { service.call(request).await }.instrument(tracing::Span::current()));
+        match handled.await {
             Ok(Ok(response)) => boxed(response),
             Ok(Err(infallible)) => match infallible {},
-            Err(panic) => {
-                let message = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_owned())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "non-string panic".to_owned());
+            Err(error) => {
+                let message = match error.try_into_panic() {
+                    Ok(panic) => panic
+                        .downcast_ref::<&str>()
+                        .map(|s| (*s).to_owned())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "non-string panic".to_owned()),
+                    Err(error) => error.to_string(),
+                };
                 tracing::error!(panic = message, "handler panicked");
                 boxed(Problem::new(ProblemKind::Internal, "An unexpected error occurred").into_response())
             }

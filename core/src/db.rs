@@ -20,7 +20,9 @@ pub enum DbError {
 /// A lazily connecting pool with a bounded acquire timeout.
 pub fn connect_lazy(settings: &DatabaseSettings, application_name: &str) -> Result<PgPool, DbError> {
     let options: PgConnectOptions = settings.url.expose_secret().parse().map_err(DbError::InvalidUrl)?;
-    let options = options.application_name(application_name);
+    // A session left idle inside a transaction holds back every reader's
+    // commit horizon (see the event list) and its locks: end it.
+    let options = options.application_name(application_name).options([("idle_in_transaction_session_timeout", "15s")]);
     Ok(PgPoolOptions::new()
         .max_connections(settings.max_connections)
         .acquire_timeout(settings.acquire_timeout())
