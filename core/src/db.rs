@@ -26,5 +26,9 @@ pub fn connect_lazy(settings: &DatabaseSettings, application_name: &str) -> Resu
     Ok(PgPoolOptions::new()
         .max_connections(settings.max_connections)
         .acquire_timeout(settings.acquire_timeout())
+        // No ping before every acquire (a round trip per request): a dead
+        // connection fails its first query instead, is dropped, and the next
+        // acquire opens a fresh one.
+        .test_before_acquire(false)
         .connect_lazy_with(options))
 }

@@ -324,7 +324,7 @@ async fn list_events(
     let query = parse_list_query(&raw_query)?;
     let mut tx = state.db.begin(principal.org_id).await?;
     let mut data = events::list(&mut tx, principal.org_id, &query).await?;
-    tx.commit().await?;
+    tx.finish_read();
     let has_more = data.len() as i64 > query.limit;
     data.truncate(query.limit as usize);
     let next = data.last().map(|e| e.seq).or(query.after).map(|seq| seq.to_string());
@@ -404,7 +404,7 @@ async fn get_event(id: String, principal: Result<Principal, ApiError>, state: Ap
     };
     let mut tx = state.db.begin(principal.org_id).await?;
     let found = events::get(&mut tx, id).await?;
-    tx.commit().await?;
+    tx.finish_read();
     match found {
         Some(event) => Ok(warp::reply::json(&event).into_response()),
         None => Err(Problem::new(ProblemKind::NotFound, format!("Event {id} not found")).into()),
