@@ -1,0 +1,108 @@
+//! `archives <dlq>`: the DLQ's archive keys with their entry counts and TTLs.
+//! Found with `SCAN` (never `KEYS`, which blocks the server).
+
+use serde_json::json;
+
+use crate::cli::ArchivesArgs;
+use crate::context::Ctx;
+use crate::error::{Error, Outcome};
+use crate::output::{out, out_json, out_line};
+use crate::table;
+use crate::time::format_age;
+
+/// Keys asked for per `SCAN` step.
+const SCAN_COUNT: usize = 1000;
+
+/// Runs `archives`.
+pub async fn run(ctx: &mut Ctx, args: &ArchivesArgs) -> Result<Outcome, Error> {
+    let dlq = ctx.dlq(&args.dlq).await?;
+    let name_prefix = format!("dlq:archive:{}:", dlq.name);
+    let pattern =
+        format!("{}{}", glob_escape(&ctx.keys.key(&name_prefix)), "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]");
+    let mut keys: Vec<String> = Vec::new();
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(&pattern)
+            .arg("COUNT")
+            .arg(SCAN_COUNT)
+            .arg("TYPE")
+            .arg("stream")
+            .query_async(&mut ctx.conn)
+            .await?;
+        keys.extend(batch);
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    keys.sort();
+    keys.dedup();
+
+    let mut pipe = redis::pipe();
+    for key in &keys {
+        pipe.cmd("XLEN").arg(key).cmd("TTL").arg(key);
+    }
+    let counts: Vec<i64> = if keys.is_empty() { Vec::new() } else { pipe.query_async(&mut ctx.conn).await? };
+    let prefix_len = ctx.keys.prefix().len();
+    let archives: Vec<(String, i64, i64)> = keys
+        .iter()
+        .zip(counts.chunks(2))
+        .map(|(key, pair)| {
+            let name = key.get(prefix_len..).unwrap_or(key).to_owned();
+            (name, pair.first().copied().unwrap_or(0), pair.get(1).copied().unwrap_or(-2))
+        })
+        // An archive that expired between SCAN and TTL is gone: skip it.
+        .filter(|(_, _, ttl)| *ttl != -2)
+        .collect();
+
+    if args.json {
+        out_json(&json!({
+            "dlq": dlq.name,
+            "archives": archives
+                .iter()
+                .map(|(key, entries, ttl)| json!({
+                    "key": key,
+                    "entries": entries,
+                    "ttl_secs": if *ttl >= 0 { json!(ttl) } else { json!(null) },
+                }))
+                .collect::<Vec<_>>(),
+        }))?;
+    } else if archives.is_empty() {
+        out_line(&format!("no archives of {}", dlq.name))?;
+    } else {
+        let rows: Vec<Vec<String>> = archives
+            .iter()
+            .map(|(key, entries, ttl)| {
+                let ttl = if *ttl >= 0 { format_age(*ttl) } else { "none".to_owned() };
+                vec![key.clone(), entries.to_string(), ttl]
+            })
+            .collect();
+        out(&table::render(&["ARCHIVE", "ENTRIES", "TTL"], &rows))?;
+    }
+    Ok(Outcome::Done)
+}
+
+/// Escapes the characters `SCAN MATCH` treats as a glob.
+fn glob_escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\' | '^') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_are_escaped() {
+        assert_eq!(glob_escape("t-1:dlq:archive:a*b?[c]:"), "t-1:dlq:archive:a\\*b\\?\\[c\\]:");
+    }
+}
