@@ -11,7 +11,9 @@ use sqlx::PgPool;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 use xentri_core::{Actor, EventEnvelope, EventType, Settings};
-use xentri_e2e::{binary, config_dir, delete_keys_under, eventually, redis_connection, redis_url, unique_key_prefix, workspace};
+use xentri_e2e::{
+    binary, config_dir, delete_keys_under, eventually, redis_connection, redis_url, unique_key_prefix, workspace,
+};
 use xentri_worker::app::Worker;
 use xentri_worker::handler::{BoxFuture, Delivery, Handler, HandlerError};
 
@@ -75,8 +77,10 @@ async fn a_dead_letter_replayed_with_dlq_tool_is_processed_once_by_its_group(poo
         options.get_port(),
         options.get_database().unwrap_or("postgres")
     );
-    let flaky = Arc::new(Flaky { group: "billing", failures: 3, calls: AtomicUsize::new(0), handled: Mutex::default() });
-    let bystander = Arc::new(Flaky { group: "audit", failures: 0, calls: AtomicUsize::new(0), handled: Mutex::default() });
+    let flaky =
+        Arc::new(Flaky { group: "billing", failures: 3, calls: AtomicUsize::new(0), handled: Mutex::default() });
+    let bystander =
+        Arc::new(Flaky { group: "audit", failures: 0, calls: AtomicUsize::new(0), handled: Mutex::default() });
     let handlers: Vec<Arc<dyn Handler>> = vec![flaky.clone(), bystander.clone()];
     let worker = Worker::build(settings(&url, &prefix), handlers).await.expect("worker builds");
     let (stop, stopped) = oneshot::channel::<()>();
@@ -109,8 +113,13 @@ async fn a_dead_letter_replayed_with_dlq_tool_is_processed_once_by_its_group(poo
         let mut conn = conn.clone();
         let dlq = dlq.clone();
         async move {
-            let reply: redis::streams::StreamRangeReply =
-                redis::cmd("XRANGE").arg(&dlq).arg("-").arg("+").query_async(&mut conn).await.map_err(|e| e.to_string())?;
+            let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+                .arg(&dlq)
+                .arg("-")
+                .arg("+")
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| e.to_string())?;
             reply.ids.first().map(|e| e.id.clone()).ok_or_else(|| "the DLQ is empty".to_owned())
         }
     })
