@@ -12,6 +12,7 @@ pub mod migrate;
 pub mod redis_pool;
 pub mod scripts;
 pub mod settings;
+pub mod shutdown;
 pub mod stream;
 pub mod telemetry;
 

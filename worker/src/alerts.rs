@@ -55,21 +55,8 @@ struct Firing {
 pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) -> anyhow::Result<()> {
     let interval = Duration::from_secs(shared.settings.alerts.evaluate_interval_secs.max(1));
     let client = client()?;
-    while !shutdown.is_cancelled() {
-        match crate::jobs::claim_slot(&shared, "alerts", interval).await {
-            Ok(true) => {
-                if let Err(error) = evaluate(&shared, &client, Utc::now()).await {
-                    tracing::warn!(error = format!("{error:#}"), "alert evaluation failed");
-                }
-            }
-            Ok(false) => {}
-            Err(error) => tracing::warn!(error = %error, "cannot take the alert slot"),
-        }
-        tokio::select! {
-            () = tokio::time::sleep(interval.min(Duration::from_secs(5))) => {}
-            () = shutdown.cancelled() => {}
-        }
-    }
+    crate::jobs::once_per_interval(&shared, "alerts", interval, &shutdown, || evaluate(&shared, &client, Utc::now()))
+        .await;
     Ok(())
 }
 

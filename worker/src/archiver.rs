@@ -24,26 +24,17 @@ const MIN_TTL_SECS: u64 = 3600;
 pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) -> anyhow::Result<()> {
     let interval = Duration::from_secs(shared.settings.dlq.archive_interval_secs.max(1));
     let older_than = Duration::from_secs(shared.settings.dlq.archive_after_secs);
-    while !shutdown.is_cancelled() {
-        match crate::jobs::claim_slot(&shared, "dlq_archive", interval).await {
-            Ok(true) => {
-                for family in Family::ALL {
-                    let dlq = shared.settings.streams.family(family).dlq.clone();
-                    match archive_older_than(&shared, &dlq, older_than, Utc::now()).await {
-                        Ok(0) => {}
-                        Ok(moved) => tracing::info!(dlq, moved, "dead letters archived"),
-                        Err(error) => tracing::warn!(dlq, error = format!("{error:#}"), "archival failed"),
-                    }
-                }
+    crate::jobs::once_per_interval(&shared, "dlq_archive", interval, &shutdown, || async {
+        for family in Family::ALL {
+            let dlq = shared.settings.streams.family(family).dlq.clone();
+            let moved = archive_older_than(&shared, &dlq, older_than, Utc::now()).await?;
+            if moved > 0 {
+                tracing::info!(dlq, moved, "dead letters archived");
             }
-            Ok(false) => {}
-            Err(error) => tracing::warn!(error = %error, "cannot take the archival slot"),
         }
-        tokio::select! {
-            () = tokio::time::sleep(interval.min(Duration::from_secs(5))) => {}
-            () = shutdown.cancelled() => {}
-        }
-    }
+        Ok(())
+    })
+    .await;
     Ok(())
 }
 

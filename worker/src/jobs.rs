@@ -20,25 +20,49 @@ pub const PURGE_IDEMPOTENCY_KEYS: &str = "xentri.system.idempotency_keys.purge_r
 /// Schedules until `shutdown`.
 pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) -> anyhow::Result<()> {
     let interval = Duration::from_secs(shared.settings.worker.jobs.idempotency_purge_interval_secs.max(1));
+    once_per_interval(&shared, "idempotency_purge", interval, &shutdown, || async {
+        let id = enqueue(&shared, PURGE_IDEMPOTENCY_KEYS, serde_json::json!({})).await?;
+        tracing::info!(job = PURGE_IDEMPOTENCY_KEYS, event_id = %id, "job enqueued");
+        Ok(())
+    })
+    .await;
+    Ok(())
+}
+
+/// Runs `work` once per `interval` across every worker sharing this Redis
+/// (whoever takes the interval's slot runs it), until `shutdown`. Failures
+/// are logged; the next interval tries again.
+pub async fn once_per_interval<F, Fut>(
+    shared: &Shared,
+    name: &str,
+    interval: Duration,
+    shutdown: &CancellationToken,
+    mut work: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
     while !shutdown.is_cancelled() {
-        match claim_slot(&shared, "idempotency_purge", interval).await {
-            Ok(true) => match enqueue(&shared, PURGE_IDEMPOTENCY_KEYS, serde_json::json!({})).await {
-                Ok(id) => tracing::info!(job = PURGE_IDEMPOTENCY_KEYS, event_id = %id, "job enqueued"),
-                Err(error) => tracing::warn!(error = format!("{error:#}"), "cannot enqueue job"),
-            },
+        match claim_slot(shared, name, interval).await {
+            Ok(true) => {
+                if let Err(error) = work().await {
+                    tracing::warn!(task = name, error = format!("{error:#}"), "periodic work failed");
+                }
+            }
             Ok(false) => {}
-            Err(error) => tracing::warn!(error = %error, "cannot take the scheduling slot"),
+            Err(error) => tracing::warn!(task = name, error = %error, "cannot take the interval's slot"),
         }
+        // Look again well within the interval, so a slot another worker
+        // dropped (it stopped) is taken over soon.
         tokio::select! {
             () = tokio::time::sleep(interval.min(Duration::from_secs(5))) => {}
             () = shutdown.cancelled() => {}
         }
     }
-    Ok(())
 }
 
 /// Takes this interval's slot for `job`: true for exactly one worker per interval.
-pub(crate) async fn claim_slot(shared: &Shared, job: &str, interval: Duration) -> anyhow::Result<bool> {
+async fn claim_slot(shared: &Shared, job: &str, interval: Duration) -> anyhow::Result<bool> {
     let mut conn = shared.redis.get().await?;
     let taken: Option<String> = redis::cmd("SET")
         .arg(shared.keys.key(&format!("jobs:schedule:{job}")))
