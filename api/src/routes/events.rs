@@ -99,7 +99,10 @@ fn context() -> impl Filter<Extract = (RequestContext,), Error = std::convert::I
 /// Appends an event.
 #[utoipa::path(post, path = "/api/v1/events", tag = "events",
     request_body(content = NewEvent, content_type = "application/json"),
-    params(("Idempotency-Key" = String, Header, description = "Required. 1-255 visible ASCII characters, scoped to the org; a retry with the same key and request replays the stored answer (with `Idempotent-Replayed: true`)")),
+    params(
+        ("Idempotency-Key" = String, Header, description = "Required. 1-255 visible ASCII characters, scoped to the org; a retry with the same key and request replays the stored answer (with `Idempotent-Replayed: true`)"),
+        ("x-org-id" = Option<Uuid>, Header, description = "Act for this org instead of the token's active one; it must be one the token grants (`org_id` or `orgs`), else 403"),
+    ),
     security(("bearer" = []), ("session_cookie" = [])),
     responses(
         (status = 201, description = "Stored; the envelope as stored", body = StoredEvent),
@@ -127,7 +130,7 @@ pub fn append(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Respons
 
 /// Lists the caller's org's events.
 #[utoipa::path(get, path = "/api/v1/events", tag = "events",
-    params(ListParams),
+    params(ListParams, ("x-org-id" = Option<Uuid>, Header, description = "Act for this org instead of the token's active one; it must be one the token grants (`org_id` or `orgs`), else 403")),
     security(("bearer" = []), ("session_cookie" = [])),
     responses(
         (status = 200, description = "A page of events in seq order", body = EventPage),
@@ -149,7 +152,7 @@ pub fn list(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Response,
 
 /// Fetches one event; another org's id is a 404, like a missing one.
 #[utoipa::path(get, path = "/api/v1/events/{id}", tag = "events",
-    params(("id" = Uuid, Path, description = "The event id")),
+    params(("id" = Uuid, Path, description = "The event id"), ("x-org-id" = Option<Uuid>, Header, description = "Act for this org instead of the token's active one; it must be one the token grants (`org_id` or `orgs`), else 403")),
     security(("bearer" = []), ("session_cookie" = [])),
     responses(
         (status = 200, description = "The event", body = StoredEvent),
