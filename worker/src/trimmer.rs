@@ -3,7 +3,8 @@
 //! A work stream is trimmed with `MINID` at the oldest entry some group still
 //! needs — its oldest pending entry, or the first entry after its last
 //! delivered one — so an entry no group has acknowledged is never dropped;
-//! `streams.work_cap` bounds only what every group has acknowledged.
+//! `streams.work_cap` bounds only what every group has acknowledged. A stream
+//! without any group is not trimmed at all.
 //! **Invariant:** DLQs are never trimmed.
 
 use std::sync::Arc;
@@ -53,6 +54,11 @@ pub async fn trim(shared: &Shared, stream: &str) -> anyhow::Result<u64> {
         return Ok(0);
     }
     let groups: StreamInfoGroupsReply = redis::cmd("XINFO").arg("GROUPS").arg(&key).query_async(&mut conn).await?;
+    if groups.groups.is_empty() {
+        // No group has acknowledged anything, and one may be about to be
+        // created (it starts at the oldest entry): keep everything.
+        return Ok(0);
+    }
     // The oldest id some group still needs.
     let mut needed: Option<StreamId> = None;
     for group in &groups.groups {
@@ -85,11 +91,8 @@ pub async fn trim(shared: &Shared, stream: &str) -> anyhow::Result<u64> {
     } else {
         newest.ids.last().and_then(|e| StreamId::parse(&e.id))
     };
-    let threshold = match (needed, cap_floor) {
-        (Some(needed), Some(floor)) => needed.min(floor),
-        (None, Some(floor)) if groups.groups.is_empty() => floor,
-        _ => return Ok(0),
-    };
+    let (Some(needed), Some(floor)) = (needed, cap_floor) else { return Ok(0) };
+    let threshold = needed.min(floor);
     let removed: u64 =
         redis::cmd("XTRIM").arg(&key).arg("MINID").arg(threshold.to_string()).query_async(&mut conn).await?;
     if removed > 0 {

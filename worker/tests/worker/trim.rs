@@ -73,6 +73,20 @@ async fn trimming_keeps_everything_a_group_still_needs(pool: PgPool) {
 }
 
 #[sqlx::test(migrator = "xentri_core::MIGRATOR")]
+async fn a_stream_without_groups_is_not_trimmed(pool: PgPool) {
+    let prefix = prefix();
+    let shared = shared(&pool, &prefix, "3").await;
+    let mut conn = redis().await;
+    let work = format!("{prefix}events:work");
+    for seq in 0..10 {
+        xadd_event(&mut conn, &work, &event(Uuid::new_v4(), seq)).await;
+    }
+    // A group created later starts at the oldest entry: it must find all ten.
+    assert_eq!(xentri_worker::trimmer::trim(&shared, "events:work").await.expect("trim"), 0);
+    assert_eq!(xlen(&mut conn, &work).await, 10);
+}
+
+#[sqlx::test(migrator = "xentri_core::MIGRATOR")]
 async fn unread_entries_are_never_trimmed(pool: PgPool) {
     let prefix = prefix();
     let shared = shared(&pool, &prefix, "2").await;
