@@ -45,17 +45,31 @@ pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) -> anyhow::Re
     let poll = Duration::from_millis(settings.poll_interval_ms);
     let mut listener = None;
     let mut failures = 0u32;
+    // Published rows are deleted, and until vacuum runs their dead index
+    // entries sit at the low end of the outbox's key. Batches therefore start
+    // after the last published seq; a full scan from the start, at least once
+    // per poll interval, picks up rows that committed late with a lower seq.
+    let mut cursor: Option<i64> = None;
+    let mut last_full_scan = std::time::Instant::now();
     tracing::info!("relay started");
     while !shutdown.is_cancelled() {
         if listener.is_none() {
             listener = listen(&shared).await;
         }
-        match publish_batch(&shared).await {
-            Ok(published) if published as i64 >= settings.batch_size => {
+        let full_scan = cursor.is_none() || last_full_scan.elapsed() >= poll;
+        if full_scan {
+            last_full_scan = std::time::Instant::now();
+        }
+        match publish_batch_after(&shared, if full_scan { None } else { cursor }).await {
+            Ok((published, highest)) => {
                 failures = 0;
-                continue;
+                if highest.is_some() {
+                    cursor = cursor.max(highest);
+                }
+                if published as i64 >= settings.batch_size {
+                    continue;
+                }
             }
-            Ok(_) => failures = 0,
             Err(error) => {
                 failures += 1;
                 tracing::warn!(error = format!("{error:#}"), failures, "relay batch failed");
@@ -91,8 +105,15 @@ async fn listen(shared: &Shared) -> Option<PgListener> {
     result.map_err(|error| tracing::warn!(error = %error, "cannot listen for outbox notifications; polling")).ok()
 }
 
-/// Publishes one batch; returns how many rows it published.
+/// Publishes one batch from the start of the outbox; returns how many rows it
+/// published.
 pub async fn publish_batch(shared: &Shared) -> anyhow::Result<usize> {
+    publish_batch_after(shared, None).await.map(|(published, _)| published)
+}
+
+/// Publishes one batch of rows with a seq above `after` (all rows when
+/// `None`); returns how many rows it published and the highest seq among them.
+pub async fn publish_batch_after(shared: &Shared, after: Option<i64>) -> anyhow::Result<(usize, Option<i64>)> {
     let settings = &shared.settings;
     let mut tx = shared.db.begin().await?;
     let locked: bool =
@@ -102,22 +123,24 @@ pub async fn publish_batch(shared: &Shared) -> anyhow::Result<usize> {
             .fetch_one(&mut *tx)
             .await?;
     if !locked {
-        return Ok(0);
+        return Ok((0, None));
     }
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT o.stream, e.id, e.seq, e.org_id, e.type, e.payload::text AS payload, e.actor, e.trace_id,
                 e.correlation_id, e.causation_id, e.occurred_at
          FROM outbox o JOIN system_events e ON e.seq = o.event_seq
+         WHERE o.event_seq > $2
          ORDER BY o.event_seq, o.stream
          LIMIT $1
          FOR UPDATE OF o SKIP LOCKED",
     )
     .bind(settings.worker.relay.batch_size)
+    .bind(after.unwrap_or(0))
     .fetch_all(&mut *tx)
     .await?;
     if rows.is_empty() {
         tx.commit().await?;
-        return Ok(0);
+        return Ok((0, None));
     }
     let mut pipe = redis::pipe();
     for row in &rows {
@@ -158,7 +181,7 @@ pub async fn publish_batch(shared: &Shared) -> anyhow::Result<usize> {
         let lag = (now - row.occurred_at).to_std().unwrap_or_default();
         metrics::histogram!("relay_lag_seconds").record(lag.as_secs_f64());
     }
-    Ok(rows.len())
+    Ok((rows.len(), rows.iter().map(|r| r.seq).max()))
 }
 
 /// Outbox rows not yet published (for the backlog gauge).

@@ -92,3 +92,22 @@ async fn two_relays_at_once_publish_each_row_once(pool: PgPool) {
     ids.dedup();
     assert_eq!(ids.len(), 1000);
 }
+
+#[sqlx::test(migrator = "xentri_core::MIGRATOR")]
+async fn batches_after_a_cursor_skip_lower_rows_and_a_full_scan_catches_them(pool: PgPool) {
+    let prefix = prefix();
+    let shared = shared(&pool, &prefix, "100");
+    append(&pool, Uuid::new_v4(), 10).await;
+    let seqs: Vec<i64> =
+        sqlx::query_scalar("SELECT event_seq FROM outbox ORDER BY 1").fetch_all(&pool).await.expect("seqs");
+    // As if the relay had published up to the 5th row and the lower ones had committed late.
+    let (published, highest) = xentri_worker::relay::publish_batch_after(&shared, Some(seqs[4])).await.expect("batch");
+    assert_eq!(published, 5);
+    assert_eq!(highest, Some(seqs[9]));
+    let left: Vec<i64> =
+        sqlx::query_scalar("SELECT event_seq FROM outbox ORDER BY 1").fetch_all(&pool).await.expect("left");
+    assert_eq!(left, seqs[..5]);
+    assert_eq!(xentri_worker::relay::publish_batch(&shared).await.expect("full scan"), 5);
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox").fetch_one(&pool).await.expect("n");
+    assert_eq!(left, 0);
+}
