@@ -162,7 +162,7 @@ impl StreamEntry {
         }
         // Envelope fields first, in their written order, then the rest by name,
         // so the same entry always reads the same way.
-        fields.sort_by_key(|(name, _)| (field_rank(name), name.clone()));
+        fields.sort_by(|(a, _), (b, _)| (field_rank(a), a).cmp(&(field_rank(b), b)));
         Ok(Self { id, fields })
     }
 

@@ -46,6 +46,8 @@ pub struct Lane {
     pub recently_done: Mutex<RecentIds>,
     /// Completions to acknowledge.
     pub acks: mpsc::Sender<Ack>,
+    /// Outcome counters and handler latency of this lane.
+    pub metrics: super::telemetry::LaneMetrics,
 }
 
 /// A bounded set of the most recently handled event ids.
@@ -101,7 +103,9 @@ pub async fn run(
         Duration::from_secs(settings.worker.processed_ttl_secs),
         rx,
     ));
+    let metrics = super::telemetry::LaneMetrics::new(&stream, &group);
     let lane = Arc::new(Lane {
+        metrics,
         dlq_key: shared.keys.key(&dlq),
         dlq,
         consumer: shared.consumer_name(),

@@ -12,7 +12,7 @@ use xentri_core::stream::{StreamEntry, field};
 
 use super::acker::Ack;
 use super::lane::Lane;
-use super::{retry, telemetry};
+use super::retry;
 use crate::handler::{Delivery, HandlerError, Store};
 
 /// The entry as text fields; bytes that are not UTF-8 are replaced (such an
@@ -113,12 +113,12 @@ pub async fn process(
     };
     if entry.get(field::TARGET_GROUP).is_some_and(|target| target != group) {
         ack(lane, &entry.id, None).await;
-        telemetry::skipped(stream, group, &entry.id, "targeted at another group");
+        lane.metrics.skipped(&entry.id, "targeted at another group");
         return;
     }
     if !lane.handler.accepts(event.event_type.as_str()) {
         ack(lane, &entry.id, None).await;
-        telemetry::skipped(stream, group, &entry.id, "type not handled");
+        lane.metrics.skipped(&entry.id, "type not handled");
         return;
     }
     let span = tracing::info_span!(
@@ -129,7 +129,7 @@ pub async fn process(
     let Some(_claim) = EventClaim::take(lane, event.id) else {
         // The same event is being handled right now; that delivery decides.
         ack(lane, &entry.id, None).await;
-        telemetry::skipped(stream, group, &entry.id, "duplicate in flight");
+        lane.metrics.skipped(&entry.id, "duplicate in flight");
         return;
     };
     let store = lane.handler.store();
@@ -141,7 +141,7 @@ pub async fn process(
         };
     if store == Store::Redis && done {
         ack(lane, &entry.id, None).await;
-        telemetry::skipped(stream, group, &entry.id, "already processed");
+        lane.metrics.skipped(&entry.id, "already processed");
         return;
     }
     let mut delays = retry::delays(&lane.shared.settings.worker.retry);
@@ -153,7 +153,7 @@ pub async fn process(
             let _active = lane.active.acquire().await;
             run_handler(lane, &entry, &event, attempt, store).await
         };
-        telemetry::handler_ran(stream, group, started.elapsed());
+        lane.metrics.handler_ran(started.elapsed());
         match result {
             Ok(Outcome::Done) => {
                 if let Ok(mut recent) = lane.recently_done.lock() {
@@ -161,17 +161,17 @@ pub async fn process(
                 }
                 let processed = (store == Store::Redis).then(|| processed_key(lane, &event));
                 ack(lane, &entry.id, processed).await;
-                telemetry::acked(stream, group, &entry.id, attempt);
+                lane.metrics.acked(&entry.id, attempt);
                 return;
             }
             Ok(Outcome::Duplicate) => {
                 ack(lane, &entry.id, None).await;
-                telemetry::skipped(stream, group, &entry.id, "already processed");
+                lane.metrics.skipped(&entry.id, "already processed");
                 return;
             }
             Err(HandlerError::Transient(error)) => match delays.next() {
                 Some(delay) => {
-                    telemetry::retried(stream, group, &entry.id, attempt, delay, &format!("{error:#}"));
+                    lane.metrics.retried(&entry.id, attempt, delay, &format!("{error:#}"));
                     if !retry::sleep(delay, shutdown).await {
                         // Left pending: after a restart it is reclaimed, with
                         // its attempts starting over.
@@ -297,7 +297,7 @@ pub async fn dead_letter(lane: &Lane, entry: &StreamEntry, attempts: u32, reason
     }
     match moved {
         Some(Some(_dlq_id)) => {
-            telemetry::dead_lettered(&lane.stream, &lane.group, &entry.id, &lane.dlq, reason);
+            lane.metrics.dead_lettered(&entry.id, &lane.dlq, reason);
             if let Err(error) = lane.handler.on_dead_letter(event, &letter).await {
                 tracing::error!(group = %lane.group, entry_id = %entry.id, error = %error, "dead-letter hook failed");
             }

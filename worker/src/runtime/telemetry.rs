@@ -18,41 +18,71 @@ pub fn describe() {
     metrics::describe_gauge!("outbox_backlog", "Outbox rows not yet published");
 }
 
-fn count(stream: &str, group: &str, outcome: &'static str) {
-    metrics::counter!(
-        "worker_messages_total",
-        "stream" => stream.to_owned(), "group" => group.to_owned(), "outcome" => outcome
-    )
-    .increment(1);
+/// One lane's metric handles, registered once: recording an outcome is then an
+/// atomic add, not a lookup by labels. Each method logs and counts together.
+pub struct LaneMetrics {
+    stream: String,
+    group: String,
+    ack: metrics::Counter,
+    retry: metrics::Counter,
+    dlq: metrics::Counter,
+    skipped: metrics::Counter,
+    duration: metrics::Histogram,
 }
 
-/// A handler run finished (either way).
-pub fn handler_ran(stream: &str, group: &str, elapsed: Duration) {
-    metrics::histogram!("worker_handler_duration_seconds", "stream" => stream.to_owned(), "group" => group.to_owned())
-        .record(elapsed.as_secs_f64());
-}
+impl LaneMetrics {
+    /// Registers the handles of `group` on `stream`.
+    pub fn new(stream: &str, group: &str) -> Self {
+        let counter = |outcome: &'static str| {
+            metrics::counter!(
+                "worker_messages_total",
+                "stream" => stream.to_owned(), "group" => group.to_owned(), "outcome" => outcome
+            )
+        };
+        Self {
+            stream: stream.to_owned(),
+            group: group.to_owned(),
+            ack: counter("ack"),
+            retry: counter("retry"),
+            dlq: counter("dlq"),
+            skipped: counter("skipped"),
+            duration: metrics::histogram!(
+                "worker_handler_duration_seconds",
+                "stream" => stream.to_owned(), "group" => group.to_owned()
+            ),
+        }
+    }
 
-/// Handled and acknowledged.
-pub fn acked(stream: &str, group: &str, entry_id: &str, attempts: u32) {
-    tracing::debug!(stream, group, entry_id, attempts, "acked");
-    count(stream, group, "ack");
-}
+    /// A handler run finished (either way).
+    pub fn handler_ran(&self, elapsed: Duration) {
+        self.duration.record(elapsed.as_secs_f64());
+    }
 
-/// A transient failure; another attempt follows after `delay`.
-pub fn retried(stream: &str, group: &str, entry_id: &str, attempt: u32, delay: Duration, error: &str) {
-    tracing::warn!(stream, group, entry_id, attempt, delay_ms = delay.as_millis() as u64, error, "retrying");
-    count(stream, group, "retry");
-}
+    /// Handled and acknowledged.
+    pub fn acked(&self, entry_id: &str, attempts: u32) {
+        tracing::debug!(stream = %self.stream, group = %self.group, entry_id, attempts, "acked");
+        self.ack.increment(1);
+    }
 
-/// Moved to the DLQ.
-pub fn dead_lettered(stream: &str, group: &str, entry_id: &str, dlq: &str, reason: &str) {
-    tracing::error!(stream, group, entry_id, dlq, reason, "dead-lettered");
-    count(stream, group, "dlq");
-}
+    /// A transient failure; another attempt follows after `delay`.
+    pub fn retried(&self, entry_id: &str, attempt: u32, delay: Duration, error: &str) {
+        tracing::warn!(
+            stream = %self.stream, group = %self.group, entry_id, attempt,
+            delay_ms = delay.as_millis() as u64, error, "retrying"
+        );
+        self.retry.increment(1);
+    }
 
-/// Acknowledged without running the handler: not its type, targeted at
-/// another group, or already processed.
-pub fn skipped(stream: &str, group: &str, entry_id: &str, reason: &'static str) {
-    tracing::debug!(stream, group, entry_id, reason, "skipped");
-    count(stream, group, "skipped");
+    /// Moved to the DLQ.
+    pub fn dead_lettered(&self, entry_id: &str, dlq: &str, reason: &str) {
+        tracing::error!(stream = %self.stream, group = %self.group, entry_id, dlq, reason, "dead-lettered");
+        self.dlq.increment(1);
+    }
+
+    /// Acknowledged without running the handler: not its type, targeted at
+    /// another group, or already processed.
+    pub fn skipped(&self, entry_id: &str, reason: &'static str) {
+        tracing::debug!(stream = %self.stream, group = %self.group, entry_id, reason, "skipped");
+        self.skipped.increment(1);
+    }
 }
