@@ -70,8 +70,15 @@ pub struct StoredResponse {
 /// Claims `key` for this transaction: `Ok(None)` to go ahead, `Ok(Some(_))` to
 /// replay, or the 409/422 problem.
 pub async fn claim(tx: &mut OrgTx, key: &IdempotencyKey, hash: &[u8]) -> Result<Option<StoredResponse>, ApiError> {
-    let locked: bool = sqlx::query_scalar(
-        "SELECT pg_try_advisory_xact_lock(hashtextextended(current_setting('app.org_id') || ':' || $1, 0))",
+    // One round trip for the lock and the look-up. The look-up's snapshot may
+    // predate a first request that commits while we take the lock; then the
+    // key insert in `store` conflicts and the caller starts over, and the
+    // second pass sees the stored answer.
+    let (locked, stored_hash, status, body): (bool, Option<Vec<u8>>, Option<i16>, Option<String>) = sqlx::query_as(
+        "SELECT pg_try_advisory_xact_lock(hashtextextended(current_setting('app.org_id') || ':' || $1, 0)),
+                k.request_hash, k.response_status, k.response_body
+         FROM (SELECT 1) AS one
+         LEFT JOIN idempotency_keys k ON k.key = $1 AND k.expires_at > now()",
     )
     .bind(key.as_str())
     .fetch_one(&mut **tx)
@@ -83,25 +90,16 @@ pub async fn claim(tx: &mut OrgTx, key: &IdempotencyKey, hash: &[u8]) -> Result<
         )
         .into());
     }
-    // A statement of its own, so its snapshot sees a first request that
-    // committed while we waited for the lock.
-    let existing: Option<(Vec<u8>, i16, String)> = sqlx::query_as(
-        "SELECT request_hash, response_status, response_body FROM idempotency_keys
-         WHERE key = $1 AND expires_at > now()",
-    )
-    .bind(key.as_str())
-    .fetch_optional(&mut **tx)
-    .await?;
-    match existing {
-        None => Ok(None),
-        Some((stored_hash, status, body)) if stored_hash == hash => {
+    match (stored_hash, status, body) {
+        (Some(stored_hash), Some(status), Some(body)) if stored_hash == hash => {
             Ok(Some(StoredResponse { status: u16::try_from(status).unwrap_or(200), body }))
         }
-        Some(_) => Err(Problem::new(
+        (Some(_), _, _) => Err(Problem::new(
             ProblemKind::IdempotencyKeyReused,
             "This Idempotency-Key was used with a different request",
         )
         .into()),
+        _ => Ok(None),
     }
 }
 

@@ -20,9 +20,10 @@
 BEGIN;
 SELECT set_config('role', 'xentri_api', true),
        set_config('app.org_id', '00000000-0000-7000-8000-' || lpad(:org::text, 12, '0'), true);
-SELECT pg_try_advisory_xact_lock(hashtextextended(current_setting('app.org_id') || ':' || ('pgb-' || :client_id || '-' || :k), 0));
-SELECT request_hash, response_status, response_body FROM idempotency_keys
- WHERE key = ('pgb-' || :client_id || '-' || :k) AND expires_at > now();
+SELECT pg_try_advisory_xact_lock(hashtextextended(current_setting('app.org_id') || ':' || ('pgb-' || :client_id || '-' || :k), 0)),
+       k.request_hash, k.response_status, k.response_body
+  FROM (SELECT 1) AS one
+  LEFT JOIN idempotency_keys k ON k.key = ('pgb-' || :client_id || '-' || :k) AND k.expires_at > now();
 -- id and correlation_id are UUID v7 like the api's (time-ordered, so inserts
 -- land at the right edge of their indexes); PostgreSQL 15 has no uuidv7(), so
 -- the 48-bit millisecond timestamp and version bits go over a random UUID.
