@@ -51,6 +51,20 @@ pub struct BatchRun {
 }
 
 impl BatchRun {
+    /// Reports failed entries on stderr and turns the run into the command's
+    /// outcome: an early stop is its error (with `rerun_hint`), failures make
+    /// it partly done.
+    pub fn finish(self, rerun_hint: &str) -> Result<crate::error::Outcome, Error> {
+        for (id, why) in &self.failed {
+            crate::output::err_line(&format!("failed: {id}: {why}"));
+        }
+        if let Some(error) = self.aborted {
+            crate::output::err_line(rerun_hint);
+            return Err(error);
+        }
+        Ok(if self.failed.is_empty() { crate::error::Outcome::Done } else { crate::error::Outcome::PartlyDone })
+    }
+
     /// Entries done per second.
     pub fn rate(&self) -> f64 {
         let secs = self.elapsed.as_secs_f64();

@@ -15,7 +15,7 @@ use crate::batch::{self, Item, Pace};
 use crate::cli::ArchiveArgs;
 use crate::context::Ctx;
 use crate::error::{Error, Outcome};
-use crate::output::{err_line, out, out_json, out_line, progress_bar};
+use crate::output::{out, out_json, out_line, progress_bar};
 use crate::table;
 use crate::time::{format_age, id_millis};
 
@@ -133,14 +133,7 @@ pub async fn run(ctx: &mut Ctx, args: &ArchiveArgs) -> Result<Outcome, Error> {
             run.failed.len()
         ))?;
     }
-    for (id, why) in &run.failed {
-        err_line(&format!("failed: {id}: {why}"));
-    }
-    if let Some(error) = run.aborted {
-        err_line("stopped early; re-run to archive the rest (archived entries are not archived twice)");
-        return Err(error);
-    }
-    Ok(if run.failed.is_empty() { Outcome::Done } else { Outcome::PartlyDone })
+    run.finish("stopped early; re-run to archive the rest (archived entries are not archived twice)")
 }
 
 fn print_dry_run(args: &ArchiveArgs, dlq: &str, planned: &[Planned]) -> Result<Outcome, Error> {

@@ -12,7 +12,7 @@ use crate::context::Ctx;
 use crate::entry::{DeadEntry, ROW_HEADERS};
 use crate::error::{Error, Outcome};
 use crate::filter::Filter;
-use crate::output::{err_line, out, out_json, out_line, progress_bar};
+use crate::output::{out, out_json, out_line, progress_bar};
 use crate::table;
 use crate::time::{format_age, id_millis, is_entry_id};
 
@@ -133,12 +133,5 @@ pub async fn run(ctx: &mut Ctx, args: &PurgeArgs) -> Result<Outcome, Error> {
             run.failed.len()
         ))?;
     }
-    for (id, why) in &run.failed {
-        err_line(&format!("failed: {id}: {why}"));
-    }
-    if let Some(error) = run.aborted {
-        err_line("stopped early; re-run to purge the rest");
-        return Err(error);
-    }
-    Ok(if run.failed.is_empty() { Outcome::Done } else { Outcome::PartlyDone })
+    run.finish("stopped early; re-run to purge the rest")
 }
