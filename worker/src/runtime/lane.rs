@@ -179,11 +179,11 @@ async fn read_loop(lane: &Arc<Lane>, concurrency: usize, shutdown: &Cancellation
                     .flat_map(|key| key.ids)
                     .map(|id| process::entry_from(id.id, &id.map))
                     .collect();
-                let processed = process::processed_batch(lane, &batch).await;
-                for (entry, processed) in batch.into_iter().zip(processed) {
-                    let permit = capacity.clone().acquire_owned().await?;
-                    spawn(lane, &mut tasks, entry, 1, processed, permit, shutdown);
+                let mut permits = Vec::with_capacity(batch.len());
+                for _ in &batch {
+                    permits.push(capacity.clone().acquire_owned().await?);
                 }
+                spawn_batch(lane, &mut tasks, batch, permits, shutdown);
             }
             Err(error) if error.to_string().contains("NOGROUP") || error.to_string().contains("UNBLOCKED") => {
                 // The stream or group was deleted under us: create it again.
@@ -209,6 +209,39 @@ async fn read_loop(lane: &Arc<Lane>, concurrency: usize, shutdown: &Cancellation
         while tasks.join_next().await.is_some() {}
     }
     Ok(())
+}
+
+/// Runs a fresh read batch in a task of its own: its processed records are
+/// looked up in one round trip while the reader already waits for the next
+/// batch, then its entries run concurrently (bounded by the group's
+/// concurrency).
+fn spawn_batch(
+    lane: &Arc<Lane>,
+    tasks: &mut JoinSet<()>,
+    batch: Vec<StreamEntry>,
+    permits: Vec<tokio::sync::OwnedSemaphorePermit>,
+    shutdown: &CancellationToken,
+) {
+    if let Ok(mut in_flight) = lane.in_flight.lock() {
+        in_flight.extend(batch.iter().map(|e| e.id.clone()));
+    }
+    let lane = lane.clone();
+    let shutdown = shutdown.clone();
+    tasks.spawn(async move {
+        let processed = process::processed_batch(&lane, &batch).await;
+        let work = batch.into_iter().zip(processed).zip(permits).map(|((entry, processed), permit)| {
+            let (lane, shutdown) = (&lane, &shutdown);
+            async move {
+                let id = entry.id.clone();
+                process::process(lane, entry, 1, processed, shutdown).await;
+                if let Ok(mut in_flight) = lane.in_flight.lock() {
+                    in_flight.remove(&id);
+                }
+                drop(permit);
+            }
+        });
+        futures_util::future::join_all(work).await;
+    });
 }
 
 fn spawn(
