@@ -317,12 +317,6 @@ pub async fn recover(rejection: warp::Rejection) -> Result<Response, Infallible>
     use warp::reject;
     let problem = if rejection.is_not_found() {
         Problem::new(ProblemKind::NotFound, "No resource at this path")
-    } else if let Some(error) = rejection.find::<ApiError>() {
-        // ApiError is not Clone; rejections carry only problems (see `reject`).
-        match error {
-            ApiError::Problem(problem) => problem.clone(),
-            _ => Problem::new(ProblemKind::Internal, "An unexpected error occurred"),
-        }
     } else if rejection.find::<reject::MethodNotAllowed>().is_some() {
         Problem::new(ProblemKind::MethodNotAllowed, "This method is not allowed on this path")
     } else if rejection.find::<reject::PayloadTooLarge>().is_some() {
@@ -342,14 +336,6 @@ pub async fn recover(rejection: warp::Rejection) -> Result<Response, Infallible>
         Problem::new(ProblemKind::Internal, "An unexpected error occurred")
     };
     Ok(problem.into_response())
-}
-
-impl warp::reject::Reject for ApiError {}
-
-/// A rejection carrying `problem`, for filters that fail before a handler runs
-/// (authentication, for one).
-pub fn reject(problem: Problem) -> warp::Rejection {
-    warp::reject::custom(ApiError::Problem(problem))
 }
 
 #[cfg(test)]

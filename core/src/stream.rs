@@ -12,6 +12,7 @@ use uuid::Uuid;
 use crate::event::{Actor, EventEnvelope, EventType};
 
 /// A stream family: a work stream, its DLQ and the DLQ's alert threshold.
+/// Their names and thresholds are configuration (`[streams.*]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Family {
     /// Every appended event.
@@ -25,33 +26,6 @@ pub enum Family {
 impl Family {
     /// All families, in a stable order.
     pub const ALL: [Family; 3] = [Family::Events, Family::Jobs, Family::Sync];
-
-    /// Default work stream key.
-    pub fn work_stream(self) -> &'static str {
-        match self {
-            Family::Events => "events:work",
-            Family::Jobs => "jobs:work",
-            Family::Sync => "sync:work",
-        }
-    }
-
-    /// Default DLQ key.
-    pub fn dlq_stream(self) -> &'static str {
-        match self {
-            Family::Events => "events:dlq",
-            Family::Jobs => "jobs:dlq",
-            Family::Sync => "sync:dlq",
-        }
-    }
-
-    /// Default alert threshold: more than this many dead letters in an hour alerts.
-    pub fn dlq_alert_threshold(self) -> u32 {
-        match self {
-            Family::Events => 5,
-            Family::Jobs => 10,
-            Family::Sync => 20,
-        }
-    }
 }
 
 /// Redis key naming: every key this process touches gets `redis.key_prefix`

@@ -2,15 +2,14 @@
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use crate::helpers::{TestApp, json, spawn_app};
+use crate::helpers::{json, spawn_app};
 
-async fn problem(app: &TestApp, request: reqwest::RequestBuilder, lang: &str) -> (u16, serde_json::Value) {
+async fn problem(request: reqwest::RequestBuilder, lang: &str) -> (u16, serde_json::Value) {
     let response = request.header("accept-language", lang).send().await.expect("sent");
     assert_eq!(response.headers()["content-type"], "application/problem+json");
     let (status, headers, body) = json(response).await;
     assert_eq!(body["status"], status, "status in the body matches the answer");
     assert!(headers.contains_key("traceparent"));
-    let _ = app;
     (status, body)
 }
 
@@ -18,7 +17,7 @@ async fn problem(app: &TestApp, request: reqwest::RequestBuilder, lang: &str) ->
 async fn unknown_route_is_404(_: PgPoolOptions, options: PgConnectOptions) {
     let app = spawn_app(options).await;
     for lang in ["en", "de"] {
-        let (status, body) = problem(&app, app.client.get(app.url("/api/v1/nothing")), lang).await;
+        let (status, body) = problem(app.client.get(app.url("/api/v1/nothing")), lang).await;
         assert_eq!(status, 404);
         insta::assert_json_snapshot!(format!("not_found_{lang}"), body, {".trace_id" => "[trace_id]"});
     }
@@ -29,7 +28,7 @@ async fn unknown_route_is_404(_: PgPoolOptions, options: PgConnectOptions) {
 async fn wrong_method_is_405(_: PgPoolOptions, options: PgConnectOptions) {
     let app = spawn_app(options).await;
     for lang in ["en", "fr"] {
-        let (status, body) = problem(&app, app.client.delete(app.url("/health")), lang).await;
+        let (status, body) = problem(app.client.delete(app.url("/health")), lang).await;
         assert_eq!(status, 405);
         insta::assert_json_snapshot!(format!("method_not_allowed_{lang}"), body, {".trace_id" => "[trace_id]"});
     }
@@ -42,7 +41,7 @@ async fn bodies_over_one_mebibyte_are_413(_: PgPoolOptions, options: PgConnectOp
     let big = vec![b'a'; 1024 * 1024 + 1];
     for lang in ["en", "es"] {
         let request = app.client.post(app.url("/health")).header("content-type", "application/json").body(big.clone());
-        let (status, body) = problem(&app, request, lang).await;
+        let (status, body) = problem(request, lang).await;
         assert_eq!(status, 413);
         insta::assert_json_snapshot!(format!("payload_too_large_{lang}"), body, {".trace_id" => "[trace_id]"});
     }
@@ -56,7 +55,7 @@ async fn bodies_over_one_mebibyte_are_413(_: PgPoolOptions, options: PgConnectOp
 #[sqlx::test(migrator = "xentri_core::MIGRATOR")]
 async fn unsupported_language_falls_back_to_english(_: PgPoolOptions, options: PgConnectOptions) {
     let app = spawn_app(options).await;
-    let (_, body) = problem(&app, app.client.get(app.url("/x")), "ja, zh;q=0.8").await;
+    let (_, body) = problem(app.client.get(app.url("/x")), "ja, zh;q=0.8").await;
     assert_eq!(body["title"], "Resource Not Found");
     app.stop().await;
 }
@@ -74,7 +73,7 @@ async fn request_format_problems_in_english_and_german(_: PgPoolOptions, options
             ("unauthorized", 401, app.client.get(app.url("/api/v1/events"))),
         ];
         for (name, expected, request) in cases {
-            let (status, body) = problem(&app, request, lang).await;
+            let (status, body) = problem(request, lang).await;
             assert_eq!(status, expected, "{name}");
             insta::assert_json_snapshot!(format!("{name}_{lang}"), body, {".trace_id" => "[trace_id]"});
         }

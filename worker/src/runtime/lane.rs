@@ -229,17 +229,11 @@ fn spawn_batch(
     let shutdown = shutdown.clone();
     tasks.spawn(async move {
         let processed = process::processed_batch(&lane, &batch).await;
-        let work = batch.into_iter().zip(processed).zip(permits).map(|((entry, processed), permit)| {
-            let (lane, shutdown) = (&lane, &shutdown);
-            async move {
-                let id = entry.id.clone();
-                process::process(lane, entry, 1, processed, shutdown).await;
-                if let Ok(mut in_flight) = lane.in_flight.lock() {
-                    in_flight.remove(&id);
-                }
-                drop(permit);
-            }
-        });
+        let work = batch
+            .into_iter()
+            .zip(processed)
+            .zip(permits)
+            .map(|((entry, processed), permit)| run_entry(&lane, entry, 1, processed, permit, &shutdown));
         futures_util::future::join_all(work).await;
     });
 }
@@ -258,14 +252,24 @@ fn spawn(
     }
     let lane = lane.clone();
     let shutdown = shutdown.clone();
-    tasks.spawn(async move {
-        let id = entry.id.clone();
-        process::process(&lane, entry, deliveries, processed, &shutdown).await;
-        if let Ok(mut in_flight) = lane.in_flight.lock() {
-            in_flight.remove(&id);
-        }
-        drop(permit);
-    });
+    tasks.spawn(async move { run_entry(&lane, entry, deliveries, processed, permit, &shutdown).await });
+}
+
+/// Processes one entry, then forgets it as in flight and frees its room.
+async fn run_entry(
+    lane: &Lane,
+    entry: StreamEntry,
+    deliveries: usize,
+    processed: Option<bool>,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    shutdown: &CancellationToken,
+) {
+    let id = entry.id.clone();
+    process::process(lane, entry, deliveries, processed, shutdown).await;
+    if let Ok(mut in_flight) = lane.in_flight.lock() {
+        in_flight.remove(&id);
+    }
+    drop(permit);
 }
 
 async fn connect(
