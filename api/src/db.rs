@@ -3,6 +3,8 @@
 //! Every transaction is opened by [`Db::begin`], which switches to the api's
 //! role and sets `app.org_id` transaction-locally before anything else runs, so
 //! row-level security applies even when the pool logs in as a superuser.
+//! The one statement that runs outside such a transaction is a call of a
+//! database function that does the same as its first step ([`Db::scoped`]).
 //! **Invariant:** no code in `api` touches the pool except through this type.
 
 use std::ops::{Deref, DerefMut};
@@ -43,6 +45,14 @@ impl Db {
         );
         let tx = self.pool.begin_with(begin).await?;
         Ok(OrgTx { tx })
+    }
+
+    /// The pool and role for a call of a database function that sets the role
+    /// and `app.org_id` transaction-locally itself before anything else (the
+    /// migrations' `append_event`): one round trip, in the statement's own
+    /// transaction. Only such calls may run on it.
+    pub(crate) fn scoped(&self) -> (&PgPool, &str) {
+        (&self.pool, &self.role)
     }
 
     /// Wakes the worker's relay (`NOTIFY xentri_outbox`). Outside any write

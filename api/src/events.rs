@@ -1,6 +1,8 @@
-//! The event store: append (event + outbox row, one statement) and the reads.
+//! The event store: append (event, outbox row and idempotency key, one
+//! statement) and the reads.
 //!
-//! Every function takes an [`OrgTx`], so row-level security scopes it to one org.
+//! The reads take an [`OrgTx`], so row-level security scopes them to one org;
+//! the append runs a database function that scopes itself the same way.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -11,7 +13,8 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 use xentri_core::EventEnvelope;
 
-use crate::db::OrgTx;
+use crate::db::{Db, OrgTx};
+use crate::idempotency::IdempotencyKey;
 
 /// An event as stored and as every route answers it.
 #[derive(Debug, Clone, Serialize, FromRow, ToSchema)]
@@ -45,32 +48,69 @@ pub struct StoredEvent {
 
 const COLUMNS: &str = "id, seq, org_id, type, payload, actor, trace_id, correlation_id, causation_id, occurred_at";
 
-/// Appends `event` (its `seq` is assigned here) and its outbox row for `stream`.
-pub async fn append(tx: &mut OrgTx, event: &EventEnvelope, stream: &str) -> Result<StoredEvent, sqlx::Error> {
-    let payload = serde_json::Value::Object(event.payload.clone()).to_string();
-    sqlx::query_as::<_, StoredEvent>(&format!(
-        "WITH ev AS (
-            INSERT INTO system_events
-                (id, org_id, type, payload, actor, trace_id, correlation_id, causation_id, occurred_at)
-            VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9)
-            RETURNING {COLUMNS}
-         ), outbox_row AS (
-            INSERT INTO outbox (event_seq, stream, org_id) SELECT seq, $10, org_id FROM ev
-         )
-         SELECT {COLUMNS} FROM ev"
-    ))
-    .bind(event.id)
+/// What [`append`] did.
+#[derive(Debug)]
+pub enum Appended {
+    /// Stored; the envelope as stored.
+    Created(StoredEvent),
+    /// Another request with the same idempotency key is still in flight.
+    KeyInFlight,
+    /// The key already has a live answer (see [`crate::idempotency::stored`]).
+    KeyAnswered,
+}
+
+/// The idempotency key an append is stored under.
+pub struct KeyClaim<'a> {
+    /// The key.
+    pub key: &'a IdempotencyKey,
+    /// The request's hash.
+    pub request_hash: &'a [u8],
+    /// How long the key lives.
+    pub ttl_secs: u64,
+}
+
+/// Appends `event` (its `seq` is assigned here), its outbox row for `stream`
+/// and its idempotency key, in one round trip: the `append_event` database
+/// function sets the api's role and the org transaction-locally, takes the
+/// key's lock, and writes all three rows only if the key is new or expired.
+pub async fn append(db: &Db, event: &EventEnvelope, stream: &str, claim: &KeyClaim<'_>) -> Result<Appended, sqlx::Error> {
+    let payload = serde_json::to_string(&event.payload).map_err(|e| sqlx::Error::Encode(e.into()))?;
+    let (pool, role) = db.scoped();
+    let (claimed, seq): (bool, Option<i64>) = sqlx::query_as(
+        "SELECT claimed, seq FROM append_event($1, $2, $3, $4, $5, $6, $7, $8::json, $9, $10, $11, $12, $13, $14)",
+    )
+    .bind(role)
     .bind(event.org_id)
+    .bind(claim.key.as_str())
+    .bind(claim.request_hash)
+    .bind(claim.ttl_secs as f64)
+    .bind(event.id)
     .bind(event.event_type.as_str())
-    .bind(payload)
+    .bind(&payload)
     .bind(event.actor.as_str())
     .bind(&event.trace_id)
     .bind(&event.correlation_id)
     .bind(event.causation_id.as_deref())
     .bind(event.occurred_at)
     .bind(stream)
-    .fetch_one(&mut **tx)
-    .await
+    .fetch_one(pool)
+    .await?;
+    Ok(match (claimed, seq) {
+        (false, _) => Appended::KeyInFlight,
+        (true, None) => Appended::KeyAnswered,
+        (true, Some(seq)) => Appended::Created(StoredEvent {
+            id: event.id,
+            seq,
+            org_id: event.org_id,
+            event_type: event.event_type.as_str().to_owned(),
+            payload: Json(RawValue::from_string(payload).map_err(|e| sqlx::Error::Decode(e.into()))?),
+            actor: event.actor.as_str().to_owned(),
+            trace_id: event.trace_id.clone(),
+            correlation_id: event.correlation_id.clone(),
+            causation_id: event.causation_id.clone(),
+            occurred_at: event.occurred_at,
+        }),
+    })
 }
 
 /// One event by id, if this org has it.

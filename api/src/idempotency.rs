@@ -1,15 +1,20 @@
 //! Idempotency keys of mutating routes.
 //!
-//! Within the request's own transaction: a transaction-scoped advisory lock on
-//! (org, key) tells a first request still in flight (409) from a finished one;
-//! a finished one with the same request hash is replayed, with another hash it
-//! is a 422. The stored response is written in the same transaction as the
-//! mutation, so a key exists exactly when its effect does.
+//! The key is written in the same transaction as the mutation, so a key exists
+//! exactly when its effect does; that transaction holds an advisory lock on
+//! (org, key) until it ends, which tells a first request still in flight (409)
+//! from a finished one. A finished one with the same request hash is replayed,
+//! with another hash it is a 422. An append's key points at its event (the
+//! answer is the event, which never changes); other answers are stored as
+//! they were sent.
 
 use http::HeaderMap;
 use sha2::{Digest, Sha256};
 
+use uuid::Uuid;
+
 use crate::db::OrgTx;
+use crate::events;
 use crate::problem::{ApiError, Problem, ProblemKind};
 
 /// The request header.
@@ -67,67 +72,59 @@ pub struct StoredResponse {
     pub body: String,
 }
 
-/// Claims `key` for this transaction: `Ok(None)` to go ahead, `Ok(Some(_))` to
-/// replay, or the 409/422 problem.
-pub async fn claim(tx: &mut OrgTx, key: &IdempotencyKey, hash: &[u8]) -> Result<Option<StoredResponse>, ApiError> {
-    // One round trip for the lock and the look-up. The look-up's snapshot may
-    // predate a first request that commits while we take the lock; then the
-    // key insert in `store` conflicts and the caller starts over, and the
-    // second pass sees the stored answer.
-    let (locked, stored_hash, status, body): (bool, Option<Vec<u8>>, Option<i16>, Option<String>) = sqlx::query_as(
-        "SELECT pg_try_advisory_xact_lock(hashtextextended(current_setting('app.org_id') || ':' || $1, 0)),
-                k.request_hash, k.response_status, k.response_body
-         FROM (SELECT 1) AS one
-         LEFT JOIN idempotency_keys k ON k.key = $1 AND k.expires_at > now()",
-    )
-    .bind(key.as_str())
-    .fetch_one(&mut **tx)
-    .await?;
-    if !locked {
-        return Err(Problem::new(
-            ProblemKind::IdempotencyKeyInFlight,
-            "A request with this Idempotency-Key is still being processed; retry shortly",
-        )
-        .into());
-    }
-    match (stored_hash, status, body) {
-        (Some(stored_hash), Some(status), Some(body)) if stored_hash == hash => {
-            Ok(Some(StoredResponse { status: u16::try_from(status).unwrap_or(200), body }))
+/// What a live key holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredKey {
+    /// The hash of the request that stored it.
+    pub request_hash: Vec<u8>,
+    /// The answer to replay.
+    pub response: StoredResponse,
+}
+
+impl StoredKey {
+    /// The answer for a retry with `request_hash`: the stored one, or 422 for
+    /// a different request under the same key.
+    pub fn replay_for(self, request_hash: &[u8]) -> Result<StoredResponse, ApiError> {
+        if self.request_hash == request_hash {
+            Ok(self.response)
+        } else {
+            Err(Problem::new(ProblemKind::IdempotencyKeyReused, "This Idempotency-Key was used with a different request")
+                .into())
         }
-        (Some(_), _, _) => Err(Problem::new(
-            ProblemKind::IdempotencyKeyReused,
-            "This Idempotency-Key was used with a different request",
-        )
-        .into()),
-        _ => Ok(None),
     }
 }
 
-/// Stores the response under `key`, replacing an expired entry. `false` when a
-/// live entry exists after all (the caller rolls back and retries).
-pub async fn store(
-    tx: &mut OrgTx,
-    key: &IdempotencyKey,
-    hash: &[u8],
-    response: &StoredResponse,
-    ttl_secs: u64,
-) -> Result<bool, ApiError> {
-    let stored = sqlx::query(
-        "INSERT INTO idempotency_keys (org_id, key, request_hash, response_status, response_body, expires_at)
-         VALUES (current_setting('app.org_id')::uuid, $1, $2, $3, $4, now() + make_interval(secs => $5))
-         ON CONFLICT (org_id, key) DO UPDATE
-            SET request_hash = EXCLUDED.request_hash, response_status = EXCLUDED.response_status,
-                response_body = EXCLUDED.response_body, created_at = now(), expires_at = EXCLUDED.expires_at
-          WHERE idempotency_keys.expires_at <= now()",
+/// The problem for a key whose first request is still in flight.
+pub fn in_flight() -> ApiError {
+    Problem::new(ProblemKind::IdempotencyKeyInFlight, "A request with this Idempotency-Key is still being processed; retry shortly")
+        .into()
+}
+
+/// Reads back the live answer under `key`, if there is one.
+pub async fn stored(tx: &mut OrgTx, key: &IdempotencyKey) -> Result<Option<StoredKey>, ApiError> {
+    let row: Option<(Vec<u8>, i16, Option<String>, Option<Uuid>)> = sqlx::query_as(
+        "SELECT request_hash, response_status, response_body, event_id
+           FROM idempotency_keys WHERE key = $1 AND expires_at > now()",
     )
     .bind(key.as_str())
-    .bind(hash)
-    .bind(i16::try_from(response.status).unwrap_or(200))
-    .bind(&response.body)
-    .bind(ttl_secs as f64)
-    .execute(&mut **tx)
+    .fetch_optional(&mut **tx)
     .await?;
-    Ok(stored.rows_affected() == 1)
+    let Some((request_hash, status, body, event_id)) = row else {
+        return Ok(None);
+    };
+    let body = match (body, event_id) {
+        (Some(body), _) => body,
+        (None, Some(event_id)) => {
+            // The event is immutable: serialised again, it is the answer as first sent.
+            let event = events::get(tx, event_id)
+                .await?
+                .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("idempotency key points at a missing event")))?;
+            serde_json::to_string(&event).map_err(|e| ApiError::Internal(e.into()))?
+        }
+        (None, None) => return Err(ApiError::Internal(anyhow::anyhow!("idempotency key holds no answer"))),
+    };
+    let status = u16::try_from(status).unwrap_or(200);
+    Ok(Some(StoredKey { request_hash, response: StoredResponse { status, body } }))
 }
 
 #[cfg(test)]

@@ -89,7 +89,7 @@ pub async fn enqueue(shared: &Shared, job_type: &str, payload: serde_json::Value
     sqlx::query(
         "WITH ev AS (
             INSERT INTO system_events (id, org_id, type, payload, actor, trace_id, correlation_id, occurred_at)
-            VALUES ($1, $2, $3, $4::jsonb, 'service:worker', $5, $6, $7) RETURNING seq, org_id
+            VALUES ($1, $2, $3, $4::json, 'service:worker', $5, $6, $7) RETURNING seq, org_id
          )
          INSERT INTO outbox (event_seq, stream, org_id) SELECT seq, $8, org_id FROM ev",
     )

@@ -17,7 +17,7 @@ use xentri_core::{EventEnvelope, EventType};
 use super::with_state;
 use crate::auth::{Authenticator, Principal, authenticated};
 use crate::edge::RequestContext;
-use crate::events::{self, ListQuery, StoredEvent, TypeFilter};
+use crate::events::{self, Appended, KeyClaim, ListQuery, StoredEvent, TypeFilter};
 use crate::idempotency::{self, IdempotencyKey, StoredResponse};
 use crate::problem::{ApiError, FieldError, Problem, ProblemDocument, ProblemKind, respond};
 use crate::state::AppState;
@@ -202,27 +202,30 @@ async fn append_event(
         // PostgreSQL keeps microseconds: the answer must equal what a read returns.
         occurred_at: Utc::now().trunc_subsecs(6),
     };
-    let ttl = state.settings.idempotency.ttl_secs;
-    // A second pass only when another request stored the same key between our
-    // look and our write: the retry then replays it.
+    let claim = KeyClaim { key: &key, request_hash: &hash, ttl_secs: state.settings.idempotency.ttl_secs };
+    // A second pass only when the key's answer expired between the append and
+    // the read-back: the key can then be taken over.
     for _ in 0..2 {
-        let mut tx = state.db.begin(principal.org_id).await?;
-        if let Some(stored) = idempotency::claim(&mut tx, &key, &hash).await? {
-            return Ok(replay(stored));
+        match events::append(&state.db, &event, &state.settings.streams.events.work, &claim).await? {
+            Appended::Created(stored) => {
+                state.outbox.committed();
+                metrics::counter!("events_appended_total").increment(1);
+                tracing::info!(event_id = %stored.id, seq = stored.seq, event_type = %stored.event_type, "event appended");
+                let body = serde_json::to_string(&stored).map_err(|e| ApiError::Internal(e.into()))?;
+                return Ok(json_response(StatusCode::CREATED, body));
+            }
+            Appended::KeyInFlight => return Err(idempotency::in_flight()),
+            Appended::KeyAnswered => {
+                let mut tx = state.db.begin(principal.org_id).await?;
+                let stored = idempotency::stored(&mut tx, &key).await?;
+                tx.finish_read();
+                if let Some(stored) = stored {
+                    return Ok(replay(stored.replay_for(&hash)?));
+                }
+            }
         }
-        let stored = events::append(&mut tx, &event, &state.settings.streams.events.work).await?;
-        let body = serde_json::to_string(&stored).map_err(|e| ApiError::Internal(e.into()))?;
-        let response = StoredResponse { status: StatusCode::CREATED.as_u16(), body };
-        if !idempotency::store(&mut tx, &key, &hash, &response, ttl).await? {
-            continue;
-        }
-        tx.commit().await?;
-        state.outbox.committed();
-        metrics::counter!("events_appended_total").increment(1);
-        tracing::info!(event_id = %stored.id, seq = stored.seq, event_type = %stored.event_type, "event appended");
-        return Ok(json_response(StatusCode::CREATED, response.body));
     }
-    Err(ApiError::Internal(anyhow::anyhow!("idempotency key kept conflicting")))
+    Err(ApiError::Internal(anyhow::anyhow!("idempotency key kept changing")))
 }
 
 fn replay(stored: StoredResponse) -> Response {

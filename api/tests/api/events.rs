@@ -62,6 +62,28 @@ async fn append_returns_the_stored_envelope_and_writes_the_outbox(pool: PgPool) 
 }
 
 #[sqlx::test(migrator = "xentri_core::MIGRATOR")]
+async fn reads_answer_the_payload_byte_for_byte_as_the_append_did(pool: PgPool) {
+    let app = spawn(&pool).await;
+    let org = Uuid::new_v4();
+    let token = user_token(org);
+    // Key order that a jsonb column would have changed (shorter keys first).
+    let body = serde_json::json!({"type": "xentri.soul.updated.v1", "payload": {"zz": 1, "aaa": [1.5, "é", null]}});
+    let appended = app.post_event(&token, "bytes-1", body).await;
+    assert_eq!(appended.status(), 201);
+    let appended = appended.text().await.expect("body");
+    assert!(appended.contains(r#""payload":{"aaa":[1.5,"é",null],"zz":1}"#), "{appended}");
+    let envelope: serde_json::Value = serde_json::from_str(&appended).expect("json");
+    let (id, seq) = (envelope["id"].as_str().expect("id"), envelope["seq"].as_i64().expect("seq"));
+
+    let fetched = app.get_as(&token, &format!("/api/v1/events/{id}")).await.text().await.expect("body");
+    assert_eq!(fetched, appended);
+    wait_listable(&app, &token, seq).await;
+    let page = app.get_as(&token, "/api/v1/events").await.text().await.expect("body");
+    assert!(page.contains(&appended), "{page}");
+    app.stop().await;
+}
+
+#[sqlx::test(migrator = "xentri_core::MIGRATOR")]
 async fn correlation_id_is_generated_when_absent(_: PgPoolOptions, options: PgConnectOptions) {
     let app = spawn_app(options).await;
     let (status, _, body) =

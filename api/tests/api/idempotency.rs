@@ -133,3 +133,27 @@ async fn an_expired_key_can_be_used_again(pool: PgPool) {
     assert_eq!(event_count(&pool).await, 2);
     app.stop().await;
 }
+
+#[sqlx::test(migrator = "xentri_core::MIGRATOR")]
+async fn an_answer_stored_as_a_body_is_replayed_as_stored(pool: PgPool) {
+    let app = spawn_with(settings(&database_url(&pool.connect_options()), &[])).await;
+    let org = Uuid::new_v4();
+    let token = user_token(org);
+    // The request hash of the body event_body sends, taken from a first append
+    // under another key.
+    assert_eq!(app.post_event(&token, "probe", event_body("xentri.soul.updated.v1")).await.status(), 201);
+    sqlx::query(
+        "INSERT INTO idempotency_keys (org_id, key, request_hash, response_status, response_body, expires_at)
+         SELECT org_id, 'stored-body', request_hash, 200, '{\"kept\":true}', now() + interval '1 hour'
+           FROM idempotency_keys WHERE key = 'probe'",
+    )
+    .execute(&pool)
+    .await
+    .expect("stored answer");
+    let replayed = app.post_event(&token, "stored-body", event_body("xentri.soul.updated.v1")).await;
+    assert_eq!(replayed.status(), 200);
+    assert_eq!(replayed.headers()["idempotent-replayed"], "true");
+    assert_eq!(replayed.text().await.expect("body"), r#"{"kept":true}"#);
+    assert_eq!(event_count(&pool).await, 1);
+    app.stop().await;
+}
