@@ -49,7 +49,7 @@ impl Db {
 
     /// The pool and role for a call of a database function that sets the role
     /// and `app.org_id` transaction-locally itself before anything else (the
-    /// migrations' `append_event`): one round trip, in the statement's own
+    /// migrations' `append_events`, through `append_event` per item): one round trip, in the statement's own
     /// transaction. Only such calls may run on it.
     pub(crate) fn scoped(&self) -> (&PgPool, &str) {
         (&self.pool, &self.role)

@@ -2,7 +2,8 @@
 //! statement) and the reads.
 //!
 //! The reads take an [`OrgTx`], so row-level security scopes them to one org;
-//! the append runs a database function that scopes itself the same way.
+//! appends go through the [`Appender`], whose database function scopes each
+//! one the same way.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -13,8 +14,10 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 use xentri_core::EventEnvelope;
 
-use crate::db::{Db, OrgTx};
+use crate::appender::{AppendItem, Appender, Outcome};
+use crate::db::OrgTx;
 use crate::idempotency::IdempotencyKey;
+use crate::problem::ApiError;
 
 /// An event as stored and as every route answers it.
 #[derive(Debug, Clone, Serialize, FromRow, ToSchema)]
@@ -59,56 +62,45 @@ pub enum Appended {
     KeyAnswered,
 }
 
-/// The idempotency key an append is stored under.
-pub struct KeyClaim<'a> {
-    /// The key.
-    pub key: &'a IdempotencyKey,
-    /// The request's hash.
-    pub request_hash: &'a [u8],
-    /// How long the key lives.
-    pub ttl_secs: u64,
-}
-
-/// Appends `event` (its `seq` is assigned here), its outbox row for `stream`
-/// and its idempotency key, in one round trip: the `append_event` database
-/// function sets the api's role and the org transaction-locally, takes the
-/// key's lock, and writes all three rows only if the key is new or expired.
-pub async fn append(db: &Db, event: &EventEnvelope, stream: &str, claim: &KeyClaim<'_>) -> Result<Appended, sqlx::Error> {
-    let payload = serde_json::to_string(&event.payload).map_err(|e| sqlx::Error::Encode(e.into()))?;
-    let (pool, role) = db.scoped();
-    let (claimed, seq): (bool, Option<i64>) = sqlx::query_as(
-        "SELECT claimed, seq FROM append_event($1, $2, $3, $4, $5, $6, $7, $8::json, $9, $10, $11, $12, $13, $14)",
-    )
-    .bind(role)
-    .bind(event.org_id)
-    .bind(claim.key.as_str())
-    .bind(claim.request_hash)
-    .bind(claim.ttl_secs as f64)
-    .bind(event.id)
-    .bind(event.event_type.as_str())
-    .bind(&payload)
-    .bind(event.actor.as_str())
-    .bind(&event.trace_id)
-    .bind(&event.correlation_id)
-    .bind(event.causation_id.as_deref())
-    .bind(event.occurred_at)
-    .bind(stream)
-    .fetch_one(pool)
-    .await?;
-    Ok(match (claimed, seq) {
-        (false, _) => Appended::KeyInFlight,
-        (true, None) => Appended::KeyAnswered,
-        (true, Some(seq)) => Appended::Created(StoredEvent {
-            id: event.id,
+/// Appends `event` (its `seq` is assigned here), its outbox row and its
+/// idempotency key, with the next batch of the [`Appender`]: the
+/// `append_event` database function sets the api's role and the event's org
+/// transaction-locally, takes the key's lock, and writes all three rows only
+/// if the key is new or expired.
+pub async fn append(
+    appender: &Appender,
+    event: &EventEnvelope,
+    key: &IdempotencyKey,
+    request_hash: &[u8],
+) -> Result<Appended, ApiError> {
+    let payload = serde_json::to_string(&event.payload).map_err(|e| ApiError::Internal(e.into()))?;
+    let item = AppendItem {
+        org_id: event.org_id,
+        key: key.as_str().to_owned(),
+        request_hash: request_hash.to_vec(),
+        id: event.id,
+        event_type: event.event_type.as_str().to_owned(),
+        payload,
+        actor: event.actor.as_str().to_owned(),
+        trace_id: event.trace_id.clone(),
+        correlation_id: event.correlation_id.clone(),
+        causation_id: event.causation_id.clone(),
+        occurred_at: event.occurred_at,
+    };
+    Ok(match appender.append(item.clone()).await? {
+        Outcome::KeyInFlight => Appended::KeyInFlight,
+        Outcome::KeyAnswered => Appended::KeyAnswered,
+        Outcome::Created(seq) => Appended::Created(StoredEvent {
+            id: item.id,
             seq,
-            org_id: event.org_id,
-            event_type: event.event_type.as_str().to_owned(),
-            payload: Json(RawValue::from_string(payload).map_err(|e| sqlx::Error::Decode(e.into()))?),
-            actor: event.actor.as_str().to_owned(),
-            trace_id: event.trace_id.clone(),
-            correlation_id: event.correlation_id.clone(),
-            causation_id: event.causation_id.clone(),
-            occurred_at: event.occurred_at,
+            org_id: item.org_id,
+            event_type: item.event_type,
+            payload: Json(RawValue::from_string(item.payload).map_err(|e| ApiError::Internal(e.into()))?),
+            actor: item.actor,
+            trace_id: item.trace_id,
+            correlation_id: item.correlation_id,
+            causation_id: item.causation_id,
+            occurred_at: item.occurred_at,
         }),
     })
 }

@@ -88,21 +88,30 @@ impl StoredKey {
         if self.request_hash == request_hash {
             Ok(self.response)
         } else {
-            Err(Problem::new(ProblemKind::IdempotencyKeyReused, "This Idempotency-Key was used with a different request")
-                .into())
+            Err(Problem::new(
+                ProblemKind::IdempotencyKeyReused,
+                "This Idempotency-Key was used with a different request",
+            )
+            .into())
         }
     }
 }
 
 /// The problem for a key whose first request is still in flight.
 pub fn in_flight() -> ApiError {
-    Problem::new(ProblemKind::IdempotencyKeyInFlight, "A request with this Idempotency-Key is still being processed; retry shortly")
-        .into()
+    Problem::new(
+        ProblemKind::IdempotencyKeyInFlight,
+        "A request with this Idempotency-Key is still being processed; retry shortly",
+    )
+    .into()
 }
+
+/// A key's row: request hash, status, stored body, the event it points at.
+type KeyRow = (Vec<u8>, i16, Option<String>, Option<Uuid>);
 
 /// Reads back the live answer under `key`, if there is one.
 pub async fn stored(tx: &mut OrgTx, key: &IdempotencyKey) -> Result<Option<StoredKey>, ApiError> {
-    let row: Option<(Vec<u8>, i16, Option<String>, Option<Uuid>)> = sqlx::query_as(
+    let row: Option<KeyRow> = sqlx::query_as(
         "SELECT request_hash, response_status, response_body, event_id
            FROM idempotency_keys WHERE key = $1 AND expires_at > now()",
     )

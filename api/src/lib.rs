@@ -4,6 +4,7 @@
 //! [`routes`] behind the [`edge`]: the one place that reads `traceparent`,
 //! bounds bodies, catches panics, renders problem documents, counts and logs.
 
+pub mod appender;
 pub mod auth;
 pub mod db;
 pub mod edge;

@@ -16,6 +16,7 @@ pub fn describe() {
         "HTTP request latency, by route and status"
     );
     metrics::describe_counter!("events_appended_total", "Events appended through the api");
+    metrics::describe_histogram!("api_append_batch_size", "Appends written together in one transaction (group commit)");
 }
 
 /// Counts one answered request.

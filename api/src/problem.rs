@@ -6,12 +6,14 @@
 //! Only safe text reaches `detail`; causes go to the log.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 
 use http::StatusCode;
 use serde::Serialize;
 use utoipa::ToSchema;
 use warp::reply::Response;
 
+use crate::appender::AppendError;
 use crate::i18n::Lang;
 
 /// One kind of problem: its `type` URI, status and title.
@@ -262,7 +264,7 @@ pub enum ApiError {
     Problem(Problem),
     /// PostgreSQL could not be reached in time.
     #[error("postgres unavailable")]
-    DatabaseUnavailable(#[source] sqlx::Error),
+    DatabaseUnavailable(#[source] Arc<sqlx::Error>),
     /// Anything else: logged with its cause, answered as a vague 500.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -276,11 +278,28 @@ impl From<Problem> for ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> Self {
-        match error {
+        Arc::new(error).into()
+    }
+}
+
+impl From<Arc<sqlx::Error>> for ApiError {
+    fn from(error: Arc<sqlx::Error>) -> Self {
+        match *error {
             sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
                 ApiError::DatabaseUnavailable(error)
             }
-            other => ApiError::Internal(other.into()),
+            _ => ApiError::Internal(anyhow::Error::new(error)),
+        }
+    }
+}
+
+impl From<AppendError> for ApiError {
+    fn from(error: AppendError) -> Self {
+        match error {
+            AppendError::Database(error) => error.into(),
+            AppendError::Stopped => {
+                Problem::new(ProblemKind::ServiceUnavailable, "The api is shutting down; retry shortly").into()
+            }
         }
     }
 }

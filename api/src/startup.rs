@@ -16,6 +16,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use xentri_core::Settings;
 
+use crate::appender::{Appender, AppenderConfig};
 use crate::auth::Authenticator;
 use crate::db::Db;
 use crate::edge::Edge;
@@ -70,7 +71,17 @@ impl Application {
         let listener = TcpListener::bind(address).await.map_err(|source| StartupError::Bind { address, source })?;
         let address = listener.local_addr().map_err(|source| StartupError::Bind { address, source })?;
         let db = Db::new(pool, &settings.database.api_role);
+        let appender = Appender::spawn(
+            db.clone(),
+            AppenderConfig {
+                stream: settings.streams.events.work.clone(),
+                key_ttl_secs: settings.idempotency.ttl_secs,
+                writers: settings.api.append_writers,
+                batch_max: settings.api.append_batch_max,
+            },
+        );
         let state = AppState {
+            appender,
             outbox: crate::notify::OutboxNotifier::spawn(db.clone()),
             db,
             redis,

@@ -20,6 +20,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// The Prometheus registry.
     pub metrics: Metrics,
+    /// Writes appends in batches.
+    pub appender: crate::appender::Appender,
     /// Wakes the relay after appends.
     pub outbox: crate::notify::OutboxNotifier,
     /// Verifies bearer tokens.

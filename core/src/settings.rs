@@ -204,6 +204,11 @@ pub struct ApiSettings {
     pub body_limit_bytes: usize,
     /// How long in-flight requests may take to finish after a shutdown signal.
     pub shutdown_grace_ms: u64,
+    /// Tasks writing appends in batches (group commit), each holding at most
+    /// one database connection at a time.
+    pub append_writers: usize,
+    /// Most appends written in one batch, one transaction.
+    pub append_batch_max: usize,
 }
 
 impl ApiSettings {
@@ -426,6 +431,12 @@ impl Settings {
             if !valid {
                 return Err(invalid(key, "must be 1-63 characters of a-z, 0-9 and _"));
             }
+        }
+        if self.api.append_writers == 0 {
+            return Err(invalid("api.append_writers", "must be at least 1"));
+        }
+        if !(1..=1000).contains(&self.api.append_batch_max) {
+            return Err(invalid("api.append_batch_max", "must be from 1 to 1000"));
         }
         if self.database.max_connections == 0 {
             return Err(invalid("database.max_connections", "must be at least 1"));

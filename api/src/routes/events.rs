@@ -17,7 +17,7 @@ use xentri_core::{EventEnvelope, EventType};
 use super::with_state;
 use crate::auth::{Authenticator, Principal, authenticated};
 use crate::edge::RequestContext;
-use crate::events::{self, Appended, KeyClaim, ListQuery, StoredEvent, TypeFilter};
+use crate::events::{self, Appended, ListQuery, StoredEvent, TypeFilter};
 use crate::idempotency::{self, IdempotencyKey, StoredResponse};
 use crate::problem::{ApiError, FieldError, Problem, ProblemDocument, ProblemKind, respond};
 use crate::state::AppState;
@@ -202,11 +202,10 @@ async fn append_event(
         // PostgreSQL keeps microseconds: the answer must equal what a read returns.
         occurred_at: Utc::now().trunc_subsecs(6),
     };
-    let claim = KeyClaim { key: &key, request_hash: &hash, ttl_secs: state.settings.idempotency.ttl_secs };
     // A second pass only when the key's answer expired between the append and
     // the read-back: the key can then be taken over.
     for _ in 0..2 {
-        match events::append(&state.db, &event, &state.settings.streams.events.work, &claim).await? {
+        match events::append(&state.appender, &event, &key, &hash).await? {
             Appended::Created(stored) => {
                 state.outbox.committed();
                 metrics::counter!("events_appended_total").increment(1);

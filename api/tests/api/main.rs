@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod appender;
 mod auth;
 mod events;
 mod health;
