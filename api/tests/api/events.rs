@@ -213,8 +213,11 @@ async fn tailing_never_skips_a_late_commit(pool: PgPool) {
     let org = Uuid::new_v4();
     let token = user_token(org);
 
-    // A writer takes a lower seq and stays open.
+    // A writer takes a lower seq and stays open. It skips the append lock
+    // (triggers off for its session), as a writer outside the api could: the
+    // read side must hold on its own.
     let mut slow = pool.begin().await.expect("begin");
+    sqlx::query("SET LOCAL session_replication_role = replica").execute(&mut *slow).await.expect("no triggers");
     let slow_seq: i64 = sqlx::query_scalar(
         "INSERT INTO system_events (id, org_id, type, payload, actor, trace_id, correlation_id, occurred_at)
          VALUES (gen_random_uuid(), $1, 'xentri.soul.updated.v1', '{}', 'user:slow', 't', 'c', now()) RETURNING seq",
@@ -254,5 +257,69 @@ async fn tailing_never_skips_a_late_commit(pool: PgPool) {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     assert_eq!(tailed, vec![slow_seq, fast_seq], "the late commit is still delivered, in seq order");
+    app.stop().await;
+}
+
+#[sqlx::test(migrator = "xentri_core::MIGRATOR")]
+async fn an_append_takes_its_seq_only_after_the_appender_before_it_committed(pool: PgPool) {
+    let app = spawn(&pool).await;
+    let org = Uuid::new_v4();
+    let token = user_token(org);
+
+    // An appender takes a seq and stays open, holding the append lock.
+    let mut first = pool.begin().await.expect("begin");
+    let (first_seq, first_tx): (i64, String) = sqlx::query_as(
+        "INSERT INTO system_events (id, org_id, type, payload, actor, trace_id, correlation_id, occurred_at)
+         VALUES (gen_random_uuid(), $1, 'xentri.soul.updated.v1', '{}', 'user:first', 't', 'c', now())
+         RETURNING seq, tx_id::text",
+    )
+    .bind(org)
+    .fetch_one(&mut *first)
+    .await
+    .expect("first insert");
+
+    // The api's append waits for it instead of taking a seq beside it.
+    let post = {
+        let (client, url, token) = (app.client.clone(), app.url("/api/v1/events"), token.clone());
+        tokio::spawn(async move {
+            client
+                .post(url)
+                .bearer_auth(token)
+                .header("idempotency-key", "after-first")
+                .json(&event_body("xentri.soul.updated.v1"))
+                .send()
+                .await
+                .expect("sent")
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let waiting: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+                            WHERE wait_event = 'advisory' AND datname = current_database())",
+        )
+        .fetch_one(&pool)
+        .await
+        .expect("activity");
+        if waiting {
+            break;
+        }
+        assert!(!post.is_finished(), "the append finished while an earlier appender was open");
+        assert!(std::time::Instant::now() < deadline, "the append never waited for the append lock");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(!post.is_finished());
+    first.commit().await.expect("commit");
+
+    let (status, _, appended) = json(post.await.expect("post")).await;
+    assert_eq!(status, 201, "{appended}");
+    let seq = appended["seq"].as_i64().expect("seq");
+    assert!(seq > first_seq);
+    let tx: String = sqlx::query_scalar("SELECT tx_id::text FROM system_events WHERE seq = $1")
+        .bind(seq)
+        .fetch_one(&pool)
+        .await
+        .expect("tx id");
+    assert!(tx.parse::<u64>().expect("xid") > first_tx.parse::<u64>().expect("xid"));
     app.stop().await;
 }
