@@ -1,21 +1,21 @@
 //! The event store: append (event, outbox row and idempotency key, one
 //! statement) and the reads.
 //!
-//! The reads take an [`OrgTx`], so row-level security scopes them to one org;
-//! appends go through the [`Appender`], whose database function scopes each
-//! one the same way.
+//! A fetch by id takes an [`OrgTx`], so row-level security scopes it to one
+//! org; the list and the appends call database functions that scope
+//! themselves the same way (the appends through the [`Appender`]).
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::value::RawValue;
+use sqlx::FromRow;
 use sqlx::types::Json;
-use sqlx::{FromRow, Postgres, QueryBuilder};
 use utoipa::ToSchema;
 use uuid::Uuid;
 use xentri_core::EventEnvelope;
 
 use crate::appender::{AppendItem, Appender, Outcome};
-use crate::db::OrgTx;
+use crate::db::{Db, OrgTx};
 use crate::idempotency::IdempotencyKey;
 use crate::problem::ApiError;
 
@@ -142,35 +142,28 @@ pub struct ListQuery {
 /// The org's events in `seq` order, below the commit horizon: rows whose
 /// writing transaction is older than every transaction still running, so a
 /// row that commits later can never have a lower `seq` than one returned now.
-/// Fetches one more than asked, to tell whether more are available.
-pub async fn list(tx: &mut OrgTx, org_id: Uuid, query: &ListQuery) -> Result<Vec<StoredEvent>, sqlx::Error> {
-    let mut sql: QueryBuilder<Postgres> =
-        QueryBuilder::new(format!("SELECT {COLUMNS} FROM system_events WHERE org_id = "));
-    sql.push_bind(org_id);
-    sql.push(" AND tx_id < pg_snapshot_xmin(pg_current_snapshot())");
-    if let Some(after) = query.after {
-        sql.push(" AND seq > ").push_bind(after);
-    }
-    match &query.event_type {
-        Some(TypeFilter::Exact(name)) => {
-            sql.push(" AND type = ").push_bind(name.clone());
-        }
-        Some(TypeFilter::Prefix(prefix)) => {
-            sql.push(" AND type LIKE ").push_bind(format!("{}%", escape_like(prefix))).push(" ESCAPE '\\'");
-        }
-        None => {}
-    }
-    if let Some(correlation_id) = &query.correlation_id {
-        sql.push(" AND correlation_id = ").push_bind(correlation_id.clone());
-    }
-    if let Some(since) = query.since {
-        sql.push(" AND occurred_at >= ").push_bind(since);
-    }
-    if let Some(until) = query.until {
-        sql.push(" AND occurred_at < ").push_bind(until);
-    }
-    sql.push(" ORDER BY seq LIMIT ").push_bind(query.limit + 1);
-    sql.build_query_as::<StoredEvent>().fetch_all(&mut **tx).await
+/// Fetches one more than asked, to tell whether more are available. One round
+/// trip: the `list_events` database function scopes itself to the api's role
+/// and the org, as [`Db::begin`] does.
+pub async fn list(db: &Db, org_id: Uuid, query: &ListQuery) -> Result<Vec<StoredEvent>, sqlx::Error> {
+    let (exact, like) = match &query.event_type {
+        Some(TypeFilter::Exact(name)) => (Some(name.as_str()), None),
+        Some(TypeFilter::Prefix(prefix)) => (None, Some(format!("{}%", escape_like(prefix)))),
+        None => (None, None),
+    };
+    let (pool, role) = db.scoped();
+    sqlx::query_as::<_, StoredEvent>(&format!("SELECT {COLUMNS} FROM list_events($1, $2, $3, $4, $5, $6, $7, $8, $9)"))
+        .bind(role)
+        .bind(org_id)
+        .bind(query.after)
+        .bind(i32::try_from(query.limit + 1).unwrap_or(i32::MAX))
+        .bind(exact)
+        .bind(like)
+        .bind(query.correlation_id.as_deref())
+        .bind(query.since)
+        .bind(query.until)
+        .fetch_all(pool)
+        .await
 }
 
 fn escape_like(text: &str) -> String {

@@ -327,9 +327,7 @@ async fn list_events(
 ) -> Result<Response, ApiError> {
     let principal = principal?;
     let query = parse_list_query(&raw_query)?;
-    let mut tx = state.db.begin(principal.org_id).await?;
-    let mut data = events::list(&mut tx, principal.org_id, &query).await?;
-    tx.finish_read();
+    let mut data = events::list(&state.db, principal.org_id, &query).await?;
     let has_more = data.len() as i64 > query.limit;
     data.truncate(query.limit as usize);
     let next = data.last().map(|e| e.seq).or(query.after).map(|seq| seq.to_string());
