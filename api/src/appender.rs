@@ -14,37 +14,20 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
 use tokio::sync::{Mutex, mpsc, oneshot};
-use uuid::Uuid;
+use xentri_core::stream::FlatEvent;
 
 use crate::db::Db;
 
-/// One append: an event, its serialised payload and its idempotency key.
+/// One append: an event with its payload serialised, and its idempotency key.
 #[derive(Debug, Clone)]
 pub struct AppendItem {
-    /// The org whose log it joins.
-    pub org_id: Uuid,
+    /// The event; its `seq` is ignored (PostgreSQL assigns it).
+    pub event: FlatEvent,
     /// The idempotency key.
     pub key: String,
     /// The request's hash, stored with the key.
     pub request_hash: Vec<u8>,
-    /// The event id (UUID v7).
-    pub id: Uuid,
-    /// The type name.
-    pub event_type: String,
-    /// The payload, a JSON object as text, stored as is.
-    pub payload: String,
-    /// `user:<sub>` or `service:<name>`.
-    pub actor: String,
-    /// W3C trace id.
-    pub trace_id: String,
-    /// Correlation id.
-    pub correlation_id: String,
-    /// Causation id.
-    pub causation_id: Option<String>,
-    /// When it was appended.
-    pub occurred_at: DateTime<Utc>,
 }
 
 /// What happened to one append.
@@ -144,7 +127,7 @@ fn dedupe_keys(batch: Vec<Pending>) -> Vec<Pending> {
     let mut seen = HashSet::with_capacity(batch.len());
     let mut kept = Vec::with_capacity(batch.len());
     for pending in batch {
-        if seen.insert((pending.item.org_id, pending.item.key.clone())) {
+        if seen.insert((pending.item.event.org_id, pending.item.key.clone())) {
             kept.push(pending);
         } else {
             let _ = pending.reply.send(Ok(Outcome::KeyInFlight));
@@ -186,24 +169,25 @@ async fn write(db: &Db, config: &AppenderConfig, batch: Vec<Pending>) {
 /// One call of `append_events`: an outcome per item, in order.
 async fn call(db: &Db, config: &AppenderConfig, batch: &[Pending]) -> Result<Vec<Outcome>, AppendError> {
     let items = batch.iter().map(|p| &p.item);
+    let events = items.clone().map(|i| &i.event);
     let (pool, role) = db.scoped();
     let rows: Vec<(i32, bool, Option<i64>)> = sqlx::query_as(
         "SELECT item, claimed, seq
            FROM append_events($1, $2, $3, $4, $5, $6, $7, $8::json[], $9, $10, $11, $12, $13, $14)",
     )
     .bind(role)
-    .bind(items.clone().map(|i| i.org_id).collect::<Vec<_>>())
+    .bind(events.clone().map(|e| e.org_id).collect::<Vec<_>>())
     .bind(items.clone().map(|i| i.key.as_str()).collect::<Vec<_>>())
     .bind(items.clone().map(|i| i.request_hash.as_slice()).collect::<Vec<_>>())
     .bind(config.key_ttl_secs as f64)
-    .bind(items.clone().map(|i| i.id).collect::<Vec<_>>())
-    .bind(items.clone().map(|i| i.event_type.as_str()).collect::<Vec<_>>())
-    .bind(items.clone().map(|i| i.payload.as_str()).collect::<Vec<_>>())
-    .bind(items.clone().map(|i| i.actor.as_str()).collect::<Vec<_>>())
-    .bind(items.clone().map(|i| i.trace_id.as_str()).collect::<Vec<_>>())
-    .bind(items.clone().map(|i| i.correlation_id.as_str()).collect::<Vec<_>>())
-    .bind(items.clone().map(|i| i.causation_id.as_deref()).collect::<Vec<_>>())
-    .bind(items.clone().map(|i| i.occurred_at).collect::<Vec<_>>())
+    .bind(events.clone().map(|e| e.id).collect::<Vec<_>>())
+    .bind(events.clone().map(|e| e.event_type.as_str()).collect::<Vec<_>>())
+    .bind(events.clone().map(|e| e.payload.as_str()).collect::<Vec<_>>())
+    .bind(events.clone().map(|e| e.actor.as_str()).collect::<Vec<_>>())
+    .bind(events.clone().map(|e| e.trace_id.as_str()).collect::<Vec<_>>())
+    .bind(events.clone().map(|e| e.correlation_id.as_str()).collect::<Vec<_>>())
+    .bind(events.clone().map(|e| e.causation_id.as_deref()).collect::<Vec<_>>())
+    .bind(events.clone().map(|e| e.occurred_at).collect::<Vec<_>>())
     .bind(config.stream.as_str())
     .fetch_all(pool)
     .await

@@ -13,6 +13,7 @@ use sqlx::types::Json;
 use utoipa::ToSchema;
 use uuid::Uuid;
 use xentri_core::EventEnvelope;
+use xentri_core::stream::FlatEvent;
 
 use crate::appender::{AppendItem, Appender, Outcome};
 use crate::db::{Db, OrgTx};
@@ -75,32 +76,37 @@ pub async fn append(
 ) -> Result<Appended, ApiError> {
     let payload = serde_json::to_string(&event.payload).map_err(|e| ApiError::Internal(e.into()))?;
     let item = AppendItem {
-        org_id: event.org_id,
+        event: FlatEvent {
+            id: event.id,
+            seq: 0,
+            org_id: event.org_id,
+            event_type: event.event_type.as_str().to_owned(),
+            payload,
+            actor: event.actor.as_str().to_owned(),
+            trace_id: event.trace_id.clone(),
+            correlation_id: event.correlation_id.clone(),
+            causation_id: event.causation_id.clone(),
+            occurred_at: event.occurred_at,
+        },
         key: key.as_str().to_owned(),
         request_hash: request_hash.to_vec(),
-        id: event.id,
-        event_type: event.event_type.as_str().to_owned(),
-        payload,
-        actor: event.actor.as_str().to_owned(),
-        trace_id: event.trace_id.clone(),
-        correlation_id: event.correlation_id.clone(),
-        causation_id: event.causation_id.clone(),
-        occurred_at: event.occurred_at,
     };
-    Ok(match appender.append(item.clone()).await? {
+    let outcome = appender.append(item.clone()).await?;
+    let event = item.event;
+    Ok(match outcome {
         Outcome::KeyInFlight => Appended::KeyInFlight,
         Outcome::KeyAnswered => Appended::KeyAnswered,
         Outcome::Created(seq) => Appended::Created(StoredEvent {
-            id: item.id,
+            id: event.id,
             seq,
-            org_id: item.org_id,
-            event_type: item.event_type,
-            payload: Json(RawValue::from_string(item.payload).map_err(|e| ApiError::Internal(e.into()))?),
-            actor: item.actor,
-            trace_id: item.trace_id,
-            correlation_id: item.correlation_id,
-            causation_id: item.causation_id,
-            occurred_at: item.occurred_at,
+            org_id: event.org_id,
+            event_type: event.event_type,
+            payload: Json(RawValue::from_string(event.payload).map_err(|e| ApiError::Internal(e.into()))?),
+            actor: event.actor,
+            trace_id: event.trace_id,
+            correlation_id: event.correlation_id,
+            causation_id: event.causation_id,
+            occurred_at: event.occurred_at,
         }),
     })
 }

@@ -7,6 +7,7 @@ use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 use xentri_api::appender::{AppendError, AppendItem, Appender, AppenderConfig, Outcome};
 use xentri_api::db::Db;
+use xentri_core::stream::FlatEvent;
 
 fn appender(pool: &PgPool) -> Appender {
     Appender::spawn(
@@ -17,17 +18,20 @@ fn appender(pool: &PgPool) -> Appender {
 
 fn item(org_id: Uuid, key: &str, event_type: &str) -> AppendItem {
     AppendItem {
-        org_id,
+        event: FlatEvent {
+            id: Uuid::now_v7(),
+            seq: 0,
+            org_id,
+            event_type: event_type.to_owned(),
+            payload: format!(r#"{{"key":"{key}"}}"#),
+            actor: "user:u1".into(),
+            trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
+            correlation_id: "c1".into(),
+            causation_id: None,
+            occurred_at: chrono::Utc::now(),
+        },
         key: key.to_owned(),
         request_hash: key.as_bytes().to_vec(),
-        id: Uuid::now_v7(),
-        event_type: event_type.to_owned(),
-        payload: format!(r#"{{"key":"{key}"}}"#),
-        actor: "user:u1".into(),
-        trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
-        correlation_id: "c1".into(),
-        causation_id: None,
-        occurred_at: chrono::Utc::now(),
     }
 }
 
@@ -110,11 +114,11 @@ async fn appends_waiting_together_share_one_transaction_each_under_its_own_org(p
     // Every row carries its own item's org, and each org's view holds its five.
     for appended in &items[..40] {
         let org: Uuid = sqlx::query_scalar("SELECT org_id FROM system_events WHERE id = $1")
-            .bind(appended.id)
+            .bind(appended.event.id)
             .fetch_one(&pool)
             .await
             .expect("row");
-        assert_eq!(org, appended.org_id);
+        assert_eq!(org, appended.event.org_id);
     }
     for org in &orgs {
         let mut tx = pool.begin().await.expect("begin");
