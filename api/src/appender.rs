@@ -144,10 +144,9 @@ async fn write(db: &Db, config: &AppenderConfig, batch: Vec<Pending>) {
                 let _ = pending.reply.send(Ok(outcome));
             }
         }
-        // A statement error fails the whole transaction: each item is tried
-        // on its own, so one bad append cannot fail the others. Nothing of
-        // the batch was committed; an item whose key was stored after all
-        // (an unknown commit outcome) replays it.
+        // A statement error aborts the whole transaction, so nothing of the
+        // batch was committed: each item is tried on its own, and one bad
+        // append cannot fail the others.
         Err(AppendError::Database(error)) if matches!(*error, sqlx::Error::Database(_)) && batch.len() > 1 => {
             for pending in batch {
                 let outcome = call(db, config, std::slice::from_ref(&pending)).await;
@@ -155,7 +154,8 @@ async fn write(db: &Db, config: &AppenderConfig, batch: Vec<Pending>) {
             }
         }
         Err(error) => {
-            // The database is unreachable: every item gets the same answer.
+            // The database unreachable, or a lone append's own error: every
+            // item gets that answer.
             for pending in batch {
                 let _ = pending.reply.send(Err(match &error {
                     AppendError::Database(shared) => AppendError::Database(shared.clone()),
