@@ -42,7 +42,7 @@ pub enum Outcome {
 }
 
 /// Why an append was not written.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum AppendError {
     /// PostgreSQL refused or could not be reached; shared by every item of
     /// the batch it failed.
@@ -157,10 +157,7 @@ async fn write(db: &Db, config: &AppenderConfig, batch: Vec<Pending>) {
             // The database unreachable, or a lone append's own error: every
             // item gets that answer.
             for pending in batch {
-                let _ = pending.reply.send(Err(match &error {
-                    AppendError::Database(shared) => AppendError::Database(shared.clone()),
-                    AppendError::Stopped => AppendError::Stopped,
-                }));
+                let _ = pending.reply.send(Err(error.clone()));
             }
         }
     }

@@ -3,8 +3,8 @@
 //! Every transaction is opened by [`Db::begin`], which switches to the api's
 //! role and sets `app.org_id` transaction-locally before anything else runs, so
 //! row-level security applies even when the pool logs in as a superuser.
-//! The one statement that runs outside such a transaction is a call of a
-//! database function that does the same as its first step ([`Db::scoped`]).
+//! The only statements that run outside such a transaction are calls of the
+//! database functions that do the same as their first step ([`Db::scoped`]).
 //! **Invariant:** no code in `api` touches the pool except through this type.
 
 use std::ops::{Deref, DerefMut};
@@ -48,9 +48,10 @@ impl Db {
     }
 
     /// The pool and role for a call of a database function that sets the role
-    /// and `app.org_id` transaction-locally itself before anything else (the
-    /// migrations' `append_events`, through `append_event` per item): one round trip, in the statement's own
-    /// transaction. Only such calls may run on it.
+    /// and `app.org_id` transaction-locally itself before anything else
+    /// (`append_events`, through `append_event` per item, and `list_events`):
+    /// one round trip, in the statement's own transaction. Only such calls may
+    /// run on it.
     pub(crate) fn scoped(&self) -> (&PgPool, &str) {
         (&self.pool, &self.role)
     }

@@ -74,14 +74,15 @@ pub async fn append(
     key: &IdempotencyKey,
     request_hash: &[u8],
 ) -> Result<Appended, ApiError> {
-    let payload = serde_json::to_string(&event.payload).map_err(|e| ApiError::Internal(e.into()))?;
+    // Serialised once: the text stored is the text answered.
+    let payload = serde_json::value::to_raw_value(&event.payload).map_err(|e| ApiError::Internal(e.into()))?;
     let item = AppendItem {
         event: FlatEvent {
             id: event.id,
             seq: 0,
             org_id: event.org_id,
             event_type: event.event_type.as_str().to_owned(),
-            payload,
+            payload: payload.get().to_owned(),
             actor: event.actor.as_str().to_owned(),
             trace_id: event.trace_id.clone(),
             correlation_id: event.correlation_id.clone(),
@@ -91,21 +92,19 @@ pub async fn append(
         key: key.as_str().to_owned(),
         request_hash: request_hash.to_vec(),
     };
-    let outcome = appender.append(item.clone()).await?;
-    let event = item.event;
-    Ok(match outcome {
+    Ok(match appender.append(item).await? {
         Outcome::KeyInFlight => Appended::KeyInFlight,
         Outcome::KeyAnswered => Appended::KeyAnswered,
         Outcome::Created(seq) => Appended::Created(StoredEvent {
             id: event.id,
             seq,
             org_id: event.org_id,
-            event_type: event.event_type,
-            payload: Json(RawValue::from_string(event.payload).map_err(|e| ApiError::Internal(e.into()))?),
-            actor: event.actor,
-            trace_id: event.trace_id,
-            correlation_id: event.correlation_id,
-            causation_id: event.causation_id,
+            event_type: event.event_type.as_str().to_owned(),
+            payload: Json(payload),
+            actor: event.actor.as_str().to_owned(),
+            trace_id: event.trace_id.clone(),
+            correlation_id: event.correlation_id.clone(),
+            causation_id: event.causation_id.clone(),
             occurred_at: event.occurred_at,
         }),
     })
