@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use xentri_core::EventEnvelope;
 use xentri_core::dlq::{DeadLetter, dead_letter_fields};
 use xentri_core::stream::{StreamEntry, field};
@@ -125,7 +126,22 @@ pub async fn process(
         "handle", group, stream, entry_id = %entry.id, event_id = %event.id,
         trace_id = %event.trace_id, org_id = %event.org_id, deliveries
     );
-    let _guard = span.enter();
+    // The span goes onto the future, never entered across an await: a guard
+    // held while suspended would make whatever runs next on this thread a
+    // child of this entry (wrong fields on its logs, and a chain of spans that
+    // grows by one per entry until dropping it overflows the stack).
+    handle(lane, &entry, &event, processed, shutdown).instrument(span).await;
+}
+
+/// Runs the group's handler for a decoded event of its type: claim, skip what
+/// was processed, attempts with retries, then ack or dead-letter.
+async fn handle(
+    lane: &Lane,
+    entry: &StreamEntry,
+    event: &EventEnvelope,
+    processed: Option<bool>,
+    shutdown: &CancellationToken,
+) {
     let Some(_claim) = EventClaim::take(lane, event.id) else {
         // The same event is being handled right now; that delivery decides.
         ack(lane, &entry.id, None).await;
@@ -137,7 +153,7 @@ pub async fn process(
     let done = recently
         || match processed {
             Some(done) => done,
-            None => store == Store::Redis && already_processed(lane, &event).await,
+            None => store == Store::Redis && already_processed(lane, event).await,
         };
     if store == Store::Redis && done {
         ack(lane, &entry.id, None).await;
@@ -151,7 +167,7 @@ pub async fn process(
         let started = Instant::now();
         let result = {
             let _active = lane.active.acquire().await;
-            run_handler(lane, &entry, &event, attempt, store).await
+            run_handler(lane, entry, event, attempt, store).await
         };
         lane.metrics.handler_ran(started.elapsed());
         match result {
@@ -159,7 +175,7 @@ pub async fn process(
                 if let Ok(mut recent) = lane.recently_done.lock() {
                     recent.insert(event.id);
                 }
-                let processed = (store == Store::Redis).then(|| processed_key(lane, &event));
+                let processed = (store == Store::Redis).then(|| processed_key(lane, event));
                 ack(lane, &entry.id, processed).await;
                 lane.metrics.acked(&entry.id, attempt);
                 return;
@@ -180,12 +196,12 @@ pub async fn process(
                 }
                 None => {
                     let reason = format!("{error:#}");
-                    dead_letter(lane, &entry, attempt, &reason, Some(&event)).await;
+                    dead_letter(lane, entry, attempt, &reason, Some(event)).await;
                     return;
                 }
             },
             Err(HandlerError::Permanent(error)) => {
-                dead_letter(lane, &entry, attempt, &format!("permanent: {error:#}"), Some(&event)).await;
+                dead_letter(lane, entry, attempt, &format!("permanent: {error:#}"), Some(event)).await;
                 return;
             }
         }
