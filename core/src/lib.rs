@@ -1,12 +1,14 @@
 //! `xentri-core`: the vocabulary shared by the api, the worker and dlq-tool.
 //!
 //! Settings, the event envelope and its type-name rule, stream keys and the
-//! stream-entry codec, the DLQ entry format, pool constructors, telemetry set-up
-//! and the migrator. Machinery (routes, consumer loops) lives in the binaries.
+//! stream-entry codec, the DLQ entry format, pool constructors, telemetry set-up,
+//! the migrator, and how the on-call commands read times and print tables.
+//! Machinery (routes, consumer loops) lives in the binaries.
 
 pub mod db;
 pub mod dlq;
 pub mod event;
+pub mod human;
 pub mod metrics;
 pub mod migrate;
 pub mod redis_pool;

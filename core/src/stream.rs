@@ -58,6 +58,21 @@ pub fn archive_key(dlq: &str, date: NaiveDate) -> String {
     format!("dlq:archive:{dlq}:{}", date.format("%Y-%m-%d"))
 }
 
+/// The `SCAN … MATCH` pattern of every archive key of `dlq` under the prefix
+/// of `keys` (the prefix and the name escaped, the date a glob).
+pub fn archive_key_pattern(keys: &Keys, dlq: &str) -> String {
+    let fixed = keys.key(&format!("dlq:archive:{dlq}:"));
+    let mut pattern = String::with_capacity(fixed.len() + 40);
+    for c in fixed.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\' | '^') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push_str("[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]");
+    pattern
+}
+
 /// Field names of the envelope on a stream entry, in the order they are written.
 pub mod field {
     /// Event id.
@@ -194,8 +209,9 @@ const ENVELOPE_ORDER: [&str; 10] = [
 ];
 
 /// An event with its payload already serialized: what the relay reads from
-/// PostgreSQL and writes to a stream without parsing the payload again.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// PostgreSQL and writes to a stream without parsing the payload again. As a
+/// row: the columns of `system_events` by name, `payload::text AS payload`.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct FlatEvent {
     /// Event id.
     pub id: Uuid,
@@ -204,6 +220,7 @@ pub struct FlatEvent {
     /// Tenant.
     pub org_id: Uuid,
     /// Type name.
+    #[sqlx(rename = "type")]
     pub event_type: String,
     /// The payload, a JSON object as text.
     pub payload: String,
@@ -355,5 +372,9 @@ mod tests {
     fn archive_keys() {
         let date = NaiveDate::from_ymd_opt(2026, 11, 26).expect("date");
         assert_eq!(archive_key("jobs:dlq", date), "dlq:archive:jobs:dlq:2026-11-26");
+        assert_eq!(
+            archive_key_pattern(&Keys::new("t-1:"), "a*b?[c]"),
+            "t-1:dlq:archive:a\\*b\\?\\[c\\]:[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]"
+        );
     }
 }

@@ -2,6 +2,7 @@
 //! Found with `SCAN` (never `KEYS`, which blocks the server).
 
 use serde_json::json;
+use xentri_core::stream::archive_key_pattern;
 
 use crate::cli::ArchivesArgs;
 use crate::context::Ctx;
@@ -16,9 +17,7 @@ const SCAN_COUNT: usize = 1000;
 /// Runs `archives`.
 pub async fn run(ctx: &mut Ctx, args: &ArchivesArgs) -> Result<Outcome, Error> {
     let dlq = ctx.dlq(&args.dlq).await?;
-    let name_prefix = format!("dlq:archive:{}:", dlq.name);
-    let pattern =
-        format!("{}{}", glob_escape(&ctx.keys.key(&name_prefix)), "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]");
+    let pattern = archive_key_pattern(&ctx.keys, &dlq.name);
     let mut keys: Vec<String> = Vec::new();
     let mut cursor: u64 = 0;
     loop {
@@ -83,26 +82,4 @@ pub async fn run(ctx: &mut Ctx, args: &ArchivesArgs) -> Result<Outcome, Error> {
         out(&table::render(&["ARCHIVE", "ENTRIES", "TTL"], &rows))?;
     }
     Ok(Outcome::Done)
-}
-
-/// Escapes the characters `SCAN MATCH` treats as a glob.
-fn glob_escape(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len());
-    for c in text.chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '\\' | '^') {
-            escaped.push('\\');
-        }
-        escaped.push(c);
-    }
-    escaped
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn globs_are_escaped() {
-        assert_eq!(glob_escape("t-1:dlq:archive:a*b?[c]:"), "t-1:dlq:archive:a\\*b\\?\\[c\\]:");
-    }
 }
