@@ -24,6 +24,12 @@ pub enum Store {
     Postgres,
 }
 
+/// The Redis processed record of `event_id` for `group` (a [`Store::Redis`]
+/// group): `processed:{group}:{event_id}` under the key prefix.
+pub fn redis_processed_key(keys: &Keys, group: &str, event_id: &str) -> String {
+    keys.key(&format!("processed:{group}:{event_id}"))
+}
+
 /// Why a handler failed.
 #[derive(Debug, thiserror::Error)]
 pub enum HandlerError {

@@ -14,6 +14,8 @@ use crate::runtime::Shared;
 
 /// The org of platform-level events (jobs): the nil UUID.
 pub const PLATFORM_ORG: Uuid = Uuid::nil();
+/// The actor of job events.
+pub const JOB_ACTOR: &str = "service:worker";
 /// The purge of expired idempotency keys.
 pub const PURGE_IDEMPOTENCY_KEYS: &str = "xentri.system.idempotency_keys.purge_requested.v1";
 
@@ -76,7 +78,8 @@ async fn claim_slot(shared: &Shared, job: &str, interval: Duration) -> anyhow::R
 }
 
 /// Appends a job event of the platform org with an outbox row aimed at the
-/// jobs work stream.
+/// jobs work stream. The only producer of that stream: `audit::routed_to`
+/// relies on it.
 pub async fn enqueue(shared: &Shared, job_type: &str, payload: serde_json::Value) -> anyhow::Result<Uuid> {
     let id = Uuid::now_v7();
     let trace_id = Uuid::new_v4().simple().to_string();
@@ -89,7 +92,7 @@ pub async fn enqueue(shared: &Shared, job_type: &str, payload: serde_json::Value
     sqlx::query(
         "WITH ev AS (
             INSERT INTO system_events (id, org_id, type, payload, actor, trace_id, correlation_id, occurred_at)
-            VALUES ($1, $2, $3, $4::json, 'service:worker', $5, $6, $7) RETURNING seq, org_id
+            VALUES ($1, $2, $3, $4::json, $9, $5, $6, $7) RETURNING seq, org_id
          )
          INSERT INTO outbox (event_seq, stream, org_id) SELECT seq, $8, org_id FROM ev",
     )
@@ -101,6 +104,7 @@ pub async fn enqueue(shared: &Shared, job_type: &str, payload: serde_json::Value
     .bind(id.to_string())
     .bind(Utc::now())
     .bind(&shared.settings.streams.jobs.work)
+    .bind(JOB_ACTOR)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;

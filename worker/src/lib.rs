@@ -11,6 +11,7 @@
 //! - [`app`]: wiring, start-up and graceful shutdown.
 
 pub mod alerts;
+pub mod audit;
 pub mod app;
 pub mod archiver;
 pub mod handler;

@@ -1,15 +1,21 @@
-//! `worker`: runs every configured relay, group and job until SIGTERM/SIGINT.
+//! `worker`: with no command, runs every configured relay, group and job until
+//! SIGTERM/SIGINT; `worker audit` and `worker republish` are the on-call
+//! commands (see `xentri_worker::audit`).
 
 use std::process::ExitCode;
 
 use xentri_core::Settings;
 use xentri_worker::app::{Worker, shutdown_signal};
+use xentri_worker::audit::cli;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    if std::env::args().len() > 1 {
-        eprintln!("usage: worker  (no arguments; configured by config/ and XENTRI_… variables)");
-        return ExitCode::from(2);
+    let cli = match cli::parse(std::env::args_os()) {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
+    if let Some(command) = cli.command {
+        return cli::run(command).await;
     }
     let settings = match Settings::load() {
         Ok(settings) => settings,

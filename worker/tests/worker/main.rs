@@ -4,6 +4,7 @@
 mod helpers;
 
 mod alerts;
+mod audit;
 mod logging;
 mod relay;
 mod runtime;
