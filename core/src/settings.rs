@@ -144,6 +144,17 @@ pub struct WorkerSettings {
     /// Consumer groups by name; a built-in group runs when listed and enabled.
     #[serde(default)]
     pub groups: std::collections::BTreeMap<String, GroupSettings>,
+    /// Test hook, unset in every shipped profile: `point` or `point:n` parks
+    /// the task that reaches the named point (the n-th time, default 1st) and
+    /// logs `pause point reached`, so a crash test can SIGKILL the process at
+    /// exactly that moment. The points are listed in the worker's `pause` module.
+    #[serde(default)]
+    pub pause_at: Option<String>,
+    /// Test hook, unset in every shipped profile: tasks (`relay`,
+    /// `lane.<group>`, comma-separated) that panic once when they first start,
+    /// to show that the supervisor restarts them.
+    #[serde(default)]
+    pub panic_at: Option<String>,
 }
 
 /// `[worker.retry]`: exponential backoff with jitter.
@@ -415,6 +426,8 @@ impl Settings {
     fn validated(mut self) -> Result<Self, ConfigError> {
         // An empty value switches a layered optional setting off again.
         self.alerts.webhook_url = self.alerts.webhook_url.filter(|u| !u.is_empty());
+        self.worker.pause_at = self.worker.pause_at.filter(|p| !p.is_empty());
+        self.worker.panic_at = self.worker.panic_at.filter(|p| !p.is_empty());
         self.auth.jwks_path = self.auth.jwks_path.filter(|p| !p.as_os_str().is_empty());
         self.auth.jwks_url = self.auth.jwks_url.filter(|u| !u.is_empty());
         let invalid = |key: &str, reason: &str| ConfigError::Invalid {

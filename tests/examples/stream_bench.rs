@@ -170,9 +170,14 @@ async fn runtime(entries: u64) {
         .unwrap_or_else(|e| panic!("{e}"));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let started = Instant::now();
-    let running = tokio::spawn(worker.run_until_stopped(async {
-        let _ = stopped.await;
-    }));
+    let running = tokio::spawn(async move {
+        worker
+            .run_until_stopped(async {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("the worker runs until stopped")
+    });
     wait_drained(&mut conn, &key, "noop", entries).await;
     let elapsed = started.elapsed();
     let _ = stop.send(());
@@ -205,9 +210,14 @@ async fn relay(entries: u64) {
     let worker = xentri_worker::app::Worker::build(settings, Vec::new()).await.unwrap_or_else(|e| panic!("{e}"));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let started = Instant::now();
-    let running = tokio::spawn(worker.run_until_stopped(async {
-        let _ = stopped.await;
-    }));
+    let running = tokio::spawn(async move {
+        worker
+            .run_until_stopped(async {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("the worker runs until stopped")
+    });
     loop {
         let left: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox").fetch_one(&pool).await.unwrap_or(-1);
         if left == 0 {
@@ -246,9 +256,14 @@ async fn latency(rate: u64, seconds: u64) {
     let probe = Arc::new(Probe { group: "latency", ages: Some(ages.clone()) });
     let worker = xentri_worker::app::Worker::build(settings, vec![probe]).await.unwrap_or_else(|e| panic!("{e}"));
     let (worker_stop, worker_stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(worker.run_until_stopped(async {
-        let _ = worker_stopped.await;
-    }));
+    let running = tokio::spawn(async move {
+        worker
+            .run_until_stopped(async {
+                let _ = worker_stopped.await;
+            })
+            .await
+            .expect("the worker runs until stopped")
+    });
     let org = Uuid::new_v4();
     let token = xentri_api::auth::token::dev_token(
         "xentri-local-dev-secret-change-me",

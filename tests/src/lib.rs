@@ -1,7 +1,10 @@
 //! End-to-end tests of the built binaries and of the api and worker together;
 //! see `tests/e2e.rs`, `tests/flow.rs` and `tests/kill.rs`. This library holds
 //! what they share: where things are, unique Redis prefixes, polling with a
-//! deadline, and reading a stream's consumer groups.
+//! deadline, and reading a stream's consumer groups; [`processes`] runs the
+//! built binaries on a database of their own.
+
+pub mod processes;
 
 use std::future::Future;
 use std::path::PathBuf;

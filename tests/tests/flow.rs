@@ -129,9 +129,14 @@ impl Stack {
         }));
         running.push(("api", stop, task));
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(worker.run_until_stopped(async {
-            let _ = stopped.await;
-        }));
+        let task = tokio::spawn(async move {
+            worker
+                .run_until_stopped(async {
+                    let _ = stopped.await;
+                })
+                .await
+                .expect("the worker runs until stopped")
+        });
         running.push(("worker", stop, task));
         Self { address, client: reqwest::Client::new(), prefix, redis: redis_connection().await, running }
     }

@@ -84,9 +84,14 @@ async fn a_dead_letter_replayed_with_dlq_tool_is_processed_once_by_its_group(poo
     let handlers: Vec<Arc<dyn Handler>> = vec![flaky.clone(), bystander.clone()];
     let worker = Worker::build(settings(&url, &prefix), handlers).await.expect("worker builds");
     let (stop, stopped) = oneshot::channel::<()>();
-    let running = tokio::spawn(worker.run_until_stopped(async {
-        let _ = stopped.await;
-    }));
+    let running = tokio::spawn(async move {
+        worker
+            .run_until_stopped(async {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("the worker runs until stopped")
+    });
 
     let event = EventEnvelope {
         id: Uuid::now_v7(),

@@ -8,16 +8,20 @@
 //! - [`archiver`]: moves day-old dead letters to expiring archive streams.
 //! - [`alerts`]: DLQ growth and repeated correlation ids → log, gauge, webhook.
 //! - [`ops`]: `/health` and `/metrics` on the worker's own port.
-//! - [`app`]: wiring, start-up and graceful shutdown.
+//! - [`app`]: wiring, start-up and graceful shutdown; [`supervisor`]: every
+//!   long-running task restarted when it ends or panics.
+//! - [`pause`]: a test hook that parks a task at a named point (crash tests).
 
 pub mod alerts;
-pub mod audit;
 pub mod app;
 pub mod archiver;
+pub mod audit;
 pub mod handler;
 pub mod handlers;
 pub mod jobs;
 pub mod ops;
+pub mod pause;
 pub mod relay;
 pub mod runtime;
+pub mod supervisor;
 pub mod trimmer;

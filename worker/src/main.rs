@@ -33,7 +33,14 @@ async fn main() -> ExitCode {
         }
     };
     tracing::info!(ops = %worker.ops_address(), "worker running");
-    worker.run_until_stopped(shutdown_signal()).await;
-    tracing::info!("worker stopped");
-    ExitCode::SUCCESS
+    match worker.run_until_stopped(shutdown_signal()).await {
+        Ok(()) => {
+            tracing::info!("worker stopped");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            tracing::error!(error = %error, "worker stopped: a task cannot run");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -41,6 +41,7 @@ struct Row {
 
 /// Publishes until `shutdown`.
 pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) -> anyhow::Result<()> {
+    shared.panic_once("relay");
     let settings = &shared.settings.worker.relay;
     let poll = Duration::from_millis(settings.poll_interval_ms);
     let mut listener = None;
@@ -167,6 +168,7 @@ pub async fn publish_batch_after(shared: &Shared, after: Option<i64>) -> anyhow:
     let mut conn = shared.redis.get().await?;
     pipe.query_async::<()>(&mut conn).await?;
     drop(conn);
+    crate::pause::reached("relay.published").await;
     let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
     let streams: Vec<String> = rows.iter().map(|r| r.stream.clone()).collect();
     sqlx::query("DELETE FROM outbox WHERE (event_seq, stream) IN (SELECT * FROM unnest($1::bigint[], $2::text[]))")

@@ -4,10 +4,11 @@
 //! needs — its oldest pending entry, or the first entry after its last
 //! delivered one — so an entry no group has acknowledged is never dropped;
 //! `streams.work_cap` bounds only what every group has acknowledged. A stream
-//! without any group is not trimmed at all.
+//! without any group is not trimmed at all, nor one on which a group of this
+//! worker has no consumer group yet.
 //! **Invariant:** DLQs are never trimmed.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use redis::streams::{StreamInfoGroupsReply, StreamPendingReply};
@@ -59,6 +60,17 @@ pub async fn trim(shared: &Shared, stream: &str) -> anyhow::Result<u64> {
         // created (it starts at the oldest entry): keep everything.
         return Ok(0);
     }
+    // A group of this worker that has no consumer group yet (its lane is still
+    // creating it, or the stream vanished and is being recreated) has read
+    // nothing: trimming now would drop entries it will never see.
+    if let Some(missing) = shared
+        .readers
+        .get(stream)
+        .and_then(|readers| readers.iter().find(|r| !groups.groups.iter().any(|g| &g.name == *r)))
+    {
+        tracing::warn!(stream, group = %missing, "not trimming: a group of this worker has no consumer group yet");
+        return Ok(0);
+    }
     // The oldest id some group still needs.
     let mut needed: Option<StreamId> = None;
     for group in &groups.groups {
@@ -78,28 +90,42 @@ pub async fn trim(shared: &Shared, stream: &str) -> anyhow::Result<u64> {
             needed = Some(needed.map_or(oldest, |n| n.min(oldest)));
         }
     }
-    // The first of the newest `work_cap` entries.
-    let cap = shared.settings.streams.work_cap;
-    let length: usize = redis::cmd("XLEN").arg(&key).query_async(&mut conn).await?;
-    if length <= cap {
-        return Ok(0);
-    }
-    let newest: redis::streams::StreamRangeReply =
-        redis::cmd("XREVRANGE").arg(&key).arg("+").arg("-").arg("COUNT").arg(cap.max(1)).query_async(&mut conn).await?;
-    let cap_floor = if cap == 0 {
-        newest.ids.first().and_then(|e| StreamId::parse(&e.id)).map(StreamId::next)
-    } else {
-        newest.ids.last().and_then(|e| StreamId::parse(&e.id))
-    };
-    let (Some(needed), Some(floor)) = (needed, cap_floor) else { return Ok(0) };
-    let threshold = needed.min(floor);
+    let Some(needed) = needed else { return Ok(0) };
+    crate::pause::reached("trimmer.trim").await;
     let removed: u64 =
-        redis::cmd("XTRIM").arg(&key).arg("MINID").arg(threshold.to_string()).query_async(&mut conn).await?;
+        TRIM.key(&key).arg(needed.to_string()).arg(shared.settings.streams.work_cap).invoke_async(&mut conn).await?;
     if removed > 0 {
-        tracing::debug!(stream, removed, threshold = %threshold, "trimmed");
+        tracing::debug!(stream, removed, needed = %needed, "trimmed");
     }
     Ok(removed)
 }
+
+/// Trims stream `KEYS[1]` with `MINID` at `ARGV[1]` (the oldest entry some
+/// group still needs), but never into its newest `ARGV[2]` entries; returns
+/// the entries removed. It runs in Redis so that finding where the newest
+/// entries begin does not send them over the network every interval.
+static TRIM: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r#"
+local cap = tonumber(ARGV[2])
+if redis.call('XLEN', KEYS[1]) <= cap then
+  return 0
+end
+local threshold = ARGV[1]
+if cap > 0 then
+  local newest = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', cap)
+  local floor = newest[#newest][1]
+  local fms, fseq = string.match(floor, '^(%d+)-(%d+)$')
+  local tms, tseq = string.match(threshold, '^(%d+)-(%d+)$')
+  fms, fseq, tms, tseq = tonumber(fms), tonumber(fseq), tonumber(tms), tonumber(tseq)
+  if fms < tms or (fms == tms and fseq < tseq) then
+    threshold = floor
+  end
+end
+return redis.call('XTRIM', KEYS[1], 'MINID', threshold)
+"#,
+    )
+});
 
 async fn sample_dlq(shared: &Shared, dlq: &str) -> anyhow::Result<()> {
     let mut conn = shared.redis.get().await?;

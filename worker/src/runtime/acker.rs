@@ -41,6 +41,7 @@ pub async fn run(
 }
 
 async fn flush(redis: &deadpool_redis::Pool, stream_key: &str, group: &str, ttl: Duration, batch: &[Ack]) {
+    crate::pause::reached("acker.flush").await;
     let mut pipe = redis::pipe();
     for ack in batch {
         if let Some(key) = &ack.processed_key {

@@ -88,6 +88,7 @@ pub async fn run(
     concurrency: usize,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    shared.panic_once(&format!("lane.{}", handler.group()));
     let settings = shared.settings.clone();
     let dlq = shared
         .dlq_of(&stream)
@@ -135,7 +136,7 @@ async fn read_loop(lane: &Arc<Lane>, concurrency: usize, shutdown: &Cancellation
     let capacity = Arc::new(Semaphore::new(concurrency.max(settings.read_count) * 2));
     let mut tasks: JoinSet<()> = JoinSet::new();
     let mut conn = connect(lane, block, shutdown).await;
-    ensure_group(lane).await;
+    ensure_group(lane, shutdown).await;
     let mut last_reclaim = Instant::now();
     while !shutdown.is_cancelled() {
         while tasks.try_join_next().is_some() {}
@@ -185,10 +186,13 @@ async fn read_loop(lane: &Arc<Lane>, concurrency: usize, shutdown: &Cancellation
                 }
                 spawn_batch(lane, &mut tasks, batch, permits, shutdown);
             }
-            Err(error) if error.to_string().contains("NOGROUP") || error.to_string().contains("UNBLOCKED") => {
-                // The stream or group was deleted under us: create it again.
-                tracing::warn!(group = %lane.group, stream = %lane.stream, "stream or group vanished; creating it again");
-                ensure_group(lane).await;
+            Err(error) if matches!(error.code(), Some("NOGROUP" | "UNBLOCKED")) => {
+                // The stream or group was deleted under us (Redis restarted
+                // empty, a flush, a failover): create it again. What was on
+                // the stream before is gone; `worker audit` finds what no
+                // group handled, `worker republish` sends it again.
+                tracing::error!(group = %lane.group, stream = %lane.stream, "stream or group vanished; creating it again");
+                ensure_group(lane, shutdown).await;
             }
             Err(error) => {
                 tracing::warn!(group = %lane.group, stream = %lane.stream, error = %error, "read failed");
@@ -228,6 +232,7 @@ fn spawn_batch(
     let lane = lane.clone();
     let shutdown = shutdown.clone();
     tasks.spawn(async move {
+        crate::pause::reached("lane.batch").await;
         let processed = process::processed_batch(&lane, &batch).await;
         let work = batch
             .into_iter()
@@ -291,27 +296,31 @@ async fn connect(
     }
 }
 
-/// `XGROUP CREATE … 0 MKSTREAM`: a new group starts at the oldest entry still
-/// in the stream. An existing group is left as it is.
-async fn ensure_group(lane: &Lane) {
-    let result = async {
-        let mut conn = lane.shared.redis.get().await?;
-        let created: redis::RedisResult<()> = redis::cmd("XGROUP")
-            .arg("CREATE")
-            .arg(&lane.stream_key)
-            .arg(&lane.group)
-            .arg("0")
-            .arg("MKSTREAM")
-            .query_async(&mut conn)
-            .await;
-        match created {
-            Err(error) if !error.to_string().contains("BUSYGROUP") => Err(anyhow::Error::from(error)),
-            _ => Ok(()),
-        }
+/// Creates the lane's group if it is missing (`XGROUP CREATE … 0 MKSTREAM`),
+/// and every other group of this worker on the same stream (a stream that
+/// vanished took them all, and a group created late would miss what was
+/// trimmed meanwhile), retrying with backoff: the lane does not read before
+/// its group exists.
+async fn ensure_group(lane: &Lane, shutdown: &CancellationToken) {
+    let mut groups: Vec<&str> = vec![lane.group.as_str()];
+    if let Some(readers) = lane.shared.readers.get(&lane.stream) {
+        groups.extend(readers.iter().map(String::as_str).filter(|g| *g != lane.group));
     }
-    .await;
-    if let Err(error) = result {
-        tracing::warn!(group = %lane.group, stream = %lane.stream, error = %error, "cannot create group");
+    let mut delay = Duration::from_millis(100);
+    while let Err(error) = async {
+        for group in &groups {
+            lane.shared.create_group(&lane.stream, group).await?;
+        }
+        anyhow::Ok(())
+    }
+    .await
+    {
+        tracing::warn!(group = %lane.group, stream = %lane.stream, error = format!("{error:#}"), "cannot create group; retrying");
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = shutdown.cancelled() => return,
+        }
+        delay = (delay * 2).min(Duration::from_secs(5));
     }
 }
 
@@ -349,6 +358,9 @@ async fn reclaim(
     }
     let claimed: StreamClaimReply = claim.query_async(&mut conn).await?;
     drop(conn);
+    if !claimed.ids.is_empty() {
+        crate::pause::reached("lane.reclaimed").await;
+    }
     for id in claimed.ids {
         let previous = candidates.iter().find(|p| p.id == id.id).map_or(0, |p| p.times_delivered);
         let entry = process::entry_from(id.id, &id.map);

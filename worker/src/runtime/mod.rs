@@ -13,6 +13,7 @@ pub mod process;
 pub mod retry;
 pub mod telemetry;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -34,8 +35,15 @@ pub struct Shared {
     pub settings: Arc<Settings>,
     /// This host's name, for consumer names.
     pub host: String,
+    /// The groups this worker runs on each work stream (logical names): the
+    /// trimmer leaves a stream alone while one of them has no consumer group.
+    pub readers: BTreeMap<String, Vec<String>>,
     /// Consumers named so far by this process.
     next_consumer: AtomicUsize,
+    /// Every supervised task's state, for `/health`.
+    pub health: Arc<crate::supervisor::Health>,
+    /// Test hook (`worker.panic_at`): tasks that panic once when they start.
+    panics: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl Shared {
@@ -43,7 +51,79 @@ impl Shared {
     pub fn new(redis: deadpool_redis::Pool, redis_client: redis::Client, db: PgPool, settings: Arc<Settings>) -> Self {
         let host = gethostname::gethostname().to_string_lossy().into_owned();
         let keys = Keys::new(settings.redis.key_prefix.clone());
-        Self { redis, redis_client, db, keys, settings, host, next_consumer: AtomicUsize::new(0) }
+        let panics = settings
+            .worker
+            .panic_at
+            .iter()
+            .flat_map(|list| list.split(','))
+            .map(|task| task.trim().to_owned())
+            .filter(|task| !task.is_empty())
+            .collect();
+        Self {
+            redis,
+            redis_client,
+            db,
+            keys,
+            settings,
+            host,
+            readers: BTreeMap::new(),
+            next_consumer: AtomicUsize::new(0),
+            health: Arc::default(),
+            panics: std::sync::Mutex::new(panics),
+        }
+    }
+
+    /// The same, knowing which groups read which stream.
+    pub fn with_readers(mut self, readers: BTreeMap<String, Vec<String>>) -> Self {
+        self.readers = readers;
+        self
+    }
+
+    /// `XGROUP CREATE <stream> <group> 0 MKSTREAM`: a new group starts at the
+    /// oldest entry still in the stream; an existing group is left as it is.
+    pub async fn create_group(&self, stream: &str, group: &str) -> anyhow::Result<()> {
+        let mut conn = self.redis.get().await?;
+        let created: redis::RedisResult<()> = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(self.keys.key(stream))
+            .arg(group)
+            .arg("0")
+            .arg("MKSTREAM")
+            .query_async(&mut conn)
+            .await;
+        match created {
+            Err(error) if error.code() != Some("BUSYGROUP") => Err(error.into()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Creates the group of every lane, retrying with backoff until each
+    /// exists or `shutdown` fires: nothing is relayed or trimmed before every
+    /// group of this worker exists, so no group misses entries at start.
+    pub async fn create_groups(&self, shutdown: &tokio_util::sync::CancellationToken) {
+        for (stream, groups) in &self.readers {
+            for group in groups {
+                let mut delay = std::time::Duration::from_millis(100);
+                while let Err(error) = self.create_group(stream, group).await {
+                    tracing::warn!(group, stream, error = format!("{error:#}"), "cannot create group; retrying");
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = shutdown.cancelled() => return,
+                    }
+                    delay = (delay * 2).min(std::time::Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    /// Test hook: panics the first time the task named `task` (`relay`,
+    /// `lane.<group>`) starts, when `worker.panic_at` lists it, so a test can
+    /// show that the supervisor restarts it.
+    pub fn panic_once(&self, task: &str) {
+        let armed = self.panics.lock().map(|mut panics| panics.remove(task)).unwrap_or(false);
+        if armed {
+            panic!("test hook: {task} panics once (worker.panic_at)");
+        }
     }
 
     /// A new consumer name, `{host}-{pid}-{n}`.

@@ -172,6 +172,7 @@ async fn handle(
         lane.metrics.handler_ran(started.elapsed());
         match result {
             Ok(Outcome::Done) => {
+                crate::pause::reached("entry.handled").await;
                 if let Ok(mut recent) = lane.recently_done.lock() {
                     recent.insert(event.id);
                 }

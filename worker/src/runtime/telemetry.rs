@@ -13,6 +13,7 @@ pub fn describe() {
     );
     metrics::describe_gauge!("worker_pending_entries", "Entries delivered to a group and not yet acknowledged");
     metrics::describe_gauge!("worker_dlq_depth", "Entries in a dead-letter stream");
+    metrics::describe_counter!("worker_task_restarts_total", "Restarts of a supervised task of the worker, by task");
     metrics::describe_counter!("relay_events_total", "Outbox rows published to streams");
     metrics::describe_histogram!("relay_lag_seconds", metrics::Unit::Seconds, "Time from append to publish");
     metrics::describe_gauge!("outbox_backlog", "Outbox rows not yet published");

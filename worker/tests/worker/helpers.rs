@@ -76,9 +76,14 @@ pub async fn start(settings: Settings, handlers: Vec<Arc<dyn Handler>>) -> TestW
     xentri_core::telemetry::init(&settings.telemetry);
     let worker = Worker::build(settings, handlers).await.expect("worker builds");
     let (tx, rx) = oneshot::channel::<()>();
-    let handle = tokio::spawn(worker.run_until_stopped(async {
-        let _ = rx.await;
-    }));
+    let handle = tokio::spawn(async move {
+        worker
+            .run_until_stopped(async {
+                let _ = rx.await;
+            })
+            .await
+            .expect("the worker runs until stopped")
+    });
     TestWorker { stop: Some(tx), handle: Some(handle) }
 }
 

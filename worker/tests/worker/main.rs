@@ -9,4 +9,5 @@ mod logging;
 mod relay;
 mod runtime;
 mod shutdown;
+mod supervision;
 mod trim;

@@ -116,3 +116,93 @@ async fn unread_entries_are_never_trimmed(pool: PgPool) {
     assert!(refused.is_err(), "a DLQ is not a work stream");
     assert_eq!(xlen(&mut conn, &dlq).await, 10);
 }
+
+/// A group whose first two runs take long (its lane is busy), then quick.
+struct Busy {
+    runs: std::sync::atomic::AtomicUsize,
+    handled: std::sync::Mutex<std::collections::HashSet<Uuid>>,
+}
+
+impl xentri_worker::handler::Handler for Busy {
+    fn group(&self) -> &str {
+        "busy"
+    }
+
+    fn streams(&self) -> Vec<String> {
+        vec!["events:work".to_owned()]
+    }
+
+    fn accepts(&self, _event_type: &str) -> bool {
+        true
+    }
+
+    fn handle<'a>(
+        &'a self,
+        delivery: xentri_worker::handler::Delivery<'a>,
+    ) -> xentri_worker::handler::BoxFuture<'a, Result<(), xentri_worker::handler::HandlerError>> {
+        Box::pin(async move {
+            if self.runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 2 {
+                tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+            }
+            self.handled.lock().expect("lock").insert(delivery.event.id);
+            Ok(())
+        })
+    }
+}
+
+/// The stream vanishes (Redis restarted empty, a flush, a failover) while one
+/// group is busy: the other group recreates the stream and reads on, the
+/// trimmer runs with a small cap — and the busy group, whose consumer group
+/// is recreated later, must still find every entry appended meanwhile.
+#[sqlx::test(migrator = "xentri_core::MIGRATOR")]
+async fn a_group_recreated_late_after_its_stream_vanished_misses_nothing(pool: PgPool) {
+    let prefix = prefix();
+    let quick = std::sync::Arc::new(crate::helpers::Recorder::new("quick"));
+    let busy = std::sync::Arc::new(Busy { runs: Default::default(), handled: Default::default() });
+    let settings = settings(
+        &database_url(&pool.connect_options()),
+        &prefix,
+        &[
+            ("XENTRI_STREAMS__WORK_CAP", "20"),
+            ("XENTRI_WORKER__GROUPS__BUSY__ENABLED", "true"),
+            ("XENTRI_WORKER__GROUPS__BUSY__CONCURRENCY", "1"),
+            ("XENTRI_WORKER__READ_COUNT", "1"),
+        ],
+    );
+    let worker = crate::helpers::start(settings, vec![quick.clone(), busy.clone()]).await;
+    let mut conn = redis().await;
+    let work = format!("{prefix}events:work");
+    // Both groups exist once the worker runs.
+    crate::helpers::eventually("both groups created", || {
+        let mut conn = conn.clone();
+        let work = work.clone();
+        async move {
+            let groups: redis::RedisResult<redis::streams::StreamInfoGroupsReply> =
+                redis::cmd("XINFO").arg("GROUPS").arg(&work).query_async(&mut conn).await;
+            groups.is_ok_and(|g| g.groups.len() == 2)
+        }
+    })
+    .await;
+    // Keep the busy group's lane occupied, then lose the stream.
+    for seq in 0..2 {
+        xadd_event(&mut conn, &work, &event(Uuid::new_v4(), seq)).await;
+    }
+    crate::helpers::eventually("the busy group started", || async {
+        busy.runs.load(std::sync::atomic::Ordering::SeqCst) > 0
+    })
+    .await;
+    let _: () = redis::cmd("DEL").arg(&work).query_async(&mut conn).await.expect("DEL");
+    let mut appended = std::collections::HashSet::new();
+    for seq in 0..200 {
+        let sent = event(Uuid::new_v4(), 100 + seq);
+        appended.insert(sent.id);
+        xadd_event(&mut conn, &work, &sent).await;
+    }
+    crate::helpers::eventually("the busy group handled every entry appended after the stream vanished", || async {
+        let handled = busy.handled.lock().expect("lock");
+        appended.iter().all(|id| handled.contains(id))
+    })
+    .await;
+    assert!(quick.calls().len() >= 200, "the quick group read on");
+    worker.stop().await;
+}
