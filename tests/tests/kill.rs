@@ -4,22 +4,19 @@
 //! once, the outbox is empty, no entry is pending and none was dead-lettered.
 
 use std::collections::BTreeMap;
-use std::process::Stdio;
-use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, Connection, PgPool};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
-use tokio::sync::mpsc;
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+use tokio::process::Command;
 use uuid::Uuid;
+use xentri_e2e::processes::{Database, Process, START_STOP_WITHIN, start_worker};
+use xentri_e2e::unique_key_prefix;
 use xentri_e2e::{binary, delete_keys_under, eventually, group_progress, poll_until, redis_connection, redis_url};
-use xentri_e2e::{unique_key_prefix, workspace};
 
 /// Events posted.
 const EVENTS: usize = 5_000;
@@ -36,141 +33,10 @@ const KILLS: usize = 3;
 const DEV_SECRET: &str = "xentri-local-dev-secret-change-me";
 /// The longest the system may take to catch up after the last post.
 const SETTLE_WITHIN: Duration = Duration::from_secs(120);
-/// The longest a binary may take to start or to stop.
-const START_STOP_WITHIN: Duration = Duration::from_secs(20);
 
 /// The org and type of the `n`th event.
 fn spread(n: usize) -> (usize, &'static str) {
     (n % ORGS, TYPES[(n / ORGS) % TYPES.len()])
-}
-
-/// A database of its own on the server of `DATABASE_URL`.
-struct Database {
-    /// The server, with the `postgres` database, as the superuser.
-    server: PgConnectOptions,
-    name: String,
-    url: String,
-}
-
-impl Database {
-    /// Creates and migrates it with `api migrate`, as an operator would.
-    async fn create() -> Self {
-        let base = std::env::var("DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/xentri_test".to_owned());
-        let server = PgConnectOptions::from_str(&base).expect("DATABASE_URL is a PostgreSQL URL").database("postgres");
-        let name = format!("xentri_kill_{}", Uuid::new_v4().simple());
-        let url = format!("postgres://{}@{}:{}/{name}", server.get_username(), server.get_host(), server.get_port());
-        let output = Command::new(binary("api"))
-            .arg("migrate")
-            .current_dir(workspace())
-            .env("XENTRI_ENV", "test")
-            .env("DATABASE_URL", &url)
-            .env_remove("RUST_LOG")
-            .output()
-            .await
-            .expect("`api migrate` runs");
-        assert!(
-            output.status.success(),
-            "expected `api migrate` to create and migrate {name}, it failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        Self { server, name, url }
-    }
-
-    /// Drops it, whoever is still connected.
-    async fn remove(self) {
-        let mut server = self.server.connect().await.expect("the server accepts a connection");
-        sqlx::query(&format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name))
-            .execute(&mut server)
-            .await
-            .expect("the test database is dropped");
-        let _ = server.close().await;
-    }
-}
-
-/// A running binary; its stderr lines are kept, and sent on as they come.
-struct Process {
-    name: &'static str,
-    child: Child,
-    /// Its stderr so far (every run of the same role shares one log).
-    log: Arc<Mutex<Vec<String>>>,
-    lines: mpsc::UnboundedReceiver<String>,
-    /// The worker's `/health` and `/metrics` address, once it logged it.
-    ops: Option<String>,
-}
-
-impl Process {
-    fn spawn(name: &'static str, mut command: Command, log: Arc<Mutex<Vec<String>>>) -> Self {
-        let mut child = command
-            .current_dir(workspace())
-            .env("XENTRI_ENV", "test")
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|error| panic!("expected the {name} binary to start: {error}"));
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let (tx, lines) = mpsc::unbounded_channel();
-        let shared = log.clone();
-        tokio::spawn(async move {
-            let mut reader = BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = reader.next_line().await {
-                shared.lock().expect("log lock is not poisoned").push(line.clone());
-                let _ = tx.send(line);
-            }
-        });
-        Self { name, child, log, lines, ops: None }
-    }
-
-    /// Waits for the JSON log line with this `message` and returns it.
-    async fn wait_for(&mut self, message: &str) -> serde_json::Value {
-        let found = tokio::time::timeout(START_STOP_WITHIN, async {
-            while let Some(line) = self.lines.recv().await {
-                if let Ok(json) = serde_json::from_str::<serde_json::Value>(&line)
-                    && json["message"] == message
-                {
-                    return Some(json);
-                }
-            }
-            None
-        })
-        .await;
-        match found {
-            Ok(Some(json)) => json,
-            _ => panic!("expected the {} to log {message:?}; its log:\n{}", self.name, self.tail(40)),
-        }
-    }
-
-    fn pid(&self) -> String {
-        self.child.id().map(|pid| pid.to_string()).unwrap_or_else(|| panic!("expected the {} to run", self.name))
-    }
-
-    async fn signal(&mut self, signal: &str) -> std::process::ExitStatus {
-        let sent = Command::new("kill").args([signal, &self.pid()]).status().await.expect("`kill` runs");
-        assert!(sent.success(), "expected `kill {signal}` to reach the {}", self.name);
-        tokio::time::timeout(START_STOP_WITHIN, self.child.wait())
-            .await
-            .unwrap_or_else(|_| panic!("expected the {} to exit on {signal}; its log:\n{}", self.name, self.tail(40)))
-            .expect("the exit status is read")
-    }
-
-    /// What `GET /health` on its ops port says, within two seconds.
-    async fn health(&self) -> String {
-        let Some(ops) = &self.ops else { return "no ops address logged".to_owned() };
-        let request = reqwest::Client::new().get(format!("http://{ops}/health")).timeout(Duration::from_secs(2)).send();
-        match request.await {
-            Ok(response) => format!("{} {}", response.status(), response.text().await.unwrap_or_default()),
-            Err(error) => format!("no answer ({error})"),
-        }
-    }
-
-    /// The last `n` lines of its log.
-    fn tail(&self, n: usize) -> String {
-        let log = self.log.lock().expect("log lock is not poisoned");
-        log[log.len().saturating_sub(n)..].join("\n")
-    }
 }
 
 /// How the api and workers of this test are started.
@@ -194,34 +60,26 @@ impl Launcher {
             // Its start and stop lines, not a line per request.
             .env("XENTRI_TELEMETRY__LOG_FILTER", "warn,api=info");
         let mut api = Process::spawn("api", command, self.api_log.clone());
-        let listening = api.wait_for("api listening").await;
+        let listening = api.wait_for("api listening", START_STOP_WITHIN).await;
         let address = listening["address"].as_str().expect("`api listening` carries the address").to_owned();
         (api, format!("http://{address}"))
     }
 
     /// Starts a worker and waits until it runs.
     async fn worker(&self) -> Process {
-        let mut command = Command::new(binary("worker"));
-        command
-            .env("DATABASE_URL", &self.database_url)
-            .env("REDIS_URL", redis_url())
-            .env("XENTRI_REDIS__KEY_PREFIX", &self.prefix)
-            .env("XENTRI_DATABASE__MIGRATE_ON_START", "false")
-            .env("XENTRI_WORKER__PORT", "0")
-            .env("XENTRI_WORKER__VISIBILITY_TIMEOUT_MS", "1000")
-            .env("XENTRI_WORKER__RECLAIM_INTERVAL_MS", "200")
-            .env("XENTRI_WORKER__BLOCK_MS", "100")
-            .env("XENTRI_WORKER__RELAY__POLL_INTERVAL_MS", "50")
+        let env = [
+            ("XENTRI_WORKER__VISIBILITY_TIMEOUT_MS", "1000"),
+            ("XENTRI_WORKER__RECLAIM_INTERVAL_MS", "200"),
+            ("XENTRI_WORKER__BLOCK_MS", "100"),
+            ("XENTRI_WORKER__RELAY__POLL_INTERVAL_MS", "50"),
             // Three kills must not make an entry look poisonous.
-            .env("XENTRI_WORKER__MAX_DELIVERIES", "50")
+            ("XENTRI_WORKER__MAX_DELIVERIES", "50"),
             // Processed records of this run need not outlive it.
-            .env("XENTRI_WORKER__PROCESSED_TTL_SECS", "600")
+            ("XENTRI_WORKER__PROCESSED_TTL_SECS", "600"),
             // Warnings, plus `worker running` and `worker stopped`.
-            .env("XENTRI_TELEMETRY__LOG_FILTER", "warn,worker=info");
-        let mut worker = Process::spawn("worker", command, self.worker_log.clone());
-        let running = worker.wait_for("worker running").await;
-        worker.ops = running["ops"].as_str().map(str::to_owned);
-        worker
+            ("XENTRI_TELEMETRY__LOG_FILTER", "warn,worker=info"),
+        ];
+        start_worker(&self.database_url, &self.prefix, &env, self.worker_log.clone()).await
     }
 }
 
@@ -283,7 +141,7 @@ async fn counted(db: &PgPool) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_event_is_counted_once_although_the_worker_is_killed_three_times() {
-    let database = Database::create().await;
+    let database = Database::create("kill").await;
     let prefix = unique_key_prefix();
     let launcher = Launcher {
         database_url: database.url.clone(),
