@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::header::{CONTENT_LANGUAGE, CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::{CONTENT_LANGUAGE, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderMap, HeaderValue, Request, Response};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
@@ -195,6 +195,11 @@ fn finish(mut response: Response<Body>, lang: Lang, trace: &TraceContext) -> Res
         parts.headers.insert(CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         parts.headers.insert(CONTENT_LANGUAGE, HeaderValue::from_static(lang.code()));
         parts.headers.remove(CONTENT_LENGTH);
+        if problem.kind == ProblemKind::ServiceUnavailable {
+            // Every 503 is worth retrying soon: the database is briefly away,
+            // the api is shutting down or shedding load.
+            parts.headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         response = Response::from_parts(parts, Full::new(Bytes::from(body)).map_err(|e| match e {}).boxed());
     }
     if let Ok(value) = HeaderValue::from_str(&trace.traceparent()) {

@@ -12,6 +12,9 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 const LATENCY_BUCKETS: [f64; 14] =
     [0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
 
+/// How often histogram samples are folded into their buckets when nothing scrapes.
+const UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The process-wide registry.
 #[derive(Clone)]
 pub struct Metrics {
@@ -43,6 +46,17 @@ impl Metrics {
                 // Fails only when another recorder is installed; then ours
                 // renders nothing new, which the metrics test would show.
                 let _ = metrics::set_global_recorder(recorder);
+                // Histogram samples wait in buckets until upkeep folds them in.
+                // A scrape does it too, but nothing may scrape for hours (no
+                // Prometheus yet, or it is down): without this the samples of
+                // every request and entry pile up and memory grows without bound.
+                let upkept = handle.clone();
+                let _ = std::thread::Builder::new().name("metrics-upkeep".into()).spawn(move || {
+                    loop {
+                        std::thread::sleep(UPKEEP_INTERVAL);
+                        upkept.run_upkeep();
+                    }
+                });
                 let process = metrics_process::Collector::default();
                 process.describe();
                 Metrics { handle, process: Arc::new(process), started: Instant::now() }

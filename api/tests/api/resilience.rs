@@ -103,3 +103,80 @@ async fn redis_outage_is_named_by_readiness(_: PgPoolOptions, options: PgConnect
     assert_eq!(body["detail"], "Unavailable: redis");
     app.stop().await;
 }
+
+/// PostgreSQL ends the api's sessions under load (`pg_terminate_backend`: the
+/// same FATAL 57P01 "terminating connection due to administrator command" a
+/// fast shutdown sends to every session): every answer is a 201 or a 503
+/// problem with `Retry-After`, never a 500, and every 201 has its event.
+#[sqlx::test(migrator = "xentri_core::MIGRATOR")]
+async fn sessions_ended_by_postgres_answer_503_never_500(pool: sqlx::PgPool) {
+    let url = crate::helpers::database_url(&pool.connect_options());
+    let app = Arc::new(spawn_with(settings(&url, &[("XENTRI_DATABASE__ACQUIRE_TIMEOUT_MS", "500")])).await);
+    let token = crate::helpers::user_token(uuid::Uuid::now_v7());
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut writers = tokio::task::JoinSet::new();
+    for writer in 0..16 {
+        let (app, token, stop) = (app.clone(), token.clone(), stop.clone());
+        writers.spawn(async move {
+            let mut answers = Vec::new();
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let key = format!("ended-{writer}-{n}");
+                let response = app.post_event(&token, &key, crate::helpers::event_body("xentri.soul.updated.v1")).await;
+                let status = response.status().as_u16();
+                let retry_after = response.headers().get("retry-after").is_some();
+                let body: serde_json::Value = response.json().await.unwrap_or_default();
+                answers.push((status, retry_after, body));
+                n += 1;
+            }
+            answers
+        });
+    }
+    // End every session of the api, ten times over two seconds.
+    let mut ended = 0i64;
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        ended += sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+              WHERE datname = current_database() AND application_name = 'xentri-api') AS t",
+        )
+        .fetch_one(&pool)
+        .await
+        .expect("sessions ended");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut answers = Vec::new();
+    while let Some(writer) = writers.join_next().await {
+        answers.extend(writer.expect("a writer does not panic"));
+    }
+    let count = |status: u16| answers.iter().filter(|(s, _, _)| *s == status).count();
+    eprintln!("{ended} sessions ended; answers: {} x 201, {} x 503, {} in all", count(201), count(503), answers.len());
+    assert!(ended > 0, "expected api sessions to end");
+    assert!(count(503) > 0, "expected some requests to meet an ended session");
+    assert_eq!(count(201) + count(503), answers.len(), "expected only 201 and 503, got {:?}", {
+        let mut other: Vec<u16> = answers.iter().map(|(s, _, _)| *s).filter(|s| *s != 201 && *s != 503).collect();
+        other.dedup();
+        other
+    });
+    for (status, retry_after, body) in &answers {
+        if *status == 503 {
+            assert!(retry_after, "expected Retry-After on every 503");
+            assert_eq!(body["type"], "https://xentri.io/errors/service-unavailable", "{body}");
+        }
+    }
+    let created: Vec<uuid::Uuid> = answers
+        .iter()
+        .filter(|(s, _, _)| *s == 201)
+        .filter_map(|(_, _, body)| body["id"].as_str().and_then(|id| id.parse().ok()))
+        .collect();
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM system_events WHERE id = ANY($1)")
+        .bind(&created)
+        .fetch_one(&pool)
+        .await
+        .expect("system_events readable");
+    assert_eq!(stored as usize, created.len(), "expected every 201 to have its event");
+    if let Ok(app) = Arc::try_unwrap(app) {
+        app.stop().await;
+    }
+}
