@@ -138,7 +138,22 @@ fn dedupe_keys(batch: Vec<Pending>) -> Vec<Pending> {
 
 async fn write(db: &Db, config: &AppenderConfig, batch: Vec<Pending>) {
     metrics::histogram!("api_append_batch_size").record(batch.len() as f64);
-    match call(db, config, &batch).await {
+    // One session for the batch and any retry of its items: PostgreSQL sends a
+    // statement's error before it has aborted the transaction and released its
+    // key locks, so a retry on another session could find its own key still
+    // locked (and answer 409); on the same session it runs after the abort.
+    let (pool, _) = db.scoped();
+    let mut conn = match pool.acquire().await {
+        Ok(conn) => conn,
+        Err(error) => {
+            let error = AppendError::Database(Arc::new(error));
+            for pending in batch {
+                let _ = pending.reply.send(Err(error.clone()));
+            }
+            return;
+        }
+    };
+    match call(&mut conn, db, config, &batch).await {
         Ok(outcomes) => {
             for (pending, outcome) in batch.into_iter().zip(outcomes) {
                 let _ = pending.reply.send(Ok(outcome));
@@ -149,7 +164,7 @@ async fn write(db: &Db, config: &AppenderConfig, batch: Vec<Pending>) {
         // append cannot fail the others.
         Err(AppendError::Database(error)) if matches!(*error, sqlx::Error::Database(_)) && batch.len() > 1 => {
             for pending in batch {
-                let outcome = call(db, config, std::slice::from_ref(&pending)).await;
+                let outcome = call(&mut conn, db, config, std::slice::from_ref(&pending)).await;
                 let _ = pending.reply.send(outcome.map(|mut outcomes| outcomes.remove(0)));
             }
         }
@@ -164,10 +179,15 @@ async fn write(db: &Db, config: &AppenderConfig, batch: Vec<Pending>) {
 }
 
 /// One call of `append_events`: an outcome per item, in order.
-async fn call(db: &Db, config: &AppenderConfig, batch: &[Pending]) -> Result<Vec<Outcome>, AppendError> {
+async fn call(
+    conn: &mut sqlx::PgConnection,
+    db: &Db,
+    config: &AppenderConfig,
+    batch: &[Pending],
+) -> Result<Vec<Outcome>, AppendError> {
     let items = batch.iter().map(|p| &p.item);
     let events = items.clone().map(|i| &i.event);
-    let (pool, role) = db.scoped();
+    let (_, role) = db.scoped();
     let rows: Vec<(i32, bool, Option<i64>)> = sqlx::query_as(
         "SELECT item, claimed, seq
            FROM append_events($1, $2, $3, $4, $5, $6, $7, $8::json[], $9, $10, $11, $12, $13, $14)",
@@ -186,7 +206,7 @@ async fn call(db: &Db, config: &AppenderConfig, batch: &[Pending]) -> Result<Vec
     .bind(events.clone().map(|e| e.causation_id.as_deref()).collect::<Vec<_>>())
     .bind(events.clone().map(|e| e.occurred_at).collect::<Vec<_>>())
     .bind(config.stream.as_str())
-    .fetch_all(pool)
+    .fetch_all(conn)
     .await
     .map_err(|e| AppendError::Database(Arc::new(e)))?;
     let mut outcomes = vec![None; batch.len()];
