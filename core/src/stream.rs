@@ -58,6 +58,40 @@ pub fn archive_key(dlq: &str, date: NaiveDate) -> String {
     format!("dlq:archive:{dlq}:{}", date.format("%Y-%m-%d"))
 }
 
+/// Every archive key of `dlq` under the prefix of `keys`, sorted, found with
+/// `SCAN` (never `KEYS`, which blocks the server) `count` keys per step.
+pub async fn archive_keys<C: redis::aio::ConnectionLike + Send>(
+    conn: &mut C,
+    keys: &Keys,
+    dlq: &str,
+    count: usize,
+) -> redis::RedisResult<Vec<String>> {
+    let pattern = archive_key_pattern(keys, dlq);
+    let mut found: Vec<String> = Vec::new();
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(&pattern)
+            .arg("COUNT")
+            .arg(count)
+            .arg("TYPE")
+            .arg("stream")
+            .query_async(conn)
+            .await?;
+        found.extend(batch);
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    // SCAN may return a key more than once.
+    found.sort();
+    found.dedup();
+    Ok(found)
+}
+
 /// The `SCAN … MATCH` pattern of every archive key of `dlq` under the prefix
 /// of `keys` (the prefix and the name escaped, the date a glob).
 pub fn archive_key_pattern(keys: &Keys, dlq: &str) -> String {

@@ -2,7 +2,7 @@
 //! Found with `SCAN` (never `KEYS`, which blocks the server).
 
 use serde_json::json;
-use xentri_core::stream::archive_key_pattern;
+use xentri_core::stream::archive_keys;
 
 use crate::cli::ArchivesArgs;
 use crate::context::Ctx;
@@ -17,28 +17,7 @@ const SCAN_COUNT: usize = 1000;
 /// Runs `archives`.
 pub async fn run(ctx: &mut Ctx, args: &ArchivesArgs) -> Result<Outcome, Error> {
     let dlq = ctx.dlq(&args.dlq).await?;
-    let pattern = archive_key_pattern(&ctx.keys, &dlq.name);
-    let mut keys: Vec<String> = Vec::new();
-    let mut cursor: u64 = 0;
-    loop {
-        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(&pattern)
-            .arg("COUNT")
-            .arg(SCAN_COUNT)
-            .arg("TYPE")
-            .arg("stream")
-            .query_async(&mut ctx.conn)
-            .await?;
-        keys.extend(batch);
-        if next == 0 {
-            break;
-        }
-        cursor = next;
-    }
-    keys.sort();
-    keys.dedup();
+    let keys = archive_keys(&mut ctx.conn, &ctx.keys, &dlq.name, SCAN_COUNT).await?;
 
     let mut pipe = redis::pipe();
     for key in &keys {

@@ -8,7 +8,7 @@ use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamInfoGroupsReply, StreamPendingCountReply};
 use uuid::Uuid;
 use xentri_core::dlq::dlq_field;
-use xentri_core::stream::{archive_key_pattern, field};
+use xentri_core::stream::{archive_keys, field};
 
 use super::{AuditError, IdSet, LostEntry, Sources};
 use crate::handler::redis_processed_key;
@@ -165,28 +165,7 @@ pub(super) async fn read_dead_letters(
         }
     };
     each_entry(&mut conn, &sources.keys.key(dlq), "-".to_owned(), dlq_field::GROUP, &mut visit).await?;
-    let pattern = archive_key_pattern(&sources.keys, dlq);
-    let mut archives: Vec<String> = Vec::new();
-    let mut cursor: u64 = 0;
-    loop {
-        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(&pattern)
-            .arg("COUNT")
-            .arg(COUNT)
-            .arg("TYPE")
-            .arg("stream")
-            .query_async(&mut conn)
-            .await?;
-        archives.extend(batch);
-        if next == 0 {
-            break;
-        }
-        cursor = next;
-    }
-    archives.sort();
-    archives.dedup();
+    let archives = archive_keys(&mut conn, &sources.keys, dlq, COUNT).await?;
     for archive in archives {
         each_entry(&mut conn, &archive, "-".to_owned(), dlq_field::GROUP, &mut visit).await?;
     }
