@@ -241,9 +241,12 @@ mod tests {
             quick(),
             token.clone(),
         ));
-        while runs.load(Ordering::SeqCst) < 3 {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
+        let restarted = tokio::time::timeout(Duration::from_secs(10), async {
+            while runs.load(Ordering::SeqCst) < 3 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        });
+        restarted.await.expect("the task is restarted twice within 10 s");
         let status = health.snapshot().remove("flaky").expect("the task is known");
         assert_eq!(status.state, TaskState::Running);
         assert_eq!(status.restarts, 2);
@@ -258,10 +261,13 @@ mod tests {
     async fn a_task_that_keeps_failing_is_given_up() {
         let (health, token, runs) =
             (Arc::new(Health::default()), CancellationToken::new(), Arc::new(AtomicU32::new(0)));
-        let gave_up =
-            supervise(counting("broken", runs.clone(), u32::MAX, token.clone()), health.clone(), quick(), token)
-                .await
-                .expect_err("a task that always fails is given up");
+        let gave_up = tokio::time::timeout(
+            Duration::from_secs(10),
+            supervise(counting("broken", runs.clone(), u32::MAX, token.clone()), health.clone(), quick(), token),
+        )
+        .await
+        .expect("the supervisor gives up within 10 s")
+        .expect_err("a task that always fails is given up");
         assert_eq!(gave_up.task, "broken");
         assert_eq!(gave_up.restarts, 3);
         assert_eq!(runs.load(Ordering::SeqCst), 4, "the first run and three restarts");

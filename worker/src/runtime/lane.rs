@@ -302,26 +302,9 @@ async fn connect(
 /// trimmed meanwhile), retrying with backoff: the lane does not read before
 /// its group exists.
 async fn ensure_group(lane: &Lane, shutdown: &CancellationToken) {
-    let mut groups: Vec<&str> = vec![lane.group.as_str()];
-    if let Some(readers) = lane.shared.readers.get(&lane.stream) {
-        groups.extend(readers.iter().map(String::as_str).filter(|g| *g != lane.group));
-    }
-    let mut delay = Duration::from_millis(100);
-    while let Err(error) = async {
-        for group in &groups {
-            lane.shared.create_group(&lane.stream, group).await?;
-        }
-        anyhow::Ok(())
-    }
-    .await
-    {
-        tracing::warn!(group = %lane.group, stream = %lane.stream, error = format!("{error:#}"), "cannot create group; retrying");
-        tokio::select! {
-            () = tokio::time::sleep(delay) => {}
-            () = shutdown.cancelled() => return,
-        }
-        delay = (delay * 2).min(Duration::from_secs(5));
-    }
+    let others = lane.shared.readers.get(&lane.stream).into_iter().flatten().filter(|g| **g != lane.group);
+    let groups = std::iter::once(lane.group.as_str()).chain(others.map(String::as_str));
+    lane.shared.ensure_groups(&lane.stream, groups, shutdown).await;
 }
 
 /// Claims entries pending longer than the visibility timeout on other

@@ -102,17 +102,34 @@ impl Shared {
     /// group of this worker exists, so no group misses entries at start.
     pub async fn create_groups(&self, shutdown: &tokio_util::sync::CancellationToken) {
         for (stream, groups) in &self.readers {
-            for group in groups {
-                let mut delay = std::time::Duration::from_millis(100);
-                while let Err(error) = self.create_group(stream, group).await {
-                    tracing::warn!(group, stream, error = format!("{error:#}"), "cannot create group; retrying");
-                    tokio::select! {
-                        () = tokio::time::sleep(delay) => {}
-                        () = shutdown.cancelled() => return,
-                    }
-                    delay = (delay * 2).min(std::time::Duration::from_secs(5));
+            self.ensure_groups(stream, groups.iter().map(String::as_str), shutdown).await;
+        }
+    }
+
+    /// Creates `groups` on `stream` where missing, retrying with backoff
+    /// until all exist or `shutdown` fires.
+    pub async fn ensure_groups<'a>(
+        &self,
+        stream: &str,
+        groups: impl Iterator<Item = &'a str> + Clone,
+        shutdown: &tokio_util::sync::CancellationToken,
+    ) {
+        let mut delay = std::time::Duration::from_millis(100);
+        loop {
+            let mut failed = None;
+            for group in groups.clone() {
+                if let Err(error) = self.create_group(stream, group).await {
+                    failed = Some((group, error));
+                    break;
                 }
             }
+            let Some((group, error)) = failed else { return };
+            tracing::warn!(group, stream, error = format!("{error:#}"), "cannot create group; retrying");
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = shutdown.cancelled() => return,
+            }
+            delay = (delay * 2).min(std::time::Duration::from_secs(5));
         }
     }
 

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use warp::Filter;
 use xentri_worker::runtime::Shared;
 
-use crate::helpers::{database_url, entries, event, prefix, redis, settings, xadd, xlen};
+use crate::helpers::{database_url, entries, event, prefix, redis, settings, shared_state, xadd, xlen};
 
 /// A local Alertmanager stand-in that keeps every POSTed body.
 async fn receiver() -> (String, Arc<Mutex<Vec<serde_json::Value>>>) {
@@ -30,10 +30,7 @@ async fn receiver() -> (String, Arc<Mutex<Vec<serde_json::Value>>>) {
 }
 
 fn shared(pool: &PgPool, prefix: &str, extra: &[(&str, &str)]) -> Shared {
-    let settings = settings(&database_url(&pool.connect_options()), prefix, extra);
-    let redis_pool = xentri_core::redis_pool::connect_lazy(&settings.redis).expect("pool");
-    let client = redis::Client::open(crate::helpers::redis_url()).expect("client");
-    Shared::new(redis_pool, client, pool.clone(), Arc::new(settings))
+    shared_state(pool, settings(&database_url(&pool.connect_options()), prefix, extra))
 }
 
 async fn dead_letter(conn: &mut redis::aio::MultiplexedConnection, key: &str, correlation: &str) -> String {

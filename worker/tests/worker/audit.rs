@@ -3,7 +3,6 @@
 //! republishing it; and the binary's exit codes.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -37,9 +36,7 @@ impl World {
     async fn new(pool: &PgPool, extra: &[(&str, &str)]) -> Self {
         let prefix = prefix();
         let settings = settings(&database_url(&pool.connect_options()), &prefix, extra);
-        let redis_pool = xentri_core::redis_pool::connect_lazy(&settings.redis).expect("redis pool");
-        let client = redis::Client::open(redis_url()).expect("client");
-        let shared = Shared::new(redis_pool, client, pool.clone(), Arc::new(settings.clone()));
+        let shared = crate::helpers::shared_state(pool, settings.clone());
         Self { pool: pool.clone(), prefix, settings, shared, conn: redis().await }
     }
 
@@ -123,22 +120,10 @@ impl World {
     /// Delivers up to `count` entries of events:work to `group` (consumer
     /// `c1`) without acknowledging them; returns them.
     async fn deliver(&mut self, group: &str, count: usize) -> Vec<StreamEntry> {
-        let reply: redis::streams::StreamReadReply = redis::cmd("XREADGROUP")
-            .arg("GROUP")
-            .arg(group)
-            .arg("c1")
-            .arg("COUNT")
-            .arg(count)
-            .arg("STREAMS")
-            .arg(self.key("events:work"))
-            .arg(">")
-            .query_async(&mut self.conn)
+        let key = self.key("events:work");
+        crate::helpers::read_group(&mut self.conn, &key, group, count)
             .await
-            .expect("xreadgroup");
-        reply
-            .keys
             .into_iter()
-            .flat_map(|k| k.ids)
             .map(|id| StreamEntry::from_redis(id.id, &id.map).expect("text fields"))
             .collect()
     }

@@ -294,3 +294,34 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// The runtime's shared state built from `settings` on `pool` (for tests that
+/// drive the relay, the trimmer or the alerts directly).
+pub fn shared_state(pool: &sqlx::PgPool, settings: Settings) -> xentri_worker::runtime::Shared {
+    let redis_pool = xentri_core::redis_pool::connect_lazy(&settings.redis).expect("redis pool");
+    let client = redis::Client::open(redis_url()).expect("client");
+    xentri_worker::runtime::Shared::new(redis_pool, client, pool.clone(), Arc::new(settings))
+}
+
+/// `XREADGROUP` of up to `count` new entries of stream `key` for `group`
+/// (consumer `c1`), not acknowledged.
+pub async fn read_group(
+    conn: &mut redis::aio::MultiplexedConnection,
+    key: &str,
+    group: &str,
+    count: usize,
+) -> Vec<redis::streams::StreamId> {
+    let reply: redis::streams::StreamReadReply = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg(group)
+        .arg("c1")
+        .arg("COUNT")
+        .arg(count)
+        .arg("STREAMS")
+        .arg(key)
+        .arg(">")
+        .query_async(conn)
+        .await
+        .expect("xreadgroup");
+    reply.keys.into_iter().flat_map(|k| k.ids).collect()
+}

@@ -5,7 +5,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 use xentri_worker::runtime::Shared;
 
-use crate::helpers::{database_url, entries, prefix, redis, settings};
+use crate::helpers::{database_url, entries, prefix, redis, settings, shared_state};
 
 async fn append(pool: &PgPool, org: Uuid, n: i64) {
     sqlx::query(
@@ -28,9 +28,7 @@ async fn append(pool: &PgPool, org: Uuid, n: i64) {
 fn shared(pool: &PgPool, prefix: &str, batch: &str) -> Shared {
     let settings =
         settings(&database_url(&pool.connect_options()), prefix, &[("XENTRI_WORKER__RELAY__BATCH_SIZE", batch)]);
-    let redis_pool = xentri_core::redis_pool::connect_lazy(&settings.redis).expect("pool");
-    let client = redis::Client::open(crate::helpers::redis_url()).expect("client");
-    Shared::new(redis_pool, client, pool.clone(), std::sync::Arc::new(settings))
+    shared_state(pool, settings)
 }
 
 #[sqlx::test(migrator = "xentri_core::MIGRATOR")]

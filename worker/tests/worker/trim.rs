@@ -6,35 +6,22 @@ use sqlx::PgPool;
 use uuid::Uuid;
 use xentri_worker::runtime::Shared;
 
-use crate::helpers::{database_url, entries, event, prefix, redis, settings, xadd_event, xlen};
+use crate::helpers::{
+    database_url, entries, event, prefix, read_group, redis, settings, shared_state, xadd_event, xlen,
+};
 
-async fn shared(pool: &PgPool, prefix: &str, cap: &str) -> Shared {
-    let settings = settings(&database_url(&pool.connect_options()), prefix, &[("XENTRI_STREAMS__WORK_CAP", cap)]);
-    let redis_pool = xentri_core::redis_pool::connect_lazy(&settings.redis).expect("pool");
-    let client = redis::Client::open(crate::helpers::redis_url()).expect("client");
-    Shared::new(redis_pool, client, pool.clone(), std::sync::Arc::new(settings))
+fn shared(pool: &PgPool, prefix: &str, cap: &str) -> Shared {
+    shared_state(pool, settings(&database_url(&pool.connect_options()), prefix, &[("XENTRI_STREAMS__WORK_CAP", cap)]))
 }
 
 async fn read(conn: &mut MultiplexedConnection, key: &str, group: &str, count: usize) -> Vec<String> {
-    let reply: redis::streams::StreamReadReply = redis::cmd("XREADGROUP")
-        .arg("GROUP")
-        .arg(group)
-        .arg("c1")
-        .arg("COUNT")
-        .arg(count)
-        .arg("STREAMS")
-        .arg(key)
-        .arg(">")
-        .query_async(conn)
-        .await
-        .expect("read");
-    reply.keys.into_iter().flat_map(|k| k.ids.into_iter().map(|i| i.id)).collect()
+    read_group(conn, key, group, count).await.into_iter().map(|i| i.id).collect()
 }
 
 #[sqlx::test(migrator = "xentri_core::MIGRATOR")]
 async fn trimming_keeps_everything_a_group_still_needs(pool: PgPool) {
     let prefix = prefix();
-    let shared = shared(&pool, &prefix, "5").await;
+    let shared = shared(&pool, &prefix, "5");
     let mut conn = redis().await;
     let work = format!("{prefix}events:work");
     let mut ids = Vec::new();
@@ -75,7 +62,7 @@ async fn trimming_keeps_everything_a_group_still_needs(pool: PgPool) {
 #[sqlx::test(migrator = "xentri_core::MIGRATOR")]
 async fn a_stream_without_groups_is_not_trimmed(pool: PgPool) {
     let prefix = prefix();
-    let shared = shared(&pool, &prefix, "3").await;
+    let shared = shared(&pool, &prefix, "3");
     let mut conn = redis().await;
     let work = format!("{prefix}events:work");
     for seq in 0..10 {
@@ -89,7 +76,7 @@ async fn a_stream_without_groups_is_not_trimmed(pool: PgPool) {
 #[sqlx::test(migrator = "xentri_core::MIGRATOR")]
 async fn unread_entries_are_never_trimmed(pool: PgPool) {
     let prefix = prefix();
-    let shared = shared(&pool, &prefix, "2").await;
+    let shared = shared(&pool, &prefix, "2");
     let mut conn = redis().await;
     let work = format!("{prefix}events:work");
     let _: () = redis::cmd("XGROUP")
