@@ -168,20 +168,11 @@ async fn runtime(entries: u64) {
     let worker = xentri_worker::app::Worker::build(settings, vec![Arc::new(Probe { group: "noop", ages: None })])
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let started = Instant::now();
-    let running = tokio::spawn(async move {
-        worker
-            .run_until_stopped(async {
-                let _ = stopped.await;
-            })
-            .await
-            .expect("the worker runs until stopped")
-    });
+    let running = worker.spawn();
     wait_drained(&mut conn, &key, "noop", entries).await;
     let elapsed = started.elapsed();
-    let _ = stop.send(());
-    let _ = running.await;
+    let _ = running.stop().await;
     report("runtime", entries, elapsed, serde_json::json!({}));
     let _ = delete_keys_under(&mut conn, &prefix).await;
 }
@@ -208,16 +199,8 @@ async fn relay(entries: u64) {
     .await
     .unwrap_or_else(|e| panic!("{e}"));
     let worker = xentri_worker::app::Worker::build(settings, Vec::new()).await.unwrap_or_else(|e| panic!("{e}"));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let started = Instant::now();
-    let running = tokio::spawn(async move {
-        worker
-            .run_until_stopped(async {
-                let _ = stopped.await;
-            })
-            .await
-            .expect("the worker runs until stopped")
-    });
+    let running = worker.spawn();
     loop {
         let left: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox").fetch_one(&pool).await.unwrap_or(-1);
         if left == 0 {
@@ -226,8 +209,7 @@ async fn relay(entries: u64) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let elapsed = started.elapsed();
-    let _ = stop.send(());
-    let _ = running.await;
+    let _ = running.stop().await;
     let mut conn = redis_connection().await;
     let published: u64 = redis::cmd("XLEN").arg(&key).query_async(&mut conn).await.unwrap_or(0);
     report("relay", entries, elapsed, serde_json::json!({"published": published}));
@@ -255,15 +237,7 @@ async fn latency(rate: u64, seconds: u64) {
     }));
     let probe = Arc::new(Probe { group: "latency", ages: Some(ages.clone()) });
     let worker = xentri_worker::app::Worker::build(settings, vec![probe]).await.unwrap_or_else(|e| panic!("{e}"));
-    let (worker_stop, worker_stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(async move {
-        worker
-            .run_until_stopped(async {
-                let _ = worker_stopped.await;
-            })
-            .await
-            .expect("the worker runs until stopped")
-    });
+    let running = worker.spawn();
     let org = Uuid::new_v4();
     let token = xentri_api::auth::token::dev_token(
         "xentri-local-dev-secret-change-me",
@@ -309,8 +283,7 @@ async fn latency(rate: u64, seconds: u64) {
     }
     let mut sorted = ages.lock().map(|a| a.clone()).unwrap_or_default();
     sorted.sort_by(|a, b| a.total_cmp(b));
-    let _ = worker_stop.send(());
-    let _ = running.await;
+    let _ = running.stop().await;
     let _ = api_stop.send(());
     let _ = api.await;
     println!(

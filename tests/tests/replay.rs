@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use chrono::{SubsecRound, Utc};
 use sqlx::PgPool;
-use tokio::sync::oneshot;
 use uuid::Uuid;
 use xentri_core::{Actor, EventEnvelope, EventType, Settings};
 use xentri_e2e::{
@@ -83,15 +82,7 @@ async fn a_dead_letter_replayed_with_dlq_tool_is_processed_once_by_its_group(poo
         Arc::new(Flaky { group: "audit", failures: 0, calls: AtomicUsize::new(0), handled: Mutex::default() });
     let handlers: Vec<Arc<dyn Handler>> = vec![flaky.clone(), bystander.clone()];
     let worker = Worker::build(settings(&url, &prefix), handlers).await.expect("worker builds");
-    let (stop, stopped) = oneshot::channel::<()>();
-    let running = tokio::spawn(async move {
-        worker
-            .run_until_stopped(async {
-                let _ = stopped.await;
-            })
-            .await
-            .expect("the worker runs until stopped")
-    });
+    let running = worker.spawn();
 
     let event = EventEnvelope {
         id: Uuid::now_v7(),
@@ -164,7 +155,6 @@ async fn a_dead_letter_replayed_with_dlq_tool_is_processed_once_by_its_group(poo
     assert_eq!(bystander.handled.lock().expect("lock").len(), 1, "audit skipped the replay");
     assert_eq!(flaky.handled.lock().expect("lock").len(), 1, "billing processed it once");
 
-    let _ = stop.send(());
-    running.await.expect("worker stops");
+    running.stop().await.expect("worker stops");
     let _ = delete_keys_under(&mut conn, &prefix).await;
 }

@@ -175,6 +175,34 @@ impl Worker {
     }
 }
 
+impl Worker {
+    /// Runs the worker in a task of its own until [`RunningWorker::stop`]
+    /// (tests and benchmarks that run it in-process).
+    pub fn spawn(self) -> RunningWorker {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let handle = tokio::spawn(self.run_until_stopped(async {
+            let _ = stopped.await;
+        }));
+        RunningWorker { stop, handle }
+    }
+}
+
+/// A worker running in a task of its own.
+pub struct RunningWorker {
+    /// Fires the shutdown.
+    stop: tokio::sync::oneshot::Sender<()>,
+    /// The worker's run.
+    handle: tokio::task::JoinHandle<Result<(), Fatal>>,
+}
+
+impl RunningWorker {
+    /// Signals shutdown and waits until the worker has drained.
+    pub async fn stop(self) -> Result<(), Fatal> {
+        let _ = self.stop.send(());
+        self.handle.await.unwrap_or_else(|join| Err(Fatal::Supervisor(join.to_string())))
+    }
+}
+
 /// Why the worker stopped on its own.
 #[derive(Debug, thiserror::Error)]
 pub enum Fatal {

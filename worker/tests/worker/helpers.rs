@@ -9,8 +9,6 @@ use std::time::{Duration, Instant};
 
 use chrono::{SubsecRound, Utc};
 use sqlx::postgres::PgConnectOptions;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use uuid::Uuid;
 use xentri_core::dlq::DeadLetter;
 use xentri_core::{Actor, EventEnvelope, EventType, Settings};
@@ -67,35 +65,20 @@ pub fn settings(database_url: &str, prefix: &str, extra: &[(&str, &str)]) -> Set
 
 /// A worker running in-process.
 pub struct TestWorker {
-    stop: Option<oneshot::Sender<()>>,
-    handle: Option<JoinHandle<()>>,
+    running: xentri_worker::app::RunningWorker,
 }
 
 pub async fn start(settings: Settings, handlers: Vec<Arc<dyn Handler>>) -> TestWorker {
     // Logs go to the captured output, shown when a test fails (RUST_LOG widens them).
     xentri_core::telemetry::init(&settings.telemetry);
     let worker = Worker::build(settings, handlers).await.expect("worker builds");
-    let (tx, rx) = oneshot::channel::<()>();
-    let handle = tokio::spawn(async move {
-        worker
-            .run_until_stopped(async {
-                let _ = rx.await;
-            })
-            .await
-            .expect("the worker runs until stopped")
-    });
-    TestWorker { stop: Some(tx), handle: Some(handle) }
+    TestWorker { running: worker.spawn() }
 }
 
 impl TestWorker {
     /// Signals shutdown and waits until the worker has drained.
-    pub async fn stop(mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(handle) = self.handle.take() {
-            handle.await.expect("worker stops cleanly");
-        }
+    pub async fn stop(self) {
+        self.running.stop().await.expect("worker stops cleanly");
     }
 }
 
