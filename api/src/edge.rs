@@ -48,6 +48,8 @@ pub struct Edge {
     routes: BoxedFilter<(warp::reply::Response,)>,
     /// Largest accepted body, in bytes.
     body_limit: usize,
+    /// Most requests answered at once; more are shed.
+    max_concurrent: usize,
     /// Requests being answered right now.
     in_flight: Arc<AtomicUsize>,
 }
@@ -56,9 +58,10 @@ pub struct Edge {
 struct InFlight(Arc<AtomicUsize>);
 
 impl InFlight {
-    fn enter(count: &Arc<AtomicUsize>) -> Self {
-        count.fetch_add(1, Ordering::SeqCst);
-        Self(count.clone())
+    /// Counts one more request; also returns how many there are with it.
+    fn enter(count: &Arc<AtomicUsize>) -> (Self, usize) {
+        let before = count.fetch_add(1, Ordering::SeqCst);
+        (Self(count.clone()), before + 1)
     }
 }
 
@@ -69,10 +72,16 @@ impl Drop for InFlight {
 }
 
 impl Edge {
-    /// Serves `routes` with bodies bounded by `body_limit` bytes, counting
-    /// requests in flight in `in_flight`.
-    pub fn new(routes: BoxedFilter<(warp::reply::Response,)>, body_limit: usize, in_flight: Arc<AtomicUsize>) -> Self {
-        Self { routes, body_limit, in_flight }
+    /// Serves `routes` with bodies bounded by `body_limit` bytes, at most
+    /// `max_concurrent` requests at once, counting requests in flight in
+    /// `in_flight`.
+    pub fn new(
+        routes: BoxedFilter<(warp::reply::Response,)>,
+        body_limit: usize,
+        max_concurrent: usize,
+        in_flight: Arc<AtomicUsize>,
+    ) -> Self {
+        Self { routes, body_limit, max_concurrent, in_flight }
     }
 
     /// Answers one request. Never fails: every outcome is a response.
@@ -82,7 +91,7 @@ impl Edge {
         B::Error: Into<BoxError>,
     {
         let started = Instant::now();
-        let _in_flight = InFlight::enter(&self.in_flight);
+        let (_in_flight, in_flight) = InFlight::enter(&self.in_flight);
         let trace = TraceContext::from_headers(request.headers());
         let lang = Lang::from_headers(request.headers());
         let method = request.method().clone();
@@ -95,8 +104,17 @@ impl Edge {
             org_id = field::Empty,
             user_id = field::Empty,
         );
-        let context = RequestContext { trace: trace.clone(), lang };
-        let response = self.route(request, context).instrument(span.clone()).await;
+        let response = if in_flight > self.max_concurrent && !always_answered(request.uri().path()) {
+            // Shed at once: queueing past the limit only turns overload into
+            // timeouts for everyone. The request has done nothing yet.
+            boxed(
+                Problem::new(ProblemKind::Overloaded, "Too many requests are being answered; retry shortly")
+                    .into_response(),
+            )
+        } else {
+            let context = RequestContext { trace: trace.clone(), lang };
+            self.route(request, context).instrument(span.clone()).await
+        };
         let response = finish(response, lang, &trace);
         let status = response.status().as_u16();
         let elapsed = started.elapsed();
@@ -142,6 +160,12 @@ impl Edge {
             }
         }
     }
+}
+
+/// The operational routes, answered even when the api sheds load: an
+/// orchestrator must still see that the api is alive.
+fn always_answered(path: &str) -> bool {
+    path == "/metrics" || path == "/health" || path.starts_with("/health/")
 }
 
 /// Reads the whole body, refusing more than `limit` bytes whether or not a
@@ -195,7 +219,7 @@ fn finish(mut response: Response<Body>, lang: Lang, trace: &TraceContext) -> Res
         parts.headers.insert(CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         parts.headers.insert(CONTENT_LANGUAGE, HeaderValue::from_static(lang.code()));
         parts.headers.remove(CONTENT_LENGTH);
-        if problem.kind == ProblemKind::ServiceUnavailable {
+        if problem.kind.status() == http::StatusCode::SERVICE_UNAVAILABLE {
             // Every 503 is worth retrying soon: the database is briefly away,
             // the api is shutting down or shedding load.
             parts.headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
@@ -229,7 +253,7 @@ mod tests {
             .recover(crate::problem::recover)
             .unify()
             .boxed();
-        let edge = Edge::new(routes, 1024, Arc::default());
+        let edge = Edge::new(routes, 1024, 16, Arc::default());
         for lang in ["en", "fr"] {
             let request =
                 Request::get("/boom").header("accept-language", lang).body(Full::new(Bytes::new())).expect("request");
@@ -245,11 +269,48 @@ mod tests {
     #[tokio::test]
     async fn chunked_bodies_over_the_limit_are_413() {
         let routes = warp::any().map(|| warp::reply().into_response()).boxed();
-        let edge = Edge::new(routes, 8, Arc::default());
+        let edge = Edge::new(routes, 8, 16, Arc::default());
         // No Content-Length: the limit must hold while reading.
         let request = Request::post("/").body(Full::new(Bytes::from_static(b"0123456789"))).expect("request");
         let (response, body) = call(&edge, request).await;
         assert_eq!(response.status(), 413);
         assert_eq!(body["type"], "https://xentri.io/errors/payload-too-large");
+    }
+
+    #[tokio::test]
+    async fn past_the_concurrency_limit_requests_are_shed_with_503_and_retry_after() {
+        let release = Arc::new(tokio::sync::Notify::new());
+        let held = release.clone();
+        let routes = warp::path!("slow")
+            .then(move || {
+                let held = held.clone();
+                async move {
+                    held.notified().await;
+                    warp::reply().into_response()
+                }
+            })
+            .or(warp::path!("health").map(|| warp::reply().into_response()))
+            .unify()
+            .boxed();
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let edge = Edge::new(routes, 1024, 1, in_flight.clone());
+        let first = tokio::spawn({
+            let edge = edge.clone();
+            async move { call(&edge, Request::get("/slow").body(Full::new(Bytes::new())).expect("request")).await }
+        });
+        while in_flight.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        let (shed, body) = call(&edge, Request::get("/slow").body(Full::new(Bytes::new())).expect("request")).await;
+        assert_eq!(shed.status(), 503);
+        assert_eq!(shed.headers()[RETRY_AFTER], "1");
+        assert_eq!(body["type"], "https://xentri.io/errors/overloaded");
+        insta::assert_json_snapshot!("overloaded", body, {".trace_id" => "[trace_id]"});
+        let (health, _) = call(&edge, Request::get("/health").body(Full::new(Bytes::new())).expect("request")).await;
+        assert_eq!(health.status(), 200, "/health answers while the api sheds load");
+        release.notify_one();
+        let (answered, _) = first.await.expect("the first request's task");
+        assert_eq!(answered.status(), 200, "the request within the limit is answered");
+        assert_eq!(in_flight.load(Ordering::SeqCst), 0);
     }
 }

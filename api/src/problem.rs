@@ -45,11 +45,13 @@ pub enum ProblemKind {
     Internal,
     /// 503: a dependency is down.
     ServiceUnavailable,
+    /// 503: more requests are being answered than `api.max_concurrent_requests`.
+    Overloaded,
 }
 
 impl ProblemKind {
     /// Every kind, for tests and documentation.
-    pub const ALL: [ProblemKind; 13] = [
+    pub const ALL: [ProblemKind; 14] = [
         ProblemKind::MalformedRequest,
         ProblemKind::IdempotencyKeyRequired,
         ProblemKind::Unauthorized,
@@ -63,6 +65,7 @@ impl ProblemKind {
         ProblemKind::IdempotencyKeyReused,
         ProblemKind::Internal,
         ProblemKind::ServiceUnavailable,
+        ProblemKind::Overloaded,
     ];
 
     /// The HTTP status.
@@ -78,7 +81,7 @@ impl ProblemKind {
             ProblemKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ProblemKind::ValidationFailed | ProblemKind::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             ProblemKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-            ProblemKind::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ProblemKind::ServiceUnavailable | ProblemKind::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -98,6 +101,7 @@ impl ProblemKind {
             ProblemKind::IdempotencyKeyReused => "idempotency-key-reused",
             ProblemKind::Internal => "internal",
             ProblemKind::ServiceUnavailable => "service-unavailable",
+            ProblemKind::Overloaded => "overloaded",
         }
     }
 
@@ -172,6 +176,10 @@ impl ProblemKind {
             (ServiceUnavailable, De) => "Dienst nicht verfügbar",
             (ServiceUnavailable, Fr) => "Service indisponible",
             (ServiceUnavailable, Es) => "Servicio no disponible",
+            (Overloaded, En) => "Overloaded",
+            (Overloaded, De) => "Überlastet",
+            (Overloaded, Fr) => "Surchargé",
+            (Overloaded, Es) => "Sobrecargado",
         }
     }
 }

@@ -113,6 +113,7 @@ impl Application {
         let edge = Edge::new(
             crate::routes::routes(state.clone()),
             state.settings.api.body_limit_bytes,
+            state.settings.api.max_concurrent_requests,
             state.in_flight.clone(),
         );
         let graceful = GracefulShutdown::new();

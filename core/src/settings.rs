@@ -220,6 +220,11 @@ pub struct ApiSettings {
     pub append_writers: usize,
     /// Most appends written in one batch, one transaction.
     pub append_batch_max: usize,
+    /// Most requests answered at once; past it a request is answered at once
+    /// with a 503 `overloaded` problem and `Retry-After` instead of waiting in
+    /// a queue without bound. `/health`, `/health/ready` and `/metrics` are
+    /// never refused.
+    pub max_concurrent_requests: usize,
 }
 
 impl ApiSettings {

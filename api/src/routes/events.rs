@@ -114,7 +114,7 @@ fn context() -> impl Filter<Extract = (RequestContext,), Error = std::convert::I
         (status = 415, description = "Body is not application/json", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields (`errors` lists them), or the key was used with another request", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 500, description = "An unexpected failure (logged with the trace id); nothing more is disclosed", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable, or the api is shutting down", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unavailable, the api is shutting down, or it sheds load (`overloaded`); always with `Retry-After`", body = ProblemDocument, content_type = "application/problem+json"),
     ))]
 pub fn append(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Response,)> {
     warp::path!("api" / "v1" / "events")
@@ -139,7 +139,7 @@ pub fn append(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Respons
         (status = 401, description = "No valid token", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 403, description = "x-org-id names an org the token does not grant", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 500, description = "An unexpected failure (logged with the trace id); nothing more is disclosed", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unavailable, or the api sheds load (`overloaded`); always with `Retry-After`", body = ProblemDocument, content_type = "application/problem+json"),
     ))]
 pub fn list(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Response,)> {
     warp::path!("api" / "v1" / "events")
@@ -163,7 +163,7 @@ pub fn list(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Response,
         (status = 403, description = "x-org-id names an org the token does not grant", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 404, description = "No such event in this org", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 500, description = "An unexpected failure (logged with the trace id); nothing more is disclosed", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unavailable, or the api sheds load (`overloaded`); always with `Retry-After`", body = ProblemDocument, content_type = "application/problem+json"),
     ))]
 pub fn get(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Response,)> {
     warp::path!("api" / "v1" / "events" / String)
