@@ -13,8 +13,9 @@ use xentri_core::stream::StreamEntry;
 
 use super::Shared;
 use super::acker::{self, Ack};
+use super::batch::{self, Handled};
 use super::process;
-use crate::handler::Handler;
+use crate::handler::{Handler, HandlerError, Store};
 
 /// Everything a lane's tasks need.
 pub struct Lane {
@@ -233,12 +234,20 @@ fn spawn_batch(
     let shutdown = shutdown.clone();
     tasks.spawn(async move {
         crate::pause::reached("lane.batch").await;
-        let processed = process::processed_batch(&lane, &batch).await;
-        let work = batch
-            .into_iter()
-            .zip(processed)
-            .zip(permits)
-            .map(|((entry, processed), permit)| run_entry(&lane, entry, 1, processed, permit, &shutdown));
+        let (processed, handled) = match lane.handler.store() {
+            Store::Redis => (process::processed_batch(&lane, &batch).await, Vec::new()),
+            Store::Postgres => (vec![None; batch.len()], batch::handle(&lane, &batch).await),
+        };
+        let mut handled = handled.into_iter();
+        let mut work = Vec::with_capacity(batch.len());
+        for ((entry, processed), permit) in batch.into_iter().zip(processed).zip(permits) {
+            match handled.next().unwrap_or(Handled::Individually(None)) {
+                Handled::Done => finished(&lane, &entry.id, permit),
+                Handled::Individually(earlier) => {
+                    work.push(run_entry(&lane, entry, 1, processed, earlier, permit, &shutdown));
+                }
+            }
+        }
         futures_util::future::join_all(work).await;
     });
 }
@@ -257,7 +266,7 @@ fn spawn(
     }
     let lane = lane.clone();
     let shutdown = shutdown.clone();
-    tasks.spawn(async move { run_entry(&lane, entry, deliveries, processed, permit, &shutdown).await });
+    tasks.spawn(async move { run_entry(&lane, entry, deliveries, processed, None, permit, &shutdown).await });
 }
 
 /// Processes one entry, then forgets it as in flight and frees its room.
@@ -266,13 +275,19 @@ async fn run_entry(
     entry: StreamEntry,
     deliveries: usize,
     processed: Option<bool>,
+    earlier: Option<HandlerError>,
     permit: tokio::sync::OwnedSemaphorePermit,
     shutdown: &CancellationToken,
 ) {
     let id = entry.id.clone();
-    process::process(lane, entry, deliveries, processed, shutdown).await;
+    process::process(lane, entry, deliveries, processed, earlier, shutdown).await;
+    finished(lane, &id, permit);
+}
+
+/// Forgets entry `id` as in flight and frees its room.
+fn finished(lane: &Lane, id: &str, permit: tokio::sync::OwnedSemaphorePermit) {
     if let Ok(mut in_flight) = lane.in_flight.lock() {
-        in_flight.remove(&id);
+        in_flight.remove(id);
     }
     drop(permit);
 }

@@ -8,6 +8,7 @@
 //! and its processed record is written, or after it is in the DLQ.
 
 pub mod acker;
+pub mod batch;
 pub mod lane;
 pub mod process;
 pub mod retry;

@@ -66,13 +66,14 @@ pub async fn processed_batch(lane: &Lane, entries: &[StreamEntry]) -> Vec<Option
 }
 
 /// Marks an event as being handled by a lane until dropped.
-struct EventClaim<'a> {
+pub(super) struct EventClaim<'a> {
     lane: &'a Lane,
     event_id: uuid::Uuid,
 }
 
 impl<'a> EventClaim<'a> {
-    fn take(lane: &'a Lane, event_id: uuid::Uuid) -> Option<Self> {
+    /// Claims `event_id` for this lane; `None` while it is claimed already.
+    pub(super) fn take(lane: &'a Lane, event_id: uuid::Uuid) -> Option<Self> {
         let mut events = lane.events_in_flight.lock().ok()?;
         // `then`, not `then_some`: a claim built and dropped here would unlock
         // the set it is being built under.
@@ -96,12 +97,15 @@ enum Outcome {
 /// Processes one delivery of `entry`. Never panics on bad input; never loses
 /// the entry: it ends acked, dead-lettered, or still pending. `processed` is
 /// the Redis processed record's state when the caller already looked it up
-/// (for a whole read batch in one round trip).
+/// (for a whole read batch in one round trip); `earlier` is the failure of
+/// an attempt already made (in a batch's transaction), which counts as the
+/// first.
 pub async fn process(
     lane: &Lane,
     entry: StreamEntry,
     deliveries: usize,
     processed: Option<bool>,
+    earlier: Option<HandlerError>,
     shutdown: &CancellationToken,
 ) {
     let (stream, group) = (lane.stream.as_str(), lane.group.as_str());
@@ -130,7 +134,7 @@ pub async fn process(
     // held while suspended would make whatever runs next on this thread a
     // child of this entry (wrong fields on its logs, and a chain of spans that
     // grows by one per entry until dropping it overflows the stack).
-    handle(lane, &entry, &event, processed, shutdown).instrument(span).await;
+    handle(lane, &entry, &event, processed, earlier, shutdown).instrument(span).await;
 }
 
 /// Runs the group's handler for a decoded event of its type: claim, skip what
@@ -140,6 +144,7 @@ async fn handle(
     entry: &StreamEntry,
     event: &EventEnvelope,
     processed: Option<bool>,
+    earlier: Option<HandlerError>,
     shutdown: &CancellationToken,
 ) {
     let Some(_claim) = EventClaim::take(lane, event.id) else {
@@ -161,15 +166,22 @@ async fn handle(
         return;
     }
     let mut delays = retry::delays(&lane.shared.settings.worker.retry);
-    let mut attempt = 0;
+    let mut attempt = u32::from(earlier.is_some());
+    let mut earlier = earlier.map(Err);
     loop {
-        attempt += 1;
-        let started = Instant::now();
-        let result = {
-            let _active = lane.active.acquire().await;
-            run_handler(lane, entry, event, attempt, store).await
+        let result = match earlier.take() {
+            Some(result) => result,
+            None => {
+                attempt += 1;
+                let started = Instant::now();
+                let result = {
+                    let _active = lane.active.acquire().await;
+                    run_handler(lane, entry, event, attempt, store).await
+                };
+                lane.metrics.handler_ran(started.elapsed());
+                result
+            }
         };
-        lane.metrics.handler_ran(started.elapsed());
         match result {
             Ok(Outcome::Done) => {
                 crate::pause::reached("entry.handled").await;
@@ -270,7 +282,8 @@ async fn already_processed(lane: &Lane, event: &EventEnvelope) -> bool {
     })
 }
 
-async fn ack(lane: &Lane, entry_id: &str, processed_key: Option<String>) {
+/// Queues `entry_id`'s ack (after its Redis processed record, if any).
+pub(super) async fn ack(lane: &Lane, entry_id: &str, processed_key: Option<String>) {
     // Only fails when the acker is gone, i.e. the lane is being torn down; the
     // entry then stays pending and is delivered again.
     let _ = lane.acks.send(Ack { entry_id: entry_id.to_owned(), processed_key }).await;

@@ -5,6 +5,7 @@ mod helpers;
 
 mod alerts;
 mod audit;
+mod batch;
 mod logging;
 mod relay;
 mod runtime;

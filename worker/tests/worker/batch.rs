@@ -1,0 +1,113 @@
+//! Postgres-store groups handle a read batch in one transaction; a failure in
+//! it rolls the batch back and every entry is handled on its own, the failing
+//! one continuing with its next attempt.
+
+use std::sync::Arc;
+
+use sqlx::PgPool;
+use uuid::Uuid;
+use xentri_worker::handler::Store;
+
+use crate::helpers::{
+    Recorder, Step, database_url, entries, event, eventually, pending, prefix, redis, settings, start, xadd_event, xlen,
+};
+
+const BACKLOG: i64 = 50;
+
+/// A Postgres-store recorder, with a backlog of `BACKLOG` events of one org
+/// (seq 0, 1, …) waiting on the stream before the worker starts, so that the
+/// first read takes them all.
+async fn backlog_then_start(
+    pool: &PgPool,
+    group: &str,
+    script: &[Step],
+) -> (crate::helpers::TestWorker, Arc<Recorder>, String, Vec<xentri_core::EventEnvelope>) {
+    let mut recorder = Recorder::new(group).script(script);
+    recorder.store = Store::Postgres;
+    let recorder = Arc::new(recorder);
+    let prefix = prefix();
+    let mut conn = redis().await;
+    let org = Uuid::new_v4();
+    let sent: Vec<_> = (0..BACKLOG).map(|seq| event(org, seq)).collect();
+    for event in &sent {
+        xadd_event(&mut conn, &format!("{prefix}events:work"), event).await;
+    }
+    let handlers = vec![recorder.clone() as Arc<dyn xentri_worker::handler::Handler>];
+    let worker = start(settings(&database_url(&pool.connect_options()), &prefix, &[]), handlers).await;
+    (worker, recorder, prefix, sent)
+}
+
+async fn processed(pool: &PgPool, group: &str) -> (i64, i64) {
+    sqlx::query_as("SELECT count(*), count(DISTINCT processed_at) FROM processed_events WHERE group_name = $1")
+        .bind(group)
+        .fetch_one(pool)
+        .await
+        .expect("processed records")
+}
+
+async fn counted(pool: &PgPool, org: Uuid) -> i64 {
+    sqlx::query_scalar("SELECT coalesce(sum(count), 0)::bigint FROM event_counts WHERE org_id = $1")
+        .bind(org)
+        .fetch_one(pool)
+        .await
+        .expect("event counts")
+}
+
+#[sqlx::test(migrator = "xentri_core::MIGRATOR")]
+async fn a_read_batch_of_a_postgres_group_commits_in_one_transaction(pool: PgPool) {
+    let (worker, recorder, prefix, sent) = backlog_then_start(&pool, "pg_batch", &[]).await;
+    let work = format!("{prefix}events:work");
+    let conn = redis().await;
+    eventually("the backlog handled and acked", || async {
+        pending(&mut conn.clone(), &work, "pg_batch").await == 0 && processed(&pool, "pg_batch").await.0 == BACKLOG
+    })
+    .await;
+    let (records, transactions) = processed(&pool, "pg_batch").await;
+    assert_eq!(records, BACKLOG, "one processed record per event");
+    // now() is the transaction's start: one value means one transaction.
+    assert_eq!(transactions, 1, "the {BACKLOG} entries of one read committed in one transaction");
+    assert_eq!(counted(&pool, sent[0].org_id).await, BACKLOG);
+    assert_eq!(recorder.calls().len(), BACKLOG as usize, "each handler ran once");
+    worker.stop().await;
+}
+
+#[sqlx::test(migrator = "xentri_core::MIGRATOR")]
+async fn a_permanent_failure_in_a_batch_dead_letters_that_entry_alone(pool: PgPool) {
+    // Handling order is (org, type, seq): the third call is the event of seq 2.
+    let (worker, recorder, prefix, sent) =
+        backlog_then_start(&pool, "pg_strict", &[Step::Ok, Step::Ok, Step::Permanent]).await;
+    let (work, dlq) = (format!("{prefix}events:work"), format!("{prefix}events:dlq"));
+    let mut conn = redis().await;
+    eventually("the rest handled, the failing entry dead-lettered", || async {
+        let mut c = conn.clone();
+        pending(&mut c, &work, "pg_strict").await == 0
+            && xlen(&mut c, &dlq).await == 1
+            && processed(&pool, "pg_strict").await.0 == BACKLOG - 1
+    })
+    .await;
+    let dead = entries(&mut conn, &dlq).await.remove(0);
+    assert_eq!(dead.decode().expect("the dead letter keeps the event"), sent[2]);
+    assert_eq!(dead.get("dlq_attempts"), Some("1"), "the attempt in the batch counts: not run again");
+    let failing = recorder.calls().iter().filter(|c| c.event_id == sent[2].id).count();
+    assert_eq!(failing, 1, "a permanent failure is not retried");
+    assert_eq!(counted(&pool, sent[0].org_id).await, BACKLOG - 1, "the rolled-back effects happened once each");
+    worker.stop().await;
+}
+
+#[sqlx::test(migrator = "xentri_core::MIGRATOR")]
+async fn a_transient_failure_in_a_batch_continues_with_that_entrys_second_attempt(pool: PgPool) {
+    let (worker, recorder, prefix, sent) = backlog_then_start(&pool, "pg_retry", &[Step::Ok, Step::Transient]).await;
+    let (work, dlq) = (format!("{prefix}events:work"), format!("{prefix}events:dlq"));
+    let mut conn = redis().await;
+    eventually("every entry handled", || async {
+        pending(&mut conn.clone(), &work, "pg_retry").await == 0 && processed(&pool, "pg_retry").await.0 == BACKLOG
+    })
+    .await;
+    let attempts: Vec<u32> = recorder.calls().iter().filter(|c| c.event_id == sent[1].id).map(|c| c.attempt).collect();
+    assert_eq!(attempts, [1, 2], "the failed attempt in the batch was the first");
+    let others: Vec<u32> = recorder.calls().iter().filter(|c| c.event_id == sent[3].id).map(|c| c.attempt).collect();
+    assert_eq!(others, [1], "an entry after the failure had no attempt in the batch");
+    assert_eq!(counted(&pool, sent[0].org_id).await, BACKLOG, "exactly once each after the rollback");
+    assert_eq!(xlen(&mut conn, &dlq).await, 0);
+    worker.stop().await;
+}
