@@ -1,10 +1,16 @@
 //! End-to-end tests of the built binaries and of the api and worker together;
-//! see `tests/e2e.rs`, `tests/flow.rs` and `tests/kill.rs`. This library holds
-//! what they share: where things are, unique Redis prefixes, polling with a
-//! deadline, and reading a stream's consumer groups; [`processes`] runs the
-//! built binaries on a database of their own.
+//! see `tests/e2e.rs`, `tests/flow.rs`, `tests/kill.rs` and `tests/outage.rs`.
+//! This library holds what they share: where things are, unique Redis
+//! prefixes, polling with a deadline, and reading a stream's consumer groups;
+//! [`processes`] runs the built binaries on a database of their own,
+//! [`services`] runs PostgreSQL and Redis servers a test may stop, [`load`]
+//! posts through the api as clients do, and [`drills`] are the recovery
+//! drills that `tests/outage.rs` and `scripts/bench outage` run.
 
+pub mod drills;
+pub mod load;
 pub mod processes;
+pub mod services;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -25,10 +31,12 @@ pub fn config_dir() -> PathBuf {
 }
 
 /// A built binary of the workspace (`./scripts/test` builds them first), in
-/// the workspace's target directory or `$CARGO_TARGET_DIR`.
+/// the workspace's target directory or `$CARGO_TARGET_DIR`: the debug build,
+/// or the profile `XENTRI_E2E_PROFILE` names (`release` for the benches).
 pub fn binary(name: &str) -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace().join("target"));
-    let path = target.join("debug").join(name);
+    let profile = std::env::var("XENTRI_E2E_PROFILE").unwrap_or_else(|_| "debug".to_owned());
+    let path = target.join(profile).join(name);
     assert!(path.exists(), "{} is missing: run `cargo build --workspace --bins` first", path.display());
     path
 }

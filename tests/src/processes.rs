@@ -33,7 +33,14 @@ impl Database {
     pub async fn create(label: &str) -> Self {
         let base = std::env::var("DATABASE_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/xentri_test".to_owned());
-        let server = PgConnectOptions::from_str(&base).expect("DATABASE_URL is a PostgreSQL URL").database("postgres");
+        Self::create_on(&base, label).await
+    }
+
+    /// Creates and migrates it with `api migrate` on the server of `base`
+    /// (any database URL of that server, as the superuser), e.g. a
+    /// [`crate::services::PrivatePostgres`] cluster.
+    pub async fn create_on(base: &str, label: &str) -> Self {
+        let server = PgConnectOptions::from_str(base).expect("a PostgreSQL URL").database("postgres");
         let name = format!("xentri_{label}_{}", Uuid::new_v4().simple());
         let url = format!("postgres://{}@{}:{}/{name}", server.get_username(), server.get_host(), server.get_port());
         let output = Command::new(binary("api"))
@@ -206,6 +213,34 @@ pub async fn start_worker(
     let running = worker.wait_for("worker running", START_STOP_WITHIN).await;
     worker.ops = running["ops"].as_str().map(str::to_owned);
     worker
+}
+
+/// Starts the `api` binary on `database_url` and `redis_url` with key prefix
+/// `prefix`, the test profile, its start and stop lines logged (not a line per
+/// request), and `env` on top (e.g. `XENTRI_API__PORT`, 0 by default); waits
+/// until it logs `api listening` and returns it with its base URL.
+pub async fn start_api(
+    database_url: &str,
+    redis_url: &str,
+    prefix: &str,
+    env: &[(&str, &str)],
+    log: Arc<Mutex<Vec<String>>>,
+) -> (Process, String) {
+    let mut command = Command::new(binary("api"));
+    command
+        .env("DATABASE_URL", database_url)
+        .env("REDIS_URL", redis_url)
+        .env("XENTRI_REDIS__KEY_PREFIX", prefix)
+        .env("XENTRI_API__PORT", "0")
+        .env("XENTRI_DATABASE__MIGRATE_ON_START", "false")
+        .env("XENTRI_TELEMETRY__LOG_FILTER", "warn,api=info");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let mut api = Process::spawn("api", command, log);
+    let listening = api.wait_for("api listening", START_STOP_WITHIN).await;
+    let address = listening["address"].as_str().expect("`api listening` carries the address").to_owned();
+    (api, format!("http://{address}"))
 }
 
 /// The types a seeded backlog cycles through: three that `cache_invalidation`
