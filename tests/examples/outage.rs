@@ -9,6 +9,7 @@
 //! ```
 //!
 //! Environment: `XENTRI_E2E_PROFILE=release` to run the release binaries;
+//! `OUTAGE_FORM=short` for the tests' form (to repeat one drill);
 //! `OUTAGE_SECONDS` (10), `OUTAGE_WRITERS` (10), `OUTAGE_SPIKE_TO` (200),
 //! `OUTAGE_SPIKE_RAMP_SECONDS` (10), `OUTAGE_MAX_CONCURRENT_REQUESTS` (64).
 
@@ -30,7 +31,8 @@ fn env_number(name: &str) -> Option<u64> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let mut params = Params::full();
+    let mut params =
+        if std::env::var("OUTAGE_FORM").as_deref() == Ok("short") { Params::short() } else { Params::full() };
     if let Some(n) = env_number("OUTAGE_SECONDS") {
         params.outage = Duration::from_secs(n);
     }

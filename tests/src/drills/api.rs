@@ -15,7 +15,7 @@ use crate::services::{Persistence, free_port};
 /// port after `params.api_down`; writers retry their keys meanwhile.
 pub async fn api_killed(params: &Params) -> Report {
     let mut report = Report::new("api killed");
-    let scene = Scene::new(Persistence::None).await;
+    let scene = Scene::new(Persistence::None, params).await;
     let port = free_port().to_string();
     let (mut api, base) = scene.api(&[("XENTRI_API__PORT", &port)]).await;
     let mut worker = scene.worker(&[]).await;
@@ -100,7 +100,7 @@ pub async fn api_killed(params: &Params) -> Report {
 /// `api.max_concurrent_requests` = `params.max_concurrent_requests`.
 pub async fn spike(params: &Params) -> Report {
     let mut report = Report::new("spike");
-    let scene = Scene::new(Persistence::None).await;
+    let scene = Scene::new(Persistence::None, params).await;
     let limit = params.max_concurrent_requests.to_string();
     let (mut api, base) = scene.api(&[("XENTRI_API__MAX_CONCURRENT_REQUESTS", &limit)]).await;
     let mut load = scene.load(&base, "spike", None).await;

@@ -52,6 +52,10 @@ pub struct Params {
     pub recover_within: Duration,
     /// The most the pipeline may take to catch up once everything is back.
     pub settle_within: Duration,
+    /// The worker's `worker.visibility_timeout_ms` (`None`: the configured
+    /// 30 s): entries whose acks were given up while Redis was away are
+    /// delivered again after it.
+    pub visibility_timeout: Option<Duration>,
     /// Spike: connections before and after.
     pub spike_from: usize,
     /// Spike: connections at the top.
@@ -80,6 +84,7 @@ impl Params {
             hang_slack: Duration::from_millis(1500),
             recover_within: Duration::from_secs(5),
             settle_within: Duration::from_secs(60),
+            visibility_timeout: Some(Duration::from_secs(2)),
             spike_from: 10,
             spike_to: 200,
             spike_base: Duration::from_secs(1),
@@ -102,6 +107,7 @@ impl Params {
             hang_slack: Duration::from_millis(1500),
             recover_within: Duration::from_secs(5),
             settle_within: Duration::from_secs(180),
+            visibility_timeout: None,
             spike_from: 10,
             spike_to: 200,
             spike_base: Duration::from_secs(5),

@@ -13,7 +13,7 @@ use super::Scene;
 /// the worker running, started again after `params.outage`.
 pub async fn postgres_stopped(params: &Params) -> Report {
     let mut report = Report::new("postgres stopped");
-    let scene = Scene::new(Persistence::None).await;
+    let scene = Scene::new(Persistence::None, params).await;
     let acquire = params.acquire_timeout.as_millis().to_string();
     let (mut api, base) = scene.api(&[("XENTRI_DATABASE__ACQUIRE_TIMEOUT_MS", &acquire)]).await;
     let mut worker = scene.worker(&[]).await;

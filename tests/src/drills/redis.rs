@@ -35,7 +35,7 @@ async fn redis_recovery(scene: &Scene, report: &mut Report, name: &str, params: 
 /// `params.outage`, under write load with the worker running.
 pub async fn redis_unavailable(params: &Params) -> Report {
     let mut report = Report::new("redis paused and stopped");
-    let mut scene = Scene::new(Persistence::Aof).await;
+    let mut scene = Scene::new(Persistence::Aof, params).await;
     let (mut api, base) = scene.api(&[]).await;
     let mut worker = scene.worker(&[]).await;
     let mut load = scene.load(&base, "redis", Some((params.writers, params.write_rate))).await;
@@ -121,7 +121,7 @@ pub async fn redis_unavailable(params: &Params) -> Report {
 /// lost events back, as on-call runs it.
 pub async fn redis_restarted_empty(params: &Params) -> Report {
     let mut report = Report::new("redis restarted empty");
-    let mut scene = Scene::new(Persistence::None).await;
+    let mut scene = Scene::new(Persistence::None, params).await;
     let (mut api, base) = scene.api(&[]).await;
     // A slow event_counts, so that it is behind when Redis goes.
     let mut worker = scene.worker(&[("XENTRI_WORKER__GROUPS__EVENT_COUNTS__CONCURRENCY", "1")]).await;

@@ -11,7 +11,7 @@ use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use uuid::Uuid;
 
-use super::Report;
+use super::{Params, Report};
 use crate::load::{self, Answer, Kind, Load, Options, TYPES};
 use crate::processes::{Database, Process, start_api, start_worker};
 use crate::services::{Persistence, PrivatePostgres, PrivateRedis};
@@ -32,13 +32,15 @@ pub struct Scene {
     pub db: PgPool,
     /// The orgs events are posted for.
     pub orgs: Vec<Uuid>,
+    /// Settings every worker of the drill starts with.
+    worker_env: Vec<(&'static str, String)>,
     api_log: Arc<Mutex<Vec<String>>>,
     worker_log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Scene {
     /// Starts the servers and migrates a database with `api migrate`.
-    pub async fn new(redis: Persistence) -> Self {
+    pub async fn new(redis: Persistence, params: &Params) -> Self {
         let (postgres, redis) = tokio::join!(PrivatePostgres::start(), PrivateRedis::start(redis));
         let database = Database::create_on(&postgres.url("postgres"), "drill").await;
         let db = PgPoolOptions::new()
@@ -53,6 +55,16 @@ impl Scene {
             database_url: database.url,
             db,
             orgs: (0..4).map(|_| Uuid::now_v7()).collect(),
+            worker_env: params
+                .visibility_timeout
+                .map(|timeout| {
+                    let ms = timeout.as_millis() as u64;
+                    vec![
+                        ("XENTRI_WORKER__VISIBILITY_TIMEOUT_MS", ms.to_string()),
+                        ("XENTRI_WORKER__RECLAIM_INTERVAL_MS", (ms / 4).max(50).to_string()),
+                    ]
+                })
+                .unwrap_or_default(),
             api_log: Arc::default(),
             worker_log: Arc::default(),
         }
@@ -67,6 +79,7 @@ impl Scene {
     pub async fn worker(&self, env: &[(&str, &str)]) -> Process {
         let redis_url = self.redis.url();
         let mut all = vec![("REDIS_URL", redis_url.as_str()), ("XENTRI_TELEMETRY__LOG_FILTER", "warn,worker=info")];
+        all.extend(self.worker_env.iter().map(|(key, value)| (*key, value.as_str())));
         all.extend_from_slice(env);
         start_worker(&self.database_url, PREFIX, &all, self.worker_log.clone()).await
     }
