@@ -12,6 +12,13 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 const LATENCY_BUCKETS: [f64; 14] =
     [0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
 
+/// Relay lag buckets, in seconds: from a few milliseconds (a notified relay)
+/// to minutes (a backlog after an outage).
+const LAG_BUCKETS: [f64; 14] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0, 120.0, 600.0];
+
+/// Batch size buckets (appends per group-commit transaction).
+const BATCH_BUCKETS: [f64; 9] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
+
 /// How often histogram samples are folded into their buckets when nothing scrapes.
 const UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -34,8 +41,14 @@ impl Metrics {
     pub fn install() -> Self {
         INSTALLED
             .get_or_init(|| {
+                // Every histogram has fixed buckets (none is a summary): its
+                // memory is fixed, and buckets add up across instances.
                 let recorder = PrometheusBuilder::new()
                     .set_buckets_for_metric(Matcher::Suffix("_duration_seconds".into()), &LATENCY_BUCKETS)
+                    .and_then(|b| b.set_buckets_for_metric(Matcher::Full("relay_lag_seconds".into()), &LAG_BUCKETS))
+                    .and_then(|b| {
+                        b.set_buckets_for_metric(Matcher::Full("api_append_batch_size".into()), &BATCH_BUCKETS)
+                    })
                     .map(PrometheusBuilder::build_recorder);
                 let recorder = match recorder {
                     Ok(recorder) => recorder,

@@ -8,6 +8,12 @@ use xentri_core::Settings;
 use xentri_worker::app::{Worker, shutdown_signal};
 use xentri_worker::audit::cli;
 
+/// The api's allocator: every entry allocates and frees small buffers on
+/// whichever runtime thread polls it, and mimalloc gives freed memory back to
+/// the thread heap it came from instead of to one arena per thread.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = match cli::parse(std::env::args_os()) {

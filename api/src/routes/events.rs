@@ -212,7 +212,7 @@ async fn append_event(
             Appended::Created(stored) => {
                 state.outbox.committed();
                 metrics::counter!("events_appended_total").increment(1);
-                tracing::info!(event_id = %stored.id, seq = stored.seq, event_type = %stored.event_type, "event appended");
+                tracing::debug!(event_id = %stored.id, seq = stored.seq, event_type = %stored.event_type, "event appended");
                 let body = serde_json::to_string(&stored).map_err(|e| ApiError::Internal(e.into()))?;
                 return Ok(json_response(StatusCode::CREATED, body));
             }
