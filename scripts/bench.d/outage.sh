@@ -25,8 +25,8 @@ bench_outage() {
     started=$(date -u '+%Y-%m-%d %H:%M:%S UTC')
     load=$(cut -d' ' -f1-3 /proc/loadavg)
     log "outage drills: ${drills[*]:-postgres redis empty api spike} (figures in $OUTAGE_DIR/)"
-    # XENTRI_E2E_PROFILE: the drills start target/release/{api,worker}.
-    XENTRI_E2E_PROFILE=release timeout --kill-after=10 1800 ./target/release/examples/outage "${drills[@]}" \
+    # E2E_PROFILE: the drills start target/release/{api,worker}.
+    E2E_PROFILE=release timeout --kill-after=10 1800 ./target/release/examples/outage "${drills[@]}" \
         >"$OUTAGE_DIR/drills.jsonl" 2> >(tee "$OUTAGE_DIR/drills.log" >&2) || rc=$?
     [ -s "$OUTAGE_DIR/drills.jsonl" ] || die "the drills printed nothing (status $rc), see $OUTAGE_DIR/drills.log"
 
@@ -36,7 +36,8 @@ bench_outage() {
     if [ -n "$(git status --porcelain -- . ':(exclude)BENCHMARKS.md' 2>/dev/null)" ]; then
         commit="$commit+dirty"
     fi
-    pg_version=$("$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)/postgres" --version | awk '{ print $NF }')
+    pg_version=$("$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)/postgres" --version |
+        sed -n 's/.*(PostgreSQL) \([0-9.]*\).*/\1/p')
     redis_version=$(redis-server --version | sed -n 's/.* v=\([0-9.]*\).*/\1/p')
     table=$(python3 "$HELPERS/outage_report.py" "$OUTAGE_DIR/drills.jsonl")
     failed=$(python3 -c 'import json, sys

@@ -20,6 +20,11 @@ def statuses(figure):
     return f"{text} (slowest {figure.get('slowest_s', 0):.3f} s)" if text else "none"
 
 
+def short(text, at=240):
+    """`text`, cut at `at` characters (the whole of it is in drills.log)."""
+    return text if len(text) <= at else text[:at] + " …"
+
+
 def seconds(value):
     return "–" if value is None else f"{value:.2f} s"
 
@@ -57,7 +62,7 @@ def main():
         failed = [c for c in drill["checks"] if not c["held"]]
         checks = f"{len(drill['checks']) - len(failed)} of {len(drill['checks'])} held"
         if failed:
-            checks += ": **FAILED** " + "; ".join(f"{c['what']} ({c['found']})" for c in failed)
+            checks += ": **FAILED** " + "; ".join(f"{c['what']} ({short(c['found'])})" for c in failed)
         codes = statuses(f.get("answers"))
         if drill["drill"] == "postgres stopped":
             codes += f"; during the outage {statuses(f.get('answers_during_outage'))}"

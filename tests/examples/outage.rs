@@ -8,7 +8,7 @@
 //! outage [postgres] [redis] [empty] [api] [spike]    (none: all five)
 //! ```
 //!
-//! Environment: `XENTRI_E2E_PROFILE=release` to run the release binaries;
+//! Environment: `E2E_PROFILE=release` to run the release binaries;
 //! `OUTAGE_FORM=short` for the tests' form (to repeat one drill);
 //! `OUTAGE_SECONDS` (10), `OUTAGE_WRITERS` (10), `OUTAGE_SPIKE_TO` (200),
 //! `OUTAGE_SPIKE_RAMP_SECONDS` (10), `OUTAGE_MAX_CONCURRENT_REQUESTS` (64).

@@ -32,10 +32,11 @@ pub fn config_dir() -> PathBuf {
 
 /// A built binary of the workspace (`./scripts/test` builds them first), in
 /// the workspace's target directory or `$CARGO_TARGET_DIR`: the debug build,
-/// or the profile `XENTRI_E2E_PROFILE` names (`release` for the benches).
+/// or the profile `E2E_PROFILE` names (`release` for the benches; not an
+/// `XENTRI_` variable, which the binaries would refuse as an unknown key).
 pub fn binary(name: &str) -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace().join("target"));
-    let profile = std::env::var("XENTRI_E2E_PROFILE").unwrap_or_else(|_| "debug".to_owned());
+    let profile = std::env::var("E2E_PROFILE").unwrap_or_else(|_| "debug".to_owned());
     let path = target.join(profile).join(name);
     assert!(path.exists(), "{} is missing: run `cargo build --workspace --bins` first", path.display());
     path

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use super::{Params, Report, answers_figure, secs, settle_checked, still_running_then_stop};
 use crate::load::{Answer, Kind};
-use crate::poll_until;
 use crate::services::Persistence;
+use crate::{binary, poll_until, workspace};
 
 use super::Scene;
 
@@ -105,6 +105,33 @@ pub async fn postgres_stopped(params: &Params) -> Report {
 
     settle_checked(&scene, &mut report, params.settle_within).await;
     scene.check_exactly_once(&mut report, &answers, true).await;
+    // What on-call does with dead letters of the outage: replay them to the
+    // group that failed them.
+    let dead = scene.dead_letters().await;
+    if !dead.is_empty() {
+        let output = tokio::process::Command::new(binary("dlq-tool"))
+            .args(["replay", "events:dlq", "--all"])
+            .current_dir(workspace())
+            .env("XENTRI_ENV", "test")
+            .env("REDIS_URL", scene.redis.url())
+            .env("XENTRI_REDIS__KEY_PREFIX", super::scene::PREFIX)
+            .env_remove("RUST_LOG")
+            .output()
+            .await
+            .expect("`dlq-tool replay` runs");
+        let settled = scene.settle(params.settle_within, true).await;
+        let (stored, counted) = (scene.stored().await, scene.counted().await);
+        report.check(
+            "dead letters of the outage replayed with `dlq-tool replay events:dlq --all` are handled once",
+            output.status.success() && settled.is_ok() && counted == stored && scene.dead_letters().await.is_empty(),
+            format!(
+                "{} replayed: exit {}, {}; then {counted} of {stored} events counted ({settled:?})",
+                dead.len(),
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim()
+            ),
+        );
+    }
     report.figure("worker_health", worker.health().await);
     still_running_then_stop(&mut report, &mut api).await;
     still_running_then_stop(&mut report, &mut worker).await;
