@@ -292,32 +292,11 @@ impl From<sqlx::Error> for ApiError {
 
 impl From<Arc<sqlx::Error>> for ApiError {
     fn from(error: Arc<sqlx::Error>) -> Self {
-        if database_unavailable(&error) {
+        if xentri_core::db::unavailable(&error) {
             ApiError::DatabaseUnavailable(error)
         } else {
             ApiError::Internal(anyhow::Error::new(error))
         }
-    }
-}
-
-/// Whether `error` says PostgreSQL is away (not that the request or the
-/// code is wrong): no connection in time, a connection lost or refused, or
-/// the server shutting down, starting up or full. Whatever the step it hit —
-/// acquire, begin, a statement, commit — the answer is the same 503.
-pub fn database_unavailable(error: &sqlx::Error) -> bool {
-    match error {
-        sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::WorkerCrashed => true,
-        sqlx::Error::Database(database) => database.code().is_some_and(|code| {
-            // 08: connection exception; 57P01-57P03: admin or crash shutdown,
-            // cannot connect now (starting up, shutting down); 53300: too many
-            // connections.
-            code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03" | "53300")
-        }),
-        _ => false,
     }
 }
 

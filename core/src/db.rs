@@ -32,3 +32,25 @@ pub fn connect_lazy(settings: &DatabaseSettings, application_name: &str) -> Resu
         .test_before_acquire(false)
         .connect_lazy_with(options))
 }
+
+/// Whether `error` says PostgreSQL is away (not that the request, the event or
+/// the code is wrong): no connection in time, a connection lost or refused, or
+/// the server shutting down, starting up or full. Whatever the step it hit —
+/// acquire, begin, a statement, commit — the api answers 503 and the worker
+/// waits for the server instead of spending an entry's attempts.
+pub fn unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(database) => database.code().is_some_and(|code| {
+            // 08: connection exception; 57P01-57P03: admin or crash shutdown,
+            // cannot connect now (starting up, shutting down); 53300: too many
+            // connections.
+            code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03" | "53300")
+        }),
+        _ => false,
+    }
+}

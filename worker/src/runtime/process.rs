@@ -155,17 +155,21 @@ async fn handle(
     };
     let store = lane.handler.store();
     let recently = lane.recently_done.lock().is_ok_and(|recent| recent.contains(&event.id));
-    let done = recently
-        || match processed {
-            Some(done) => done,
-            None => store == Store::Redis && already_processed(lane, event).await,
-        };
-    if store == Store::Redis && done {
-        ack(lane, &entry.id, None).await;
+    let recorded = match processed {
+        Some(done) => done,
+        None => store == Store::Redis && already_processed(lane, event).await,
+    };
+    if store == Store::Redis && (recently || recorded) {
+        // Handled lately by this lane, yet its record is gone (Redis restarted
+        // empty, a flush): written again with the ack, so that `worker audit`
+        // and later deliveries see it.
+        let lost = (!recorded).then(|| processed_key(lane, event));
+        ack(lane, &entry.id, lost).await;
         lane.metrics.skipped(&entry.id, "already processed");
         return;
     }
     let mut delays = retry::delays(&lane.shared.settings.worker.retry);
+    let mut outage = retry::outage_delays();
     let mut attempt = u32::from(earlier.is_some());
     let mut earlier = earlier.map(Err);
     loop {
@@ -197,6 +201,18 @@ async fn handle(
                 ack(lane, &entry.id, None).await;
                 lane.metrics.skipped(&entry.id, "already processed");
                 return;
+            }
+            Err(HandlerError::Transient(error)) if retry::database_away(&error) => {
+                // PostgreSQL is away: not this entry's fault, so the attempt
+                // does not count. It waits here, in flight, until the server
+                // is back (or shutdown leaves it pending), instead of spending
+                // its attempts on the outage and landing in the DLQ.
+                attempt -= 1;
+                let delay = outage.next().unwrap_or(retry::OUTAGE_MAX_DELAY);
+                tracing::debug!(entry_id = %entry.id, delay_ms = delay.as_millis() as u64, error = format!("{error:#}"), "database unavailable; waiting");
+                if !retry::sleep(delay, shutdown).await {
+                    return;
+                }
             }
             Err(HandlerError::Transient(error)) => match delays.next() {
                 Some(delay) => {

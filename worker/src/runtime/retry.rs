@@ -20,6 +20,28 @@ pub fn delays(settings: &RetrySettings) -> impl Iterator<Item = Duration> + Send
     builder.build()
 }
 
+/// The longest wait between two tries while PostgreSQL is away.
+pub const OUTAGE_MAX_DELAY: Duration = Duration::from_secs(5);
+
+/// The waits while PostgreSQL is away: 100 ms doubling up to
+/// [`OUTAGE_MAX_DELAY`], for as long as it takes.
+pub fn outage_delays() -> impl Iterator<Item = Duration> + Send + use<> {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(100))
+        .with_factor(2.0)
+        .with_max_delay(OUTAGE_MAX_DELAY)
+        .without_max_times()
+        .with_jitter()
+        .build()
+}
+
+/// Whether a handler's failure is PostgreSQL being away (connection refused
+/// or lost, no connection in time, the server shutting down or starting):
+/// anywhere in its chain of causes.
+pub fn database_away(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| cause.downcast_ref::<sqlx::Error>().is_some_and(xentri_core::db::unavailable))
+}
+
 /// Sleeps `delay`; `false` when shutdown came first.
 pub async fn sleep(delay: Duration, shutdown: &CancellationToken) -> bool {
     tokio::select! {
@@ -37,6 +59,22 @@ mod tests {
         let settings = RetrySettings { base_ms: 100, factor: 3.0, max_ms: 500, max_attempts: 4, jitter: false };
         let got: Vec<u64> = delays(&settings).map(|d| d.as_millis() as u64).collect();
         assert_eq!(got, [100, 300, 500]);
+    }
+
+    #[test]
+    fn only_an_unreachable_database_counts_as_away() {
+        assert!(database_away(&anyhow::Error::new(sqlx::Error::PoolTimedOut)));
+        let lost = sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        assert!(database_away(&anyhow::Error::new(lost).context("handler")), "found under a context");
+        assert!(!database_away(&anyhow::Error::new(sqlx::Error::RowNotFound)));
+        assert!(!database_away(&anyhow::anyhow!("connection refused")), "a message is not a cause");
+    }
+
+    #[test]
+    fn outage_waits_never_run_out_and_stay_under_the_cap() {
+        let waits: Vec<Duration> = outage_delays().take(50).collect();
+        assert_eq!(waits.len(), 50);
+        assert!(waits.iter().all(|w| *w <= OUTAGE_MAX_DELAY * 2), "{waits:?}");
     }
 
     #[test]

@@ -336,3 +336,34 @@ async fn two_workers_share_the_work_and_each_event_takes_effect_once(pool: PgPoo
     w1.stop().await;
     w2.stop().await;
 }
+
+#[sqlx::test(migrator = "xentri_core::MIGRATOR")]
+async fn a_lost_processed_record_is_written_again_when_a_republished_event_is_skipped(pool: PgPool) {
+    let recorder = Arc::new(Recorder::new("forgetful"));
+    let (worker, prefix) = setup(&pool, std::slice::from_ref(&recorder), &[]).await;
+    let mut conn = redis().await;
+    let work = format!("{prefix}events:work");
+    let sent = event(Uuid::new_v4(), 1);
+    let record = format!("{prefix}processed:forgetful:{}", sent.id);
+    xadd_event(&mut conn, &work, &sent).await;
+    eventually("handled and recorded", || async {
+        let mut c = conn.clone();
+        pending(&mut c, &work, "forgetful").await == 0
+            && redis::cmd("EXISTS").arg(&record).query_async::<bool>(&mut c).await.unwrap_or(false)
+    })
+    .await;
+    // Redis loses the record (restarted empty, flushed); the event is republished.
+    let _: () = redis::cmd("DEL").arg(&record).query_async(&mut conn).await.expect("DEL");
+    xadd_event(&mut conn, &work, &sent).await;
+    eventually("the republished entry acked and the record back", || async {
+        let mut c = conn.clone();
+        pending(&mut c, &work, "forgetful").await == 0
+            && entries(&mut c, &work).await.len() == 2
+            && redis::cmd("EXISTS").arg(&record).query_async::<bool>(&mut c).await.unwrap_or(false)
+    })
+    .await;
+    let ttl: i64 = redis::cmd("TTL").arg(&record).query_async(&mut conn).await.expect("TTL");
+    assert!(ttl > 0, "the record written again expires like the first: TTL {ttl}");
+    assert_eq!(recorder.calls().len(), 1, "the handler ran once: the republished entry was a skip");
+    worker.stop().await;
+}
