@@ -125,7 +125,7 @@ pub async fn postgres_stopped(params: &Params) -> Report {
             "dead letters of the outage replayed with `dlq-tool replay events:dlq --all` are handled once",
             output.status.success() && settled.is_ok() && counted == stored && scene.dead_letters().await.is_empty(),
             format!(
-                "{} replayed: exit {}, {}; then {counted} of {stored} events counted ({settled:?})",
+                "{} replayed: {}, {}; then {counted} of {stored} events counted ({settled:?})",
                 dead.len(),
                 output.status,
                 String::from_utf8_lossy(&output.stderr).trim()
