@@ -178,9 +178,8 @@ pub async fn redis_restarted_empty(params: &Params) -> Report {
     report.figure("worker_health", worker.health().await);
     still_running_then_stop(&mut report, &mut api).await;
     still_running_then_stop(&mut report, &mut worker).await;
-    // A worker that handled an event skips it again from memory without
-    // writing its (lost) Redis record: after a restart, republishing writes
-    // the records, which is what on-call does until that is fixed.
+    // When one republish left cache_invalidation's records missing: what
+    // on-call then does (README), a worker restart and a second republish.
     let (code, _) = scene.on_call("audit", "cache_invalidation", &["--since-seq", "1"]).await;
     if code == Some(1) {
         let mut restarted = scene.worker(&[]).await;
