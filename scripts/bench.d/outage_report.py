@@ -69,6 +69,17 @@ def main():
         if drill["drill"] == "spike":
             codes = f"writes {statuses(f.get('writes'))}; reads {statuses(f.get('reads'))}"
         print(f"| {drill['drill']} | {recovery(drill, f)} | {codes} | {f.get('events_lost', '–')} | {f.get('duplicates', '–')} | {checks} |")
+    print()
+    print("What the api and the worker logged at WARN and ERROR (lines per message):")
+    print()
+    for drill in drills:
+        logged = drill["figures"].get("logged", {})
+        parts = []
+        for process in ("api", "worker"):
+            lines = logged.get(process, {})
+            text = ", ".join(f"`{message}` × {n}" for message, n in sorted(lines.items(), key=lambda kv: -kv[1]))
+            parts.append(f"{process}: {text or 'nothing'}")
+        print(f"- {drill['drill']}: " + "; ".join(parts))
     for drill in drills:
         if drill["drill"] != "spike":
             continue

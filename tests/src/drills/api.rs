@@ -90,6 +90,7 @@ pub async fn api_killed(params: &Params) -> Report {
     scene.check_exactly_once(&mut report, &answers, true).await;
     still_running_then_stop(&mut report, &mut api).await;
     still_running_then_stop(&mut report, &mut worker).await;
+    report.figure("logged", scene.log_summary());
     report.logs = scene.logs();
     report
 }
@@ -178,6 +179,7 @@ pub async fn spike(params: &Params) -> Report {
     );
     scene.check_exactly_once(&mut report, &answers, false).await;
     still_running_then_stop(&mut report, &mut api).await;
+    report.figure("logged", scene.log_summary());
     report.logs = scene.logs();
     report
 }

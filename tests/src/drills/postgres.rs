@@ -135,6 +135,7 @@ pub async fn postgres_stopped(params: &Params) -> Report {
     report.figure("worker_health", worker.health().await);
     still_running_then_stop(&mut report, &mut api).await;
     still_running_then_stop(&mut report, &mut worker).await;
+    report.figure("logged", scene.log_summary());
     report.logs = scene.logs();
     report
 }

@@ -92,6 +92,7 @@ pub async fn redis_unavailable(params: &Params) -> Report {
     report.figure("worker_health", worker.health().await);
     still_running_then_stop(&mut report, &mut api).await;
     still_running_then_stop(&mut report, &mut worker).await;
+    report.figure("logged", scene.log_summary());
     report.logs = scene.logs();
     report
 }
@@ -196,6 +197,7 @@ pub async fn redis_restarted_empty(params: &Params) -> Report {
         );
         still_running_then_stop(&mut report, &mut restarted).await;
     }
+    report.figure("logged", scene.log_summary());
     report.logs = scene.logs();
     report
 }

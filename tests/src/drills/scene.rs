@@ -102,6 +102,24 @@ impl Scene {
         format!("{}\n{}", tail("api", &self.api_log), tail("worker", &self.worker_log))
     }
 
+    /// What both processes logged at WARN and ERROR: per process and level,
+    /// the count of lines per message (what on-call sees in the logs).
+    pub fn log_summary(&self) -> Value {
+        let summarise = |log: &Arc<Mutex<Vec<String>>>| {
+            let mut counts: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+            for line in log.lock().expect("log lock is not poisoned").iter() {
+                let Ok(json) = serde_json::from_str::<Value>(line) else { continue };
+                let level = json["level"].as_str().unwrap_or_default();
+                if level == "WARN" || level == "ERROR" {
+                    *counts.entry(format!("{level} {}", json["message"].as_str().unwrap_or_default())).or_default() +=
+                        1;
+                }
+            }
+            json!(counts)
+        };
+        json!({"api": summarise(&self.api_log), "worker": summarise(&self.worker_log)})
+    }
+
     /// One number; `$1` in `sql` is the drills' event types.
     async fn scalar(&self, sql: &str) -> i64 {
         let query = sqlx::query_scalar(sql);
