@@ -353,7 +353,7 @@ pub fn percentile(values: &mut [Duration], p: f64) -> Option<Duration> {
     values.get(rank - 1).copied()
 }
 
-/// Per 1-second window of sending (from `from` on): requests sent, their p99
+/// Per 1-second window of sending (since the load started): requests sent, their p99
 /// latency (ms), and their statuses.
 pub fn per_second<'a>(answers: impl IntoIterator<Item = &'a Answer>) -> Vec<serde_json::Value> {
     let mut windows: BTreeMap<u64, Vec<&Answer>> = BTreeMap::new();

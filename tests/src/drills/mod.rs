@@ -210,7 +210,7 @@ async fn still_running_then_stop(report: &mut Report, process: &mut Process) {
     }
 }
 
-/// Statuses and the slowest answer of `writes`, as figures under `name`.
+/// Statuses and the slowest answer of `answers`, as one figure.
 fn answers_figure(answers: &[&Answer]) -> Value {
     let slowest = answers.iter().map(|a| a.took).max().unwrap_or_default();
     json!({"statuses": load::status_counts(answers.iter().copied()), "slowest_s": secs(slowest)})
