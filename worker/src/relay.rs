@@ -77,9 +77,12 @@ pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) -> anyhow::Re
             }
         }
         let wait = if failures > 0 { poll.min(Duration::from_millis(100 << failures.min(5))) } else { poll };
+        // After a failure only the backoff decides when to try again: every
+        // append's notification would otherwise retry (and log) at once.
+        let listening = if failures > 0 { None } else { listener.as_mut() };
         tokio::select! {
             notified = async {
-                match listener.as_mut() {
+                match listening {
                     Some(l) => l.recv().await.map(|_| ()),
                     None => std::future::pending().await,
                 }

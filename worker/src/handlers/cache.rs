@@ -71,12 +71,14 @@ impl Handler for CacheInvalidation {
             let Some(key) = Self::key_for(event.event_type.as_str(), &event.org_id, &event.payload)? else {
                 return Ok(());
             };
-            let mut conn = delivery.redis.get().await.map_err(HandlerError::transient)?;
+            // Errors stay causes, not messages: Redis away makes the entry
+            // wait instead of spending its attempts.
+            let mut conn = delivery.redis.get().await.map_err(|e| HandlerError::Transient(e.into()))?;
             redis::cmd("DEL")
                 .arg(delivery.keys.key(&key))
                 .query_async::<()>(&mut conn)
                 .await
-                .map_err(HandlerError::transient)?;
+                .map_err(|e| HandlerError::Transient(e.into()))?;
             tracing::debug!(key, "cache invalidated");
             Ok(())
         })

@@ -79,6 +79,21 @@ impl<'a> EventClaim<'a> {
         // the set it is being built under.
         events.insert(event_id).then(|| Self { lane, event_id })
     }
+
+    /// Claims `event_id` once its holder lets go; `None` if `shutdown` comes
+    /// first.
+    async fn wait(lane: &'a Lane, event_id: uuid::Uuid, shutdown: &CancellationToken) -> Option<Self> {
+        loop {
+            if let Some(claim) = Self::take(lane, event_id) {
+                return Some(claim);
+            }
+            // Rare (a duplicate arriving while the first copy runs): a short
+            // poll rather than a wake-up list per event.
+            if !retry::sleep(std::time::Duration::from_millis(20), shutdown).await {
+                return None;
+            }
+        }
+    }
 }
 
 impl Drop for EventClaim<'_> {
@@ -147,10 +162,12 @@ async fn handle(
     earlier: Option<HandlerError>,
     shutdown: &CancellationToken,
 ) {
-    let Some(_claim) = EventClaim::take(lane, event.id) else {
-        // The same event is being handled right now; that delivery decides.
-        ack(lane, &entry.id, None).await;
-        lane.metrics.skipped(&entry.id, "duplicate in flight");
+    // The same event may be being handled right now (the relay publishes at
+    // least once; an operator republished it): this delivery waits for that
+    // one, then decides like any other — a skip if it succeeded, a run if it
+    // failed or could not be acknowledged.
+    let Some(_claim) = EventClaim::wait(lane, event.id, shutdown).await else {
+        // Shutdown came first: left pending, reclaimed after a restart.
         return;
     };
     let store = lane.handler.store();
@@ -202,14 +219,14 @@ async fn handle(
                 lane.metrics.skipped(&entry.id, "already processed");
                 return;
             }
-            Err(HandlerError::Transient(error)) if retry::database_away(&error) => {
-                // PostgreSQL is away: not this entry's fault, so the attempt
+            Err(HandlerError::Transient(error)) if retry::dependency_away(&error) => {
+                // PostgreSQL or Redis is away: not this entry's fault, so the attempt
                 // does not count. It waits here, in flight, until the server
                 // is back (or shutdown leaves it pending), instead of spending
                 // its attempts on the outage and landing in the DLQ.
                 attempt -= 1;
                 let delay = outage.next().unwrap_or(retry::OUTAGE_MAX_DELAY);
-                tracing::debug!(entry_id = %entry.id, delay_ms = delay.as_millis() as u64, error = format!("{error:#}"), "database unavailable; waiting");
+                tracing::debug!(entry_id = %entry.id, delay_ms = delay.as_millis() as u64, error = format!("{error:#}"), "dependency unavailable; waiting");
                 if !retry::sleep(delay, shutdown).await {
                     return;
                 }

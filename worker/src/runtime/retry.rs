@@ -20,10 +20,10 @@ pub fn delays(settings: &RetrySettings) -> impl Iterator<Item = Duration> + Send
     builder.build()
 }
 
-/// The longest wait between two tries while PostgreSQL is away.
+/// The longest wait between two tries while PostgreSQL or Redis is away.
 pub const OUTAGE_MAX_DELAY: Duration = Duration::from_secs(5);
 
-/// The waits while PostgreSQL is away: 100 ms doubling up to
+/// The waits while PostgreSQL or Redis is away: 100 ms doubling up to
 /// [`OUTAGE_MAX_DELAY`], for as long as it takes.
 pub fn outage_delays() -> impl Iterator<Item = Duration> + Send + use<> {
     ExponentialBuilder::default()
@@ -35,11 +35,29 @@ pub fn outage_delays() -> impl Iterator<Item = Duration> + Send + use<> {
         .build()
 }
 
-/// Whether a handler's failure is PostgreSQL being away (connection refused
-/// or lost, no connection in time, the server shutting down or starting):
-/// anywhere in its chain of causes.
-pub fn database_away(error: &anyhow::Error) -> bool {
-    error.chain().any(|cause| cause.downcast_ref::<sqlx::Error>().is_some_and(xentri_core::db::unavailable))
+/// Whether a handler's failure is PostgreSQL or Redis being away (connection
+/// refused or lost, no connection or answer in time, the server shutting down,
+/// starting or loading its data), anywhere in its chain of causes. Handlers
+/// keep the error as a cause (`HandlerError::Transient(error.into())`) for
+/// this to see it; a message alone does not count.
+pub fn dependency_away(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause.downcast_ref::<sqlx::Error>().is_some_and(xentri_core::db::unavailable)
+            || cause.downcast_ref::<redis::RedisError>().is_some_and(redis_away)
+            || cause.downcast_ref::<deadpool_redis::PoolError>().is_some_and(|error| match error {
+                deadpool_redis::PoolError::Timeout(_) | deadpool_redis::PoolError::Closed => true,
+                deadpool_redis::PoolError::Backend(error) => redis_away(error),
+                _ => false,
+            })
+    })
+}
+
+fn redis_away(error: &redis::RedisError) -> bool {
+    error.is_io_error()
+        || error.is_timeout()
+        || error.is_connection_dropped()
+        || error.is_connection_refusal()
+        || matches!(error.code(), Some("LOADING" | "MASTERDOWN"))
 }
 
 /// Sleeps `delay`; `false` when shutdown came first.
@@ -62,12 +80,18 @@ mod tests {
     }
 
     #[test]
-    fn only_an_unreachable_database_counts_as_away() {
-        assert!(database_away(&anyhow::Error::new(sqlx::Error::PoolTimedOut)));
+    fn only_an_unreachable_database_or_redis_counts_as_away() {
+        assert!(dependency_away(&anyhow::Error::new(sqlx::Error::PoolTimedOut)));
         let lost = sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
-        assert!(database_away(&anyhow::Error::new(lost).context("handler")), "found under a context");
-        assert!(!database_away(&anyhow::Error::new(sqlx::Error::RowNotFound)));
-        assert!(!database_away(&anyhow::anyhow!("connection refused")), "a message is not a cause");
+        assert!(dependency_away(&anyhow::Error::new(lost).context("handler")), "found under a context");
+        assert!(!dependency_away(&anyhow::Error::new(sqlx::Error::RowNotFound)));
+        assert!(!dependency_away(&anyhow::anyhow!("connection refused")), "a message is not a cause");
+        let refused = redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert!(dependency_away(&anyhow::Error::new(refused)));
+        let backend = redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::BrokenPipe));
+        assert!(dependency_away(&anyhow::Error::new(deadpool_redis::PoolError::Backend(backend))));
+        let wrong_type = redis::RedisError::from((redis::ErrorKind::UnexpectedReturnType, "not a stream"));
+        assert!(!dependency_away(&anyhow::Error::new(wrong_type)));
     }
 
     #[test]
