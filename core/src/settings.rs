@@ -141,6 +141,8 @@ pub struct WorkerSettings {
     pub relay: RelaySettings,
     /// Scheduled jobs.
     pub jobs: JobsSettings,
+    /// Restarts of the worker's tasks.
+    pub supervisor: SupervisorSettings,
     /// Consumer groups by name; a built-in group runs when listed and enabled.
     #[serde(default)]
     pub groups: std::collections::BTreeMap<String, GroupSettings>,
@@ -152,7 +154,8 @@ pub struct WorkerSettings {
     pub pause_at: Option<String>,
     /// Test hook, unset in every shipped profile: tasks (`relay`,
     /// `lane.<group>`, comma-separated) that panic once when they first start,
-    /// to show that the supervisor restarts them.
+    /// to show that the supervisor restarts them; `<task>:always` panics at
+    /// every start, to show that the supervisor gives it up.
     #[serde(default)]
     pub panic_at: Option<String>,
 }
@@ -183,6 +186,24 @@ pub struct RelaySettings {
     pub batch_size: i64,
     /// Polling fallback when no notification arrives, ms.
     pub poll_interval_ms: u64,
+}
+
+/// `[worker.supervisor]`: a task that ends or panics is restarted after a
+/// delay that doubles from `first_delay_ms` up to `max_delay_ms`; after
+/// `max_restarts` restarts in a row (no run of `healthy_after_secs` between)
+/// it is given up and the worker exits non-zero for its own supervisor
+/// (systemd, Kubernetes) to restart it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SupervisorSettings {
+    /// First delay before a restart, ms.
+    pub first_delay_ms: u64,
+    /// Longest delay before a restart, ms.
+    pub max_delay_ms: u64,
+    /// A run this long resets the delay and the count, seconds.
+    pub healthy_after_secs: u64,
+    /// Restarts in a row before the task is given up.
+    pub max_restarts: u32,
 }
 
 /// `[worker.jobs]`

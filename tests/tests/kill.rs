@@ -1,4 +1,4 @@
-//! The kill test: the built `api` and `worker` binaries on a fresh database.
+//! The kill tests: the built `api` and `worker` binaries on a fresh database.
 //! 5,000 events are posted while the worker is SIGKILLed three times at random
 //! moments and restarted each time; in the end every event is counted exactly
 //! once, the outbox is empty, no entry is pending and none was dead-lettered.
@@ -293,4 +293,46 @@ async fn run(launcher: Launcher) {
         "expected the worker to exit 0 on SIGTERM, got {worker_exit}; its log:\n{}",
         worker.tail(20)
     );
+}
+
+/// A task the supervisor gives up ends the process with exit code 1, so that
+/// systemd or Kubernetes starts it again; it never runs on without the task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_whose_task_cannot_be_restarted_exits_1() {
+    let database = Database::create("giveup").await;
+    let prefix = unique_key_prefix();
+    let env = [
+        ("XENTRI_WORKER__PANIC_AT", "lane.event_counts:always"),
+        ("XENTRI_WORKER__SUPERVISOR__FIRST_DELAY_MS", "10"),
+        ("XENTRI_WORKER__SUPERVISOR__MAX_DELAY_MS", "20"),
+        ("XENTRI_WORKER__SUPERVISOR__MAX_RESTARTS", "2"),
+    ];
+    let mut command = Command::new(binary("worker"));
+    command
+        .env("DATABASE_URL", &database.url)
+        .env("REDIS_URL", redis_url())
+        .env("XENTRI_REDIS__KEY_PREFIX", &prefix)
+        .env("XENTRI_DATABASE__MIGRATE_ON_START", "false")
+        .env("XENTRI_WORKER__PORT", "0")
+        .envs(env);
+    let mut worker = Process::spawn("worker", command, Arc::default());
+    let stopped = worker.wait_for("worker stopped: a task cannot run", START_STOP_WITHIN).await;
+    assert!(
+        stopped["error"].as_str().is_some_and(|e| e.contains("event_counts") && e.contains("2 times in a row")),
+        "expected the given-up task named: {stopped}"
+    );
+    let status = tokio::time::timeout(START_STOP_WITHIN, async {
+        loop {
+            if let Some(status) = worker.exited() {
+                return status;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the worker exits after giving up a task");
+    assert_eq!(status.code(), Some(1), "exit code for the process supervisor; log:\n{}", worker.tail(20));
+    database.remove().await;
+    let mut redis = redis_connection().await;
+    delete_keys_under(&mut redis, &prefix).await.expect("the test's Redis keys are deleted");
 }

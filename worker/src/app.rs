@@ -136,8 +136,9 @@ impl Worker {
         let mut supervisors = JoinSet::new();
         let mut fatal = None;
         if !stopped {
+            let policy = Policy::from(&shared.settings.worker.supervisor);
             for task in tasks(&shared, handlers, &token) {
-                supervisors.spawn(supervise(task, health.clone(), Policy::default(), token.clone()));
+                supervisors.spawn(supervise(task, health.clone(), policy, token.clone()));
             }
             fatal = loop {
                 tokio::select! {

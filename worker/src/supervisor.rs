@@ -103,13 +103,13 @@ pub struct Policy {
     pub max_restarts: u32,
 }
 
-impl Default for Policy {
-    fn default() -> Self {
+impl From<&xentri_core::settings::SupervisorSettings> for Policy {
+    fn from(settings: &xentri_core::settings::SupervisorSettings) -> Self {
         Self {
-            first_delay: Duration::from_millis(100),
-            max_delay: Duration::from_secs(30),
-            healthy_after: Duration::from_secs(60),
-            max_restarts: 10,
+            first_delay: Duration::from_millis(settings.first_delay_ms),
+            max_delay: Duration::from_millis(settings.max_delay_ms),
+            healthy_after: Duration::from_secs(settings.healthy_after_secs),
+            max_restarts: settings.max_restarts,
         }
     }
 }

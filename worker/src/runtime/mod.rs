@@ -44,7 +44,8 @@ pub struct Shared {
     /// Every supervised task's state, for `/health`.
     pub health: Arc<crate::supervisor::Health>,
     /// Test hook (`worker.panic_at`): tasks that panic once when they start.
-    panics: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Each armed task, and whether it panics at every start (else once).
+    panics: std::sync::Mutex<std::collections::HashMap<String, bool>>,
 }
 
 impl Shared {
@@ -59,6 +60,10 @@ impl Shared {
             .flat_map(|list| list.split(','))
             .map(|task| task.trim().to_owned())
             .filter(|task| !task.is_empty())
+            .map(|task| match task.strip_suffix(":always") {
+                Some(task) => (task.to_owned(), true),
+                None => (task, false),
+            })
             .collect();
         Self {
             redis,
@@ -135,12 +140,17 @@ impl Shared {
     }
 
     /// Test hook: panics the first time the task named `task` (`relay`,
-    /// `lane.<group>`) starts, when `worker.panic_at` lists it, so a test can
-    /// show that the supervisor restarts it.
+    /// `lane.<group>`) starts — or at every start when listed as
+    /// `task:always` — when `worker.panic_at` lists it, so a test can show
+    /// that the supervisor restarts it, or gives it up and stops the worker.
     pub fn panic_once(&self, task: &str) {
-        let armed = self.panics.lock().map(|mut panics| panics.remove(task)).unwrap_or(false);
-        if armed {
-            panic!("test hook: {task} panics once (worker.panic_at)");
+        let armed = self.panics.lock().ok().and_then(|mut panics| match panics.get(task) {
+            Some(true) => Some("at every start"),
+            Some(false) => panics.remove(task).map(|_| "once"),
+            None => None,
+        });
+        if let Some(how) = armed {
+            panic!("test hook: {task} panics {how} (worker.panic_at)");
         }
     }
 

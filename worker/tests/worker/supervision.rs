@@ -72,3 +72,35 @@ async fn a_relay_and_a_lane_that_panic_are_restarted_and_events_still_flow(pool:
 async fn reqwest_get(url: &str) -> serde_json::Value {
     reqwest::get(url).await.expect("GET answers").json().await.expect("a JSON body")
 }
+
+#[sqlx::test(migrator = "xentri_core::MIGRATOR")]
+async fn a_task_that_keeps_failing_stops_the_worker_with_an_error(pool: PgPool) {
+    // A lane that panics at every start, however often it is restarted.
+    let broken = Recorder::new("doomed");
+    let settings = settings(
+        &database_url(&pool.connect_options()),
+        &prefix(),
+        &[
+            ("XENTRI_WORKER__PANIC_AT", "lane.doomed:always"),
+            ("XENTRI_WORKER__SUPERVISOR__FIRST_DELAY_MS", "10"),
+            ("XENTRI_WORKER__SUPERVISOR__MAX_DELAY_MS", "20"),
+            ("XENTRI_WORKER__SUPERVISOR__MAX_RESTARTS", "2"),
+        ],
+    );
+    xentri_core::telemetry::init(&settings.telemetry);
+    let worker = Worker::build(settings, vec![Arc::new(broken)]).await.expect("worker builds");
+    let ended = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        worker.run_until_stopped(std::future::pending::<()>()),
+    )
+    .await
+    .expect("the worker stops by itself once the task is given up");
+    match ended {
+        Err(xentri_worker::app::Fatal::Task(gave_up)) => {
+            assert_eq!(gave_up.task, "group doomed on events:work");
+            assert_eq!(gave_up.restarts, 2, "{gave_up}");
+            assert!(gave_up.reason.contains("panics at every start"), "{gave_up}");
+        }
+        other => panic!("expected the worker to stop with the task given up (main exits 1), got {other:?}"),
+    }
+}
