@@ -72,6 +72,16 @@ pub struct Delivery<'a> {
     pub keys: &'a Keys,
 }
 
+/// Several events of one org, from one read batch, for a [`Store::Postgres`]
+/// handler to write in one go.
+pub struct OrgBatch<'a> {
+    /// The events, in (type, seq) order; none of them processed before.
+    pub events: &'a [&'a EventEnvelope],
+    /// The transaction, running as the worker role with `app.org_id` set to
+    /// their org. Their processed records are already in it.
+    pub tx: &'a mut PgConnection,
+}
+
 /// A consumer-group handler.
 pub trait Handler: Send + Sync + 'static {
     /// The consumer group (one per handler).
@@ -90,6 +100,15 @@ pub trait Handler: Send + Sync + 'static {
 
     /// Handles one delivery.
     fn handle<'a>(&'a self, delivery: Delivery<'a>) -> BoxFuture<'a, Result<(), HandlerError>>;
+
+    /// For a [`Store::Postgres`] handler whose effect of several events can
+    /// be written in fewer statements than one per event: handles `batch`
+    /// all or nothing (an error rolls back the whole read batch, and each of
+    /// its entries is then handled on its own with [`Handler::handle`]).
+    /// `None`, the default: the runtime calls `handle` for each event.
+    fn handle_org_batch<'a>(&'a self, _batch: OrgBatch<'a>) -> Option<BoxFuture<'a, Result<(), HandlerError>>> {
+        None
+    }
 
     /// Called once when one of its entries is dead-lettered (for example to
     /// mark a domain object failed). A failure is logged; it never loops.

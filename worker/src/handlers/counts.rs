@@ -4,7 +4,7 @@
 
 use xentri_core::Settings;
 
-use crate::handler::{BoxFuture, Delivery, Handler, HandlerError, Store};
+use crate::handler::{BoxFuture, Delivery, Handler, HandlerError, OrgBatch, Store};
 
 /// The group name.
 pub const GROUP: &str = "event_counts";
@@ -57,5 +57,38 @@ impl Handler for EventCounts {
             .map_err(|e| HandlerError::Transient(e.into()))?;
             Ok(())
         })
+    }
+
+    /// The events of one org in one statement: a count and the highest seq
+    /// per type.
+    fn handle_org_batch<'a>(&'a self, batch: OrgBatch<'a>) -> Option<BoxFuture<'a, Result<(), HandlerError>>> {
+        Some(Box::pin(async move {
+            let Some(first) = batch.events.first() else { return Ok(()) };
+            let mut per_type: std::collections::BTreeMap<&str, (i64, i64)> = std::collections::BTreeMap::new();
+            for event in batch.events {
+                let (count, last) = per_type.entry(event.event_type.as_str()).or_insert((0, event.seq));
+                *count += 1;
+                *last = (*last).max(event.seq);
+            }
+            let types: Vec<&str> = per_type.keys().copied().collect();
+            let counts: Vec<i64> = per_type.values().map(|(count, _)| *count).collect();
+            let lasts: Vec<i64> = per_type.values().map(|(_, last)| *last).collect();
+            sqlx::query(
+                "INSERT INTO event_counts (org_id, type, count, last_seq)
+                 SELECT $1, t, c, s FROM unnest($2::text[], $3::bigint[], $4::bigint[]) AS u(t, c, s)
+                 ON CONFLICT (org_id, type) DO UPDATE
+                    SET count = event_counts.count + EXCLUDED.count,
+                        last_seq = GREATEST(event_counts.last_seq, EXCLUDED.last_seq),
+                        updated_at = now()",
+            )
+            .bind(first.org_id)
+            .bind(&types)
+            .bind(&counts)
+            .bind(&lasts)
+            .execute(batch.tx)
+            .await
+            .map_err(|e| HandlerError::Transient(e.into()))?;
+            Ok(())
+        }))
     }
 }

@@ -11,7 +11,9 @@
 //! The first failure rolls the whole transaction back and every entry goes the
 //! careful way, one transaction each ([`super::process::process`]): the entry
 //! that failed continues with its second attempt (or goes to the DLQ), the
-//! others start over. Entries are handled in (org, type, seq) order, and
+//! others start over. A handler may take the entries of one org together
+//! ([`crate::handler::Handler::handle_org_batch`]); a failure there is no one
+//! entry's, so every entry starts over. Entries are handled in (org, type, seq) order, and
 //! processed records are written in event-id order, so that batches running at
 //! once (in this lane or in another worker) take row locks in one order and do
 //! not deadlock on the rows handlers share.
@@ -26,7 +28,7 @@ use xentri_core::stream::{StreamEntry, field};
 
 use super::lane::Lane;
 use super::process::{EventClaim, ack};
-use crate::handler::{Delivery, HandlerError};
+use crate::handler::{Delivery, HandlerError, OrgBatch};
 
 /// What became of one entry of the batch.
 pub enum Handled {
@@ -146,37 +148,51 @@ async fn transaction(
     .map_err(failed)?
     .into_iter()
     .collect();
-    let mut org = None;
-    for (at, (i, event)) in taken.iter().enumerate() {
-        if !recorded.contains(&event.id) {
+    let handled: Vec<(usize, &(usize, EventEnvelope))> =
+        taken.iter().enumerate().filter(|(_, (_, event))| recorded.contains(&event.id)).collect();
+    // Sorted by org: one run of entries per org, under its `app.org_id`.
+    for run in handled.chunk_by(|(_, (_, a)), (_, (_, b))| a.org_id == b.org_id) {
+        let org = run[0].1.1.org_id;
+        sqlx::query("SELECT set_config('app.org_id', $1, true)")
+            .bind(org.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(failed)?;
+        let events: Vec<&EventEnvelope> = run.iter().map(|(_, (_, event))| event).collect();
+        let started = Instant::now();
+        if let Some(together) = lane.handler.handle_org_batch(OrgBatch { events: &events, tx: &mut tx }) {
+            let span = tracing::info_span!(
+                "handle_batch", group = %lane.group, stream = %lane.stream, org_id = %org, events = events.len()
+            );
+            let result = together.instrument(span).await;
+            let each = started.elapsed() / events.len().max(1) as u32;
+            for _ in &events {
+                lane.metrics.handler_ran(each);
+            }
+            // Not one entry's fault: none of them had an attempt.
+            result.map_err(|error| Failure { at: None, error })?;
             continue;
         }
-        if org != Some(event.org_id) {
-            sqlx::query("SELECT set_config('app.org_id', $1, true)")
-                .bind(event.org_id.to_string())
-                .execute(&mut *tx)
-                .await
-                .map_err(failed)?;
-            org = Some(event.org_id);
+        for (at, (i, event)) in run {
+            let entry = &entries[*i];
+            let span = tracing::info_span!(
+                "handle", group = %lane.group, stream = %lane.stream, entry_id = %entry.id, event_id = %event.id,
+                trace_id = %event.trace_id, org_id = %event.org_id, deliveries = 1
+            );
+            let delivery = Delivery {
+                event,
+                stream: &lane.stream,
+                entry_id: &entry.id,
+                attempt: 1,
+                tx: Some(&mut *tx),
+                redis: &lane.shared.redis,
+                keys: &lane.shared.keys,
+            };
+            let started = Instant::now();
+            let result = lane.handler.handle(delivery).instrument(span).await;
+            lane.metrics.handler_ran(started.elapsed());
+            result.map_err(|error| Failure { at: Some(*at), error })?;
         }
-        let entry = &entries[*i];
-        let span = tracing::info_span!(
-            "handle", group = %lane.group, stream = %lane.stream, entry_id = %entry.id, event_id = %event.id,
-            trace_id = %event.trace_id, org_id = %event.org_id, deliveries = 1
-        );
-        let delivery = Delivery {
-            event,
-            stream: &lane.stream,
-            entry_id: &entry.id,
-            attempt: 1,
-            tx: Some(&mut *tx),
-            redis: &lane.shared.redis,
-            keys: &lane.shared.keys,
-        };
-        let started = Instant::now();
-        let result = lane.handler.handle(delivery).instrument(span).await;
-        lane.metrics.handler_ran(started.elapsed());
-        result.map_err(|error| Failure { at: Some(at), error })?;
     }
     tx.commit().await.map_err(failed)?;
     Ok(recorded)

@@ -111,3 +111,42 @@ async fn a_transient_failure_in_a_batch_continues_with_that_entrys_second_attemp
     assert_eq!(xlen(&mut conn, &dlq).await, 0);
     worker.stop().await;
 }
+
+#[sqlx::test(migrator = "xentri_core::MIGRATOR")]
+async fn event_counts_writes_a_read_batch_in_one_statement_per_org_with_exact_counts(pool: PgPool) {
+    let prefix = prefix();
+    let mut conn = redis().await;
+    let work = format!("{prefix}events:work");
+    let orgs = [Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4()];
+    let types = ["xentri.soul.updated.v1", "xentri.lead.created.v1"];
+    let mut expected = std::collections::BTreeMap::new();
+    for seq in 0..60_i64 {
+        let mut sent = event(orgs[seq as usize % 3], seq);
+        let kind = types[(seq as usize / 3) % 2];
+        sent.event_type = xentri_core::EventType::parse(kind).expect("a valid type");
+        let (count, last) = expected.entry((sent.org_id, kind.to_owned())).or_insert((0_i64, 0_i64));
+        *count += 1;
+        *last = (*last).max(seq);
+        xadd_event(&mut conn, &work, &sent).await;
+    }
+    let settings = settings(
+        &database_url(&pool.connect_options()),
+        &prefix,
+        &[("XENTRI_WORKER__GROUPS__EVENT_COUNTS__ENABLED", "true")],
+    );
+    let worker = start(settings, Vec::new()).await;
+    eventually("the backlog counted", || async {
+        pending(&mut conn.clone(), &work, "event_counts").await == 0 && processed(&pool, "event_counts").await.0 == 60
+    })
+    .await;
+    assert_eq!(processed(&pool, "event_counts").await.1, 1, "one transaction for the read batch");
+    let rows: Vec<(Uuid, String, i64, i64)> =
+        sqlx::query_as("SELECT org_id, type, count, last_seq FROM event_counts ORDER BY org_id, type")
+            .fetch_all(&pool)
+            .await
+            .expect("the projection");
+    let got: std::collections::BTreeMap<(Uuid, String), (i64, i64)> =
+        rows.into_iter().map(|(org, kind, count, last)| ((org, kind), (count, last))).collect();
+    assert_eq!(got, expected, "a count and the highest seq per (org, type)");
+    worker.stop().await;
+}
