@@ -198,6 +198,17 @@ fn secs(d: Duration) -> f64 {
     (d.as_secs_f64() * 1000.0).round() / 1000.0
 }
 
+/// The end of a drill: the worker's `/health` as a figure, both processes
+/// checked to have run through and stopped with SIGTERM, and what they logged.
+async fn wrap_up(mut report: Report, scene: &Scene, api: &mut Process, worker: &mut Process) -> Report {
+    report.figure("worker_health", worker.health().await);
+    still_running_then_stop(&mut report, api).await;
+    still_running_then_stop(&mut report, worker).await;
+    report.figure("logged", scene.log_summary());
+    report.logs = scene.logs();
+    report
+}
+
 /// Checks that `process` still runs (it was never restarted) and then stops
 /// it with SIGTERM, checking it exits 0.
 async fn still_running_then_stop(report: &mut Report, process: &mut Process) {

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::{Params, Report, answers_figure, secs, settle_checked, still_running_then_stop};
+use super::{Params, Report, answers_figure, secs, settle_checked, wrap_up};
 use crate::load::{Answer, Kind};
 use crate::services::Persistence;
 use crate::{binary, poll_until, workspace};
@@ -132,10 +132,5 @@ pub async fn postgres_stopped(params: &Params) -> Report {
             ),
         );
     }
-    report.figure("worker_health", worker.health().await);
-    still_running_then_stop(&mut report, &mut api).await;
-    still_running_then_stop(&mut report, &mut worker).await;
-    report.figure("logged", scene.log_summary());
-    report.logs = scene.logs();
-    report
+    wrap_up(report, &scene, &mut api, &mut worker).await
 }

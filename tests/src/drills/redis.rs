@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{Params, Report, Scene, answers_figure, secs, settle_checked, still_running_then_stop};
+use super::{Params, Report, Scene, answers_figure, secs, settle_checked, wrap_up};
 use crate::load::{Answer, Kind};
 use crate::poll_until;
 use crate::services::Persistence;
@@ -89,12 +89,7 @@ pub async fn redis_unavailable(params: &Params) -> Report {
     report.figure("answers", answers_figure(&writes));
     settle_checked(&scene, &mut report, params.settle_within).await;
     scene.check_exactly_once(&mut report, &answers, true).await;
-    report.figure("worker_health", worker.health().await);
-    still_running_then_stop(&mut report, &mut api).await;
-    still_running_then_stop(&mut report, &mut worker).await;
-    report.figure("logged", scene.log_summary());
-    report.logs = scene.logs();
-    report
+    wrap_up(report, &scene, &mut api, &mut worker).await
 }
 
 /// Drill 3: Redis without persistence killed and started again empty while
@@ -176,10 +171,5 @@ pub async fn redis_restarted_empty(params: &Params) -> Report {
         format!("exit {code:?}, published {}", again["republished"]),
     );
     scene.check_exactly_once(&mut report, &answers, true).await;
-    report.figure("worker_health", worker.health().await);
-    still_running_then_stop(&mut report, &mut api).await;
-    still_running_then_stop(&mut report, &mut worker).await;
-    report.figure("logged", scene.log_summary());
-    report.logs = scene.logs();
-    report
+    wrap_up(report, &scene, &mut api, &mut worker).await
 }
