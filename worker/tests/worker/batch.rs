@@ -113,7 +113,7 @@ async fn a_transient_failure_in_a_batch_continues_with_that_entrys_second_attemp
 }
 
 #[sqlx::test(migrator = "xentri_core::MIGRATOR")]
-async fn event_counts_writes_a_read_batch_in_one_statement_per_org_with_exact_counts(pool: PgPool) {
+async fn event_counts_counts_a_read_batch_of_several_orgs_and_types_exactly_in_one_transaction(pool: PgPool) {
     let prefix = prefix();
     let mut conn = redis().await;
     let work = format!("{prefix}events:work");
