@@ -19,6 +19,8 @@ Examples:
 
 DLQs are the configured ones (streams.*.dlq in config/, XENTRI_STREAMS__… variables);
 config/ is read from the current directory, REDIS_URL and XENTRI_REDIS__KEY_PREFIX apply.
+A configured work stream (streams.*.work) is never taken for a DLQ, whatever the flags:
+replay, archive and purge never take entries out of it.
 
 Exit codes:
   0  done
@@ -96,7 +98,7 @@ Examples:
     after_help = TOP_EXAMPLES
 )]
 pub struct Cli {
-    /// Accept a stream that is not a configured DLQ as one
+    /// Accept an unconfigured stream that no consumer group reads as a DLQ (never a work stream)
     #[arg(long, global = true)]
     pub stream_is_dlq: bool,
     /// What to do

@@ -30,7 +30,8 @@ pub struct Ctx {
     /// The one connection every command uses (commands are sequential, batches
     /// are pipelined on it).
     pub conn: MultiplexedConnection,
-    /// `--stream-is-dlq`: accept keys that are not configured DLQs.
+    /// `--stream-is-dlq`: accept streams that are not configured DLQs (never
+    /// a work stream; see [`Ctx::dlq`]).
     pub stream_is_dlq: bool,
     /// "Now" for every age the command computes, so one output is consistent.
     pub now: DateTime<Utc>,
@@ -87,18 +88,25 @@ impl Ctx {
         Dlq { key: self.keys.key(&name), name, family: Some(family) }
     }
 
-    /// Resolves `name` to a DLQ: a configured one, or with `--stream-is-dlq` any
-    /// stream (or absent key). Refuses work streams, other keys and unknown names.
+    /// Resolves `name` to a DLQ: a configured one, or with `--stream-is-dlq`
+    /// a stream (or absent key) that no consumer group reads. Refuses other
+    /// keys and unknown names, and, whatever the flags, a configured work
+    /// stream of any family (by its key under the prefix): `purge`, `archive`
+    /// and `replay` take entries out of what this returns, and entries taken
+    /// from a stream that is worked on are work lost (their outbox rows are
+    /// long gone), not dead letters cleared.
     pub async fn dlq(&mut self, name: &str) -> Result<Dlq, Error> {
         let family = self.configured().into_iter().find(|(_, f)| f.dlq == name).map(|(family, _)| family);
         let key = self.keys.key(name);
-        if family.is_none() && !self.stream_is_dlq {
-            if let Some(work) = self.configured().into_iter().find(|(_, f)| f.work == name) {
-                return Err(Error::NotADlq {
-                    name: name.to_owned(),
-                    why: format!("it is a work stream (its DLQ is `{}`)", work.1.dlq),
-                });
-            }
+        if family.is_some() {
+            self.require_stream(name, &key).await?;
+            return Ok(Dlq { name: name.to_owned(), key, family });
+        }
+        // Whatever the flags.
+        if let Some(dlq) = self.work_stream_dlq(name, &key) {
+            return Err(Error::WorkStream { name: name.to_owned(), dlq });
+        }
+        if !self.stream_is_dlq {
             return Err(match self.key_type(&key).await?.as_str() {
                 "none" => Error::UnknownDlq { name: name.to_owned(), configured: self.configured_names() },
                 _ => Error::NotADlq {
@@ -108,7 +116,21 @@ impl Ctx {
             });
         }
         self.require_stream(name, &key).await?;
+        // No consumer group reads a DLQ: a stream that has one holds work.
+        let groups = self.groups(name, &key).await?;
+        if !groups.is_empty() {
+            return Err(Error::ConsumedStream { name: name.to_owned(), groups });
+        }
         Ok(Dlq { name: name.to_owned(), key, family })
+    }
+
+    /// The DLQ of the configured work stream that `name` (Redis key `key`)
+    /// is, if it is one: by its key under the prefix, or typed as that key.
+    fn work_stream_dlq(&self, name: &str, key: &str) -> Option<String> {
+        self.configured().into_iter().find_map(|(_, f)| {
+            let work_key = self.keys.key(&f.work);
+            (key == work_key || name == work_key).then(|| f.dlq.clone())
+        })
     }
 
     /// Refuses a key that exists and is not a stream (an absent key is an empty stream).

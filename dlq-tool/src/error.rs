@@ -30,12 +30,36 @@ pub enum Error {
         configured: String,
     },
     /// The key exists but is not a configured DLQ.
-    #[error("`{name}` is not a DLQ: {why}; pass --stream-is-dlq to use it anyway")]
+    #[error("`{name}` is not a DLQ: {why}")]
     NotADlq {
         /// What was given.
         name: String,
         /// What it is instead.
         why: String,
+    },
+    /// A configured work stream named where a DLQ is expected; refused
+    /// whatever the flags.
+    #[error(
+        "`{name}` is a work stream, not a DLQ (its DLQ is `{dlq}`): dlq-tool never purges, archives or replays \
+         entries of a work stream"
+    )]
+    WorkStream {
+        /// What was given.
+        name: String,
+        /// The DLQ of its family.
+        dlq: String,
+    },
+    /// A stream some consumer group reads, given with `--stream-is-dlq`.
+    #[error(
+        "`{name}` is read by consumer group {}: it holds work, not dead letters, and dlq-tool never takes it \
+         for a DLQ",
+        groups.join(", ")
+    )]
+    ConsumedStream {
+        /// What was given.
+        name: String,
+        /// The groups that read it.
+        groups: Vec<String>,
     },
     /// The key exists but holds something other than a stream.
     #[error("`{name}` is a Redis {kind}, not a stream")]
@@ -101,6 +125,8 @@ impl Error {
             Error::Config(_)
             | Error::UnknownDlq { .. }
             | Error::NotADlq { .. }
+            | Error::WorkStream { .. }
+            | Error::ConsumedStream { .. }
             | Error::NotAStream { .. }
             | Error::BadArchive { .. }
             | Error::IdsNotFound { .. }

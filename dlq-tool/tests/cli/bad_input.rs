@@ -40,7 +40,7 @@ async fn unknown_dlq_names_and_keys_that_are_not_dlqs_are_refused() {
         &mut env,
         &["replay", "jobs:work", "--all", "--force"],
         2,
-        "`jobs:work` is not a DLQ: it is a work stream (its DLQ is `jobs:dlq`); pass --stream-is-dlq",
+        "`jobs:work` is a work stream, not a DLQ (its DLQ is `jobs:dlq`)",
     )
     .await;
     refused(&mut env, &["archive", "orphan:work"], 2, "`orphan:work` is not a DLQ: it is not a configured DLQ").await;

@@ -9,3 +9,4 @@ mod misc;
 mod replay;
 mod snapshots;
 mod support;
+mod work_streams;
