@@ -70,6 +70,9 @@ pub struct Delivery<'a> {
     pub redis: &'a deadpool_redis::Pool,
     /// Key naming (the configured prefix).
     pub keys: &'a Keys,
+    /// The PostgreSQL pool, for a [`Store::Redis`] handler whose work is many
+    /// short transactions of its own (the purge jobs), never one long one.
+    pub db: &'a sqlx::PgPool,
 }
 
 /// Several events of one org, from one read batch, for a [`Store::Postgres`]

@@ -18,16 +18,28 @@ pub const PLATFORM_ORG: Uuid = Uuid::nil();
 pub const JOB_ACTOR: &str = "service:worker";
 /// The purge of expired idempotency keys.
 pub const PURGE_IDEMPOTENCY_KEYS: &str = "xentri.system.idempotency_keys.purge_requested.v1";
+/// The purge of processed records past their retention.
+pub const PURGE_PROCESSED_EVENTS: &str = "xentri.system.processed_events.purge_requested.v1";
 
-/// Schedules until `shutdown`.
+/// Schedules every periodic job, each at its own interval, until `shutdown`.
 pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let interval = Duration::from_secs(shared.settings.worker.jobs.idempotency_purge_interval_secs.max(1));
-    once_per_interval(&shared, "idempotency_purge", interval, &shutdown, || async {
-        let id = enqueue(&shared, PURGE_IDEMPOTENCY_KEYS, serde_json::json!({})).await?;
-        tracing::info!(job = PURGE_IDEMPOTENCY_KEYS, event_id = %id, "job enqueued");
-        Ok(())
-    })
-    .await;
+    let jobs = &shared.settings.worker.jobs;
+    let schedule = |name: &'static str, job_type: &'static str, interval_secs: u64| {
+        let (shared, shutdown) = (&shared, &shutdown);
+        async move {
+            let interval = Duration::from_secs(interval_secs.max(1));
+            once_per_interval(shared, name, interval, shutdown, || async {
+                let id = enqueue(shared, job_type, serde_json::json!({})).await?;
+                tracing::info!(job = job_type, event_id = %id, "job enqueued");
+                Ok(())
+            })
+            .await;
+        }
+    };
+    tokio::join!(
+        schedule("idempotency_purge", PURGE_IDEMPOTENCY_KEYS, jobs.idempotency_purge_interval_secs),
+        schedule("processed_purge", PURGE_PROCESSED_EVENTS, jobs.processed_purge_interval_secs),
+    );
     Ok(())
 }
 

@@ -5,6 +5,7 @@
 //!   retry with backoff, dead-letter routing and reclaim of abandoned entries.
 //! - [`handlers`]: the built-in groups (cache invalidation, event counts, jobs).
 //! - [`jobs`]: the scheduler of periodic jobs; [`trimmer`]: safe stream trimming.
+//! - [`purge`]: bounded purges (expired idempotency keys, old processed records).
 //! - [`archiver`]: moves day-old dead letters to expiring archive streams.
 //! - [`alerts`]: DLQ growth and repeated correlation ids → log, gauge, webhook.
 //! - [`ops`]: `/health` and `/metrics` on the worker's own port.
@@ -21,6 +22,7 @@ pub mod handlers;
 pub mod jobs;
 pub mod ops;
 pub mod pause;
+pub mod purge;
 pub mod relay;
 pub mod runtime;
 pub mod supervisor;

@@ -26,8 +26,9 @@ const AUDIT_HELP: &str = "\
 Each event the group takes (its type, on its stream) is one of: handled (its processed
 record exists), pending (delivered, not yet acknowledged), dead-lettered (in the DLQ or an
 archive, failed by this group), waiting (in the outbox, or on the stream not yet delivered
-to the group), unverifiable (a Redis-store group's event older than
-worker.processed_ttl_secs, whose record may have expired), or missing: none of these, and
+to the group), unverifiable (an event older than its processed records are kept, whose
+record may have expired or been purged: worker.processed_ttl_secs for a Redis-store group,
+worker.jobs.processed_retention_secs for a Postgres-store one), or missing: none of these, and
 nothing will handle it unless it is republished (worker republish).
 
 Examples:

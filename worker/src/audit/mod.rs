@@ -11,8 +11,9 @@
 //!   `dlq_group` = the group;
 //! - **waiting**: not delivered yet: still in the outbox, or on the stream after
 //!   the group's last-delivered id;
-//! - **unverifiable**: a Redis-store group's event older than its records' TTL,
-//!   whose record may simply have expired;
+//! - **unverifiable**: an event older than its group's processed records are
+//!   kept (a Redis-store group's TTL, a Postgres-store group's retention),
+//!   whose record may simply have expired or been purged;
 //! - **missing**: none of these. Nothing will handle it unless it is republished.
 //!
 //! A pending entry whose stream entry no longer exists is **lost**: Redis 7's
@@ -160,7 +161,8 @@ pub struct Counts {
     pub dead_lettered: u64,
     /// In the outbox, or on the stream after the group's last-delivered id.
     pub waiting: u64,
-    /// Redis-store group: older than the processed records' TTL, no record.
+    /// Older than the processed records are kept (Redis TTL, PostgreSQL
+    /// retention), no record.
     pub unverifiable: u64,
     /// Neither handled, pending, dead-lettered nor waiting.
     pub missing: u64,
@@ -205,6 +207,18 @@ pub struct RedisRecords {
     pub survive_restart: &'static str,
 }
 
+/// What a Postgres-store group's processed records can and cannot prove:
+/// they are purged after `worker.jobs.processed_retention_secs`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PostgresRecords {
+    /// `worker.jobs.processed_retention_secs`.
+    pub retention_secs: u64,
+    /// Events that occurred before this may have had their record purged
+    /// (a record is written after its event occurred, so a younger event's
+    /// record is still there): without one they are unverifiable, not missing.
+    pub verifiable_since: DateTime<Utc>,
+}
+
 /// What `survive_restart` says, and the note line after an audit.
 pub const RESTART_NOTE: &str = "only with Redis persistence (RDB or AOF): after a restart without it, \
                                 handled events show as missing";
@@ -232,6 +246,16 @@ pub struct Audit {
     pub lost: Vec<LostEntry>,
     /// For a Redis-store group: what its records can prove.
     pub records: Option<RedisRecords>,
+    /// For a Postgres-store group: what its records can prove.
+    pub postgres_records: Option<PostgresRecords>,
+}
+
+impl Audit {
+    /// Events that occurred before this may have had their processed record
+    /// expire or be purged; `None` while every record is kept.
+    pub fn verifiable_since(&self) -> Option<DateTime<Utc>> {
+        self.records.as_ref().map(|r| r.verifiable_since).or(self.postgres_records.as_ref().map(|r| r.verifiable_since))
+    }
 }
 
 /// Audits `handler`'s group over the events from `since`; lists at most
@@ -251,15 +275,21 @@ pub async fn audit(sources: &Sources, handler: &dyn Handler, since: Since, limit
     }
 
     let now = Utc::now();
-    let records = (store == Store::Redis).then(|| {
-        let ttl_secs = sources.settings.worker.processed_ttl_secs;
-        // A TTL beyond what a date can hold: every record is still there.
-        let verifiable_since = i64::try_from(ttl_secs)
+    // A TTL beyond what a date can hold: every record is still there.
+    let kept_since = |secs: u64| {
+        i64::try_from(secs)
             .ok()
             .and_then(chrono::Duration::try_seconds)
             .and_then(|ttl| now.checked_sub_signed(ttl))
-            .unwrap_or(DateTime::<Utc>::MIN_UTC);
-        RedisRecords { ttl_secs, verifiable_since, survive_restart: RESTART_NOTE }
+            .unwrap_or(DateTime::<Utc>::MIN_UTC)
+    };
+    let records = (store == Store::Redis).then(|| {
+        let ttl_secs = sources.settings.worker.processed_ttl_secs;
+        RedisRecords { ttl_secs, verifiable_since: kept_since(ttl_secs), survive_restart: RESTART_NOTE }
+    });
+    let postgres_records = (store == Store::Postgres).then(|| {
+        let retention_secs = sources.settings.worker.jobs.processed_retention_secs;
+        PostgresRecords { retention_secs, verifiable_since: kept_since(retention_secs) }
     });
     let since_time = match since {
         Since::Time(time) => Some(time),
@@ -280,6 +310,7 @@ pub async fn audit(sources: &Sources, handler: &dyn Handler, since: Since, limit
         missing_seqs: Vec::new(),
         lost: std::mem::take(&mut state.lost),
         records,
+        postgres_records,
     };
     loop {
         let page = postgres::page(sources, &group, after, through_seq, since_time).await?;
@@ -311,7 +342,7 @@ pub async fn audit(sources: &Sources, handler: &dyn Handler, since: Since, limit
                 &mut result.counts.dead_lettered
             } else if outbox.contains(&row.seq) || state.waiting.contains(&row.id) {
                 &mut result.counts.waiting
-            } else if result.records.as_ref().is_some_and(|r| row.occurred_at < r.verifiable_since) {
+            } else if result.verifiable_since().is_some_and(|since| row.occurred_at < since) {
                 &mut result.counts.unverifiable
             } else {
                 result.missing_seqs.push(row.seq);

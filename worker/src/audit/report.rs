@@ -83,6 +83,16 @@ pub fn text(audit: &Audit) -> String {
         ));
         out.push_str(&format!("note: these records survive a Redis restart {}\n", records.survive_restart));
     }
+    // PostgreSQL records are kept long: said only when it mattered.
+    if let Some(records) = audit.postgres_records.as_ref().filter(|_| audit.counts.unverifiable > 0) {
+        out.push_str(&format!(
+            "note: {} keeps processed records in PostgreSQL for {}s (worker.jobs.processed_retention_secs): an \
+             event before {} without one is unverifiable (record purged), not missing\n",
+            audit.group,
+            records.retention_secs,
+            records.verifiable_since.to_rfc3339_opts(SecondsFormat::Secs, true)
+        ));
+    }
     out.push_str(&summary(audit));
     out.push('\n');
     out
@@ -97,6 +107,8 @@ pub fn summary(audit: &Audit) -> String {
     );
     if audit.records.is_some() {
         line.push_str(&format!(", unverifiable {} (record expired)", c.unverifiable));
+    } else if audit.postgres_records.is_some() && c.unverifiable > 0 {
+        line.push_str(&format!(", unverifiable {} (record purged)", c.unverifiable));
     }
     line.push_str(&format!(", missing {}", c.missing));
     line
@@ -119,5 +131,6 @@ pub fn json(audit: &Audit) -> Value {
         "missing_listed": audit.missing.len(),
         "lost_pending": audit.lost,
         "redis_records": audit.records,
+        "postgres_records": audit.postgres_records,
     })
 }

@@ -187,6 +187,7 @@ async fn transaction(
                 tx: Some(&mut *tx),
                 redis: &lane.shared.redis,
                 keys: &lane.shared.keys,
+                db: &lane.shared.db,
             };
             let started = Instant::now();
             let result = lane.handler.handle(delivery).instrument(span).await;

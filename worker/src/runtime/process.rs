@@ -269,6 +269,7 @@ async fn run_handler(
         tx,
         redis: &lane.shared.redis,
         keys: &lane.shared.keys,
+        db: &lane.shared.db,
     };
     match store {
         Store::Redis => lane.handler.handle(delivery(None)).await.map(|()| Outcome::Done),

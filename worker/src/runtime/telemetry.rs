@@ -17,6 +17,7 @@ pub fn describe() {
     metrics::describe_counter!("relay_events_total", "Outbox rows published to streams");
     metrics::describe_histogram!("relay_lag_seconds", metrics::Unit::Seconds, "Time from append to publish");
     metrics::describe_gauge!("outbox_backlog", "Outbox rows not yet published");
+    metrics::describe_counter!("worker_purged_rows_total", "Rows deleted by the purge jobs, by table");
 }
 
 /// One lane's metric handles, registered once: recording an outcome is then an

@@ -560,3 +560,38 @@ async fn the_binary_exits_1_when_events_are_missing_0_when_not_and_3_when_unreac
     assert_eq!(code, 3, "{stderr}");
     assert!(stderr.starts_with("error: postgresql unreachable") && stderr.lines().count() == 1, "{stderr}");
 }
+
+#[sqlx::test(migrator = "xentri_core::MIGRATOR")]
+async fn a_postgres_store_group_counts_an_event_older_than_the_retention_without_a_record_as_unverifiable(
+    pool: PgPool,
+) {
+    let mut world = World::new(&pool, &EVENT_COUNTS).await;
+    let group = "event_counts";
+    let retention = world.settings.worker.jobs.processed_retention_secs as i64;
+    // Its record was purged after the retention, as the purge job does.
+    let (_, purged) =
+        world.append_as(Uuid::now_v7(), "user:u", "xentri.soul.updated.v1", "events:work", retention + 3_600).await;
+    let unhandled = world.append("xentri.soul.updated.v1").await;
+    world.relay_all().await;
+    world.create_group_at_end(group).await;
+
+    let audit = world.audit(group, Since::Seq(1)).await;
+    assert_eq!(ids(&audit), vec![unhandled], "only the event within the retention is missing");
+    let c = &audit.counts;
+    assert_eq!((c.checked, c.handled, c.unverifiable, c.missing), (2, 0, 1, 1));
+    let records = audit.postgres_records.as_ref().expect("a Postgres-store group says how long its records are kept");
+    assert_eq!(records.retention_secs, world.settings.worker.jobs.processed_retention_secs);
+    let text = audit::report::text(&audit);
+    assert!(text.contains("unverifiable 1 (record purged)"), "{text}");
+    assert!(text.contains("worker.jobs.processed_retention_secs"), "{text}");
+    let json = audit::report::json(&audit);
+    assert_eq!(json["postgres_records"]["retention_secs"], world.settings.worker.jobs.processed_retention_secs);
+
+    // Republish puts back only what is missing, never an event whose record was purged.
+    let done = world.republish(group, true).await.expect("republished");
+    assert_eq!((done.published, done.failed), (1, 0));
+    // The two relayed entries, then the one republished.
+    let on_stream: Vec<Option<String>> =
+        world.work_entries().await.iter().map(|e| e.get("id").map(str::to_owned)).collect();
+    assert_eq!(on_stream, [Some(purged.to_string()), Some(unhandled.to_string()), Some(unhandled.to_string())]);
+}

@@ -7,6 +7,7 @@ mod alerts;
 mod audit;
 mod batch;
 mod logging;
+mod purge;
 mod relay;
 mod runtime;
 mod shutdown;
