@@ -2,7 +2,9 @@
 //!
 //! Every transaction is opened by [`Db::begin`], which switches to the api's
 //! role and sets `app.org_id` transaction-locally before anything else runs, so
-//! row-level security applies even when the pool logs in as a superuser.
+//! row-level security applies to every statement. (The pool logs in as
+//! `xentri_service`, which row-level security binds too; the start-up check
+//! refuses a login it would not bind.)
 //! The only statements that run outside such a transaction are calls of the
 //! database functions that do the same as their first step ([`Db::scoped`]).
 //! **Invariant:** no code in `api` touches the pool except through this type.
@@ -18,7 +20,7 @@ use uuid::Uuid;
 pub struct Db {
     /// The pool; never handed out.
     pool: PgPool,
-    /// The role every transaction runs as (`database.api_role`).
+    /// The role every transaction runs as ([`xentri_core::roles::API`]).
     role: Arc<str>,
 }
 
@@ -29,15 +31,16 @@ pub struct OrgTx {
 }
 
 impl Db {
-    /// Wraps `pool`; transactions will run as `role`.
-    pub fn new(pool: PgPool, role: &str) -> Self {
+    /// Wraps `pool`; transactions will run as `role`, one of
+    /// [`xentri_core::roles::SERVICE_ROLES`] (a constant: it is interpolated).
+    pub fn new(pool: PgPool, role: &'static str) -> Self {
         Self { pool, role: Arc::from(role) }
     }
 
     /// Opens a transaction for `org_id`: `BEGIN` and both settings go in one
     /// round trip (a simple-query batch). Interpolation is safe here: the role
-    /// is checked against `[a-z0-9_]` when settings load, and a UUID prints as
-    /// hex digits and dashes.
+    /// is a constant of ours (not a setting), and a UUID prints as hex digits
+    /// and dashes.
     pub async fn begin(&self, org_id: Uuid) -> Result<OrgTx, sqlx::Error> {
         let begin = format!(
             "BEGIN; SELECT set_config('role', '{}', true), set_config('app.org_id', '{org_id}', true)",

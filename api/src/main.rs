@@ -25,9 +25,10 @@ struct Cli {
 enum Command {
     /// Serve the API (the default).
     Serve,
-    /// Create the database if it does not exist and apply pending migrations.
+    /// Create the database if it does not exist and apply pending migrations,
+    /// as the tables' owner: `database.migrate_url` (else `database.url`).
     ///
-    /// Example: `DATABASE_URL=postgres://postgres@127.0.0.1/xentri api migrate`
+    /// Example: `DATABASE_MIGRATE_URL=postgres://postgres@127.0.0.1/xentri api migrate`
     Migrate,
     /// Print a signed dev token on stdout, for local use only.
     ///

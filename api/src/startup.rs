@@ -33,8 +33,12 @@ pub enum StartupError {
     #[error(transparent)]
     Redis(#[from] xentri_core::redis_pool::RedisPoolError),
     /// Migrations could not be applied.
-    #[error("cannot apply migrations: {0}")]
-    Migrate(#[source] sqlx::migrate::MigrateError),
+    #[error(transparent)]
+    Migrate(#[from] xentri_core::migrate::MigrateError),
+    /// Row-level security would not bind the login or a service role (the
+    /// reason is the whole line: not a source, so it is not printed twice).
+    #[error("refusing to run: {0}")]
+    Roles(xentri_core::roles::RoleError),
     /// The token keys could not be loaded.
     #[error("cannot load token keys: {0}")]
     Auth(#[from] crate::auth::jwks::JwksError),
@@ -63,14 +67,15 @@ impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let pool = xentri_core::db::connect_lazy(&settings.database, "xentri-api")?;
         if settings.database.migrate_on_start {
-            xentri_core::MIGRATOR.run(&pool).await.map_err(StartupError::Migrate)?;
+            xentri_core::migrate::apply(&settings.database).await?;
         }
+        xentri_core::db::check_roles_at_start(&settings.database, "xentri-api").await.map_err(StartupError::Roles)?;
         let redis = xentri_core::redis_pool::connect_lazy(&settings.redis)?;
         let auth = Arc::new(Authenticator::new(&settings.auth).await?);
         let address = SocketAddr::new(settings.api.host, settings.api.port);
         let listener = TcpListener::bind(address).await.map_err(|source| StartupError::Bind { address, source })?;
         let address = listener.local_addr().map_err(|source| StartupError::Bind { address, source })?;
-        let db = Db::new(pool, &settings.database.api_role);
+        let db = Db::new(pool, xentri_core::roles::API);
         let appender = Appender::spawn(
             db.clone(),
             AppenderConfig {

@@ -2,16 +2,19 @@
 //!
 //! Settings, the event envelope and its type-name rule, stream keys and the
 //! stream-entry codec, the DLQ entry format, pool constructors, telemetry set-up,
-//! the migrator, and how the on-call commands read times and print tables.
+//! the migrator, the database roles and advisory lock classes, and how the
+//! on-call commands read times and print tables.
 //! Machinery (routes, consumer loops) lives in the binaries.
 
 pub mod db;
 pub mod dlq;
 pub mod event;
 pub mod human;
+pub mod locks;
 pub mod metrics;
 pub mod migrate;
 pub mod redis_pool;
+pub mod roles;
 pub mod scripts;
 pub mod settings;
 pub mod shutdown;

@@ -225,6 +225,9 @@ bench_soak() {
 
     DB_NAME=$SOAK_DB
     DB_URL="postgres://postgres@127.0.0.1:5432/$DB_NAME"
+    # The api and the worker log in as the service login (they refuse a
+    # superuser); migrations and the soak driver's checks use the owner.
+    SERVICE_URL="postgres://xentri_service@127.0.0.1:5432/$DB_NAME"
     BENCH_DIR=$SOAK_DIR
     SOAK_PREFIX="soak-$(date +%s)-$$:"
     mkdir -p "$SOAK_DIR"
@@ -235,7 +238,7 @@ bench_soak() {
     log "recreating database $DB_NAME"
     psql -h 127.0.0.1 -U postgres -d postgres -X -v ON_ERROR_STOP=1 -q \
         -c "DROP DATABASE IF EXISTS $DB_NAME WITH (FORCE)" -c "CREATE DATABASE $DB_NAME"
-    DATABASE_URL=$DB_URL ./target/release/api migrate 2>"$SOAK_DIR/migrate.log" ||
+    DATABASE_URL=$SERVICE_URL DATABASE_MIGRATE_URL=$DB_URL ./target/release/api migrate 2>"$SOAK_DIR/migrate.log" ||
         { cat "$SOAK_DIR/migrate.log" >&2; die "migrations failed"; }
 
     trap soak_cleanup EXIT
@@ -247,10 +250,10 @@ bench_soak() {
     # Default log level and format (telemetry.log_filter untouched): logging is
     # part of what is measured.
     log "starting the api on 127.0.0.1:$api_port and the worker (ops port $worker_port); logs in $SOAK_DIR/"
-    DATABASE_URL=$DB_URL REDIS_URL=$REDIS XENTRI_REDIS__KEY_PREFIX=$SOAK_PREFIX XENTRI_API__PORT=$api_port \
+    DATABASE_URL=$SERVICE_URL DATABASE_MIGRATE_URL=$DB_URL REDIS_URL=$REDIS XENTRI_REDIS__KEY_PREFIX=$SOAK_PREFIX XENTRI_API__PORT=$api_port \
         XENTRI_DATABASE__MIGRATE_ON_START=false ./target/release/api 2>"$SOAK_DIR/api.log" >/dev/null &
     soak_api_pid=$!
-    DATABASE_URL=$DB_URL REDIS_URL=$REDIS XENTRI_REDIS__KEY_PREFIX=$SOAK_PREFIX XENTRI_WORKER__PORT=$worker_port \
+    DATABASE_URL=$SERVICE_URL DATABASE_MIGRATE_URL=$DB_URL REDIS_URL=$REDIS XENTRI_REDIS__KEY_PREFIX=$SOAK_PREFIX XENTRI_WORKER__PORT=$worker_port \
         XENTRI_DATABASE__MIGRATE_ON_START=false ./target/release/worker 2>"$SOAK_DIR/worker.log" >/dev/null &
     soak_worker_pid=$!
     wait_ready api "$soak_api_pid" "http://127.0.0.1:$api_port/health/ready" "$SOAK_DIR/api.log"

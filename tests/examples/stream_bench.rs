@@ -64,6 +64,11 @@ fn settings(prefix: &str, extra: &[(&str, &str)]) -> Settings {
         ("REDIS_URL".into(), redis_url()),
         ("XENTRI_REDIS__KEY_PREFIX".into(), prefix.into()),
         ("XENTRI_DATABASE__MIGRATE_ON_START".into(), "false".into()),
+        // The driver seeds and inspects the outbox across orgs as the owner
+        // (DATABASE_URL), and runs the api and the worker on that login as the
+        // tests do: the test leave, and migrations with that URL too.
+        ("XENTRI_DATABASE__MIGRATE_URL".into(), String::new()),
+        ("XENTRI_DATABASE__TEST_ALLOW_PRIVILEGED_LOGIN".into(), "true".into()),
         ("XENTRI_WORKER__PORT".into(), "0".into()),
         ("XENTRI_API__PORT".into(), "0".into()),
         ("XENTRI_TELEMETRY__LOG_FILTER".into(), "warn".into()),

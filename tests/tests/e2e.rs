@@ -98,3 +98,130 @@ fn a_missing_profile_stops_start_up_with_one_line() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(stderr.trim_end(), "configuration error: XENTRI_ENV=nosuchenv but config/nosuchenv.toml does not exist");
 }
+
+/// Runs the `api` or `worker` binary as `./scripts/run` does (the run profile:
+/// no `XENTRI_ENV`) with `env` on top, expecting it to refuse to start: its
+/// exit code and stderr.
+async fn refused_start(name: &str, env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let mut command = tokio::process::Command::new(binary(name));
+    command
+        .current_dir(workspace())
+        .env_remove("XENTRI_ENV")
+        .env_remove("RUST_LOG")
+        .env("XENTRI_API__PORT", "0")
+        .env("XENTRI_WORKER__PORT", "0")
+        .env("XENTRI_DATABASE__MIGRATE_ON_START", "false")
+        .env("XENTRI_TELEMETRY__LOG_FILTER", "error")
+        .env("REDIS_URL", xentri_e2e::redis_url())
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let output = tokio::time::timeout(std::time::Duration::from_secs(30), command.output())
+        .await
+        .unwrap_or_else(|_| panic!("expected the {name} to refuse to start, it kept running"))
+        .expect("the binary runs");
+    (output.status.code(), String::from_utf8_lossy(&output.stderr).trim_end().to_owned())
+}
+
+/// The URL of `url`'s database, logged in as the service login instead.
+fn as_service_login(url: &str) -> String {
+    let options: sqlx::postgres::PgConnectOptions = url.parse().expect("a PostgreSQL URL");
+    format!(
+        "postgres://{}@{}:{}/{}",
+        xentri_core::roles::SERVICE_LOGIN,
+        options.get_host(),
+        options.get_port(),
+        options.get_database().expect("a database")
+    )
+}
+
+#[tokio::test]
+async fn the_api_and_the_worker_refuse_a_superuser_login_with_one_line() {
+    let database = xentri_e2e::processes::Database::create("superuser").await;
+    let user = database.url.parse::<sqlx::postgres::PgConnectOptions>().expect("URL").get_username().to_owned();
+    for name in ["api", "worker"] {
+        let (code, stderr) =
+            refused_start(name, &[("DATABASE_URL", &database.url), ("DATABASE_MIGRATE_URL", &database.url)]).await;
+        assert_eq!(code, Some(1), "{name}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{name}: {stderr}");
+        assert!(
+            stderr.starts_with(&format!(
+                "refusing to run: the database login `{user}` bypasses row-level security (superuser or BYPASSRLS: "
+            )),
+            "{name}: {stderr}"
+        );
+    }
+    database.remove().await;
+}
+
+/// On a cluster of its own: the service roles are cluster-wide, and this test
+/// gives them the power to bypass row-level security.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_and_the_worker_refuse_to_run_when_a_service_role_can_bypass_row_level_security() {
+    let cluster = xentri_e2e::services::PrivatePostgres::start().await;
+    let database = xentri_e2e::processes::Database::create_on(&cluster.url("postgres"), "bypass").await;
+    let service = as_service_login(&database.url);
+    let env = [("DATABASE_URL", service.as_str()), ("DATABASE_MIGRATE_URL", database.url.as_str())];
+
+    // As the migrations leave it, the api runs as the service login.
+    let (mut api, _) = xentri_e2e::processes::start_api(
+        &service,
+        &xentri_e2e::redis_url(),
+        &xentri_e2e::unique_key_prefix(),
+        &[("XENTRI_DATABASE__TEST_ALLOW_PRIVILEGED_LOGIN", "false")],
+        std::sync::Arc::default(),
+    )
+    .await;
+    api.signal("-TERM").await;
+
+    let pool = database.pool().await;
+    // The test profile on the superuser login: its leave skips the login's
+    // check, never the service roles'.
+    let tests = [("XENTRI_ENV", "test"), ("DATABASE_URL", database.url.as_str())];
+    let refuses = |name: &'static str, env: Vec<(&'static str, String)>, expected: String| async move {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (code, stderr) = refused_start(name, &env).await;
+        assert_eq!(code, Some(1), "{name}: {stderr}");
+        assert_eq!(stderr, expected, "{name}");
+    };
+    let owned = |env: &[(&'static str, &str)]| env.iter().map(|(k, v)| (*k, (*v).to_owned())).collect::<Vec<_>>();
+
+    // A service role that is a member of a role with BYPASSRLS.
+    sqlx::query("CREATE ROLE t_bypass NOLOGIN BYPASSRLS").execute(&pool).await.expect("role");
+    sqlx::query("GRANT t_bypass TO xentri_worker").execute(&pool).await.expect("grant");
+    for name in ["api", "worker"] {
+        refuses(
+            name,
+            owned(&tests),
+            "refusing to run: the service role `xentri_worker` can bypass row-level security (superuser or \
+             BYPASSRLS: t_bypass); revoke it (ALTER ROLE … NOBYPASSRLS, REVOKE … FROM xentri_worker)"
+                .to_owned(),
+        )
+        .await;
+        // The service login, a member of xentri_worker, could become t_bypass too.
+        refuses(
+            name,
+            owned(&env),
+            "refusing to run: the database login `xentri_service` bypasses row-level security (superuser or \
+             BYPASSRLS: t_bypass); log in as xentri_service (database.url)"
+                .to_owned(),
+        )
+        .await;
+    }
+
+    // A service role with BYPASSRLS itself.
+    sqlx::query("REVOKE t_bypass FROM xentri_worker").execute(&pool).await.expect("revoke");
+    sqlx::query("ALTER ROLE xentri_relay BYPASSRLS").execute(&pool).await.expect("alter");
+    for name in ["api", "worker"] {
+        refuses(
+            name,
+            owned(&tests),
+            "refusing to run: the service role `xentri_relay` can bypass row-level security (superuser or \
+             BYPASSRLS: xentri_relay); revoke it (ALTER ROLE … NOBYPASSRLS, REVOKE … FROM xentri_relay)"
+                .to_owned(),
+        )
+        .await;
+    }
+    pool.close().await;
+}

@@ -29,8 +29,12 @@ pub enum StartupError {
     #[error("configuration error: invalid value for `redis.url`: {0}")]
     RedisClient(#[source] redis::RedisError),
     /// Migrations could not be applied.
-    #[error("cannot apply migrations: {0}")]
-    Migrate(#[source] sqlx::migrate::MigrateError),
+    #[error(transparent)]
+    Migrate(#[from] xentri_core::migrate::MigrateError),
+    /// Row-level security would not bind the login or a service role (the
+    /// reason is the whole line: not a source, so it is not printed twice).
+    #[error("refusing to run: {0}")]
+    Roles(xentri_core::roles::RoleError),
     /// The groups are misconfigured.
     #[error("{0}")]
     Groups(String),
@@ -66,8 +70,11 @@ impl Worker {
         }
         let db = xentri_core::db::connect_lazy(&settings.database, "xentri-worker")?;
         if settings.database.migrate_on_start {
-            xentri_core::MIGRATOR.run(&db).await.map_err(StartupError::Migrate)?;
+            xentri_core::migrate::apply(&settings.database).await?;
         }
+        xentri_core::db::check_roles_at_start(&settings.database, "xentri-worker")
+            .await
+            .map_err(StartupError::Roles)?;
         let redis = xentri_core::redis_pool::connect_lazy(&settings.redis)?;
         let redis_client =
             redis::Client::open(settings.redis.url.expose_secret()).map_err(StartupError::RedisClient)?;

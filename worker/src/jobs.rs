@@ -97,7 +97,7 @@ pub async fn enqueue(shared: &Shared, job_type: &str, payload: serde_json::Value
     let trace_id = Uuid::new_v4().simple().to_string();
     let mut tx = shared.db.begin().await?;
     sqlx::query("SELECT set_config('role', $1, true), set_config('app.org_id', $2, true)")
-        .bind(&shared.settings.database.worker_role)
+        .bind(xentri_core::roles::WORKER)
         .bind(PLATFORM_ORG.to_string())
         .execute(&mut *tx)
         .await?;

@@ -4,8 +4,8 @@
 //! **Invariant:** a row leaves the outbox only in the transaction that follows
 //! its `XADD`s; a relay killed mid-batch publishes that batch again
 //! (at-least-once; consumers skip duplicates). One relay publishes at a time
-//! (a transaction-scoped advisory lock), so several workers never publish the
-//! same row at once and the stream keeps `seq` order.
+//! (a transaction-scoped advisory lock in [`LockClass::Relay`]), so several
+//! workers never publish the same row at once and the stream keeps `seq` order.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,12 +14,14 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::PgListener;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
+use xentri_core::locks::LockClass;
 use xentri_core::stream::FlatEvent;
 
 use crate::runtime::Shared;
 
-/// The advisory lock only the publishing relay holds.
-const RELAY_LOCK: i64 = 0x7865_6e74_7269_0001;
+/// The second key of the advisory lock only the publishing relay holds
+/// (its class is [`LockClass::Relay`]).
+const RELAY_LOCK_KEY: i32 = 0;
 /// The notification channel the outbox trigger signals.
 pub const CHANNEL: &str = "xentri_outbox";
 
@@ -121,9 +123,10 @@ pub async fn publish_batch_after(shared: &Shared, after: Option<i64>) -> anyhow:
     let settings = &shared.settings;
     let mut tx = shared.db.begin().await?;
     let locked: bool =
-        sqlx::query_scalar("SELECT set_config('role', $1, true) IS NOT NULL AND pg_try_advisory_xact_lock($2)")
-            .bind(&settings.database.relay_role)
-            .bind(RELAY_LOCK)
+        sqlx::query_scalar("SELECT set_config('role', $1, true) IS NOT NULL AND pg_try_advisory_xact_lock($2, $3)")
+            .bind(xentri_core::roles::RELAY)
+            .bind(LockClass::Relay.id())
+            .bind(RELAY_LOCK_KEY)
             .fetch_one(&mut *tx)
             .await?;
     if !locked {
@@ -192,10 +195,7 @@ pub async fn publish_batch_after(shared: &Shared, after: Option<i64>) -> anyhow:
 /// Outbox rows not yet published (for the backlog gauge).
 pub async fn backlog(shared: &Shared) -> anyhow::Result<i64> {
     let mut tx = shared.db.begin().await?;
-    sqlx::query("SELECT set_config('role', $1, true)")
-        .bind(&shared.settings.database.relay_role)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query("SELECT set_config('role', $1, true)").bind(xentri_core::roles::RELAY).execute(&mut *tx).await?;
     let count: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox").fetch_one(&mut *tx).await?;
     tx.commit().await?;
     Ok(count)

@@ -97,8 +97,9 @@ async fn a_key_held_by_a_running_request_is_409(pool: PgPool) {
         .await
         .expect("org");
     let locked: bool = sqlx::query_scalar(
-        "SELECT pg_try_advisory_xact_lock(hashtextextended(current_setting('app.org_id') || ':' || 'held', 0))",
+        "SELECT pg_try_advisory_xact_lock($1, hashtext(current_setting('app.org_id') || ':' || 'held'))",
     )
+    .bind(xentri_core::locks::LockClass::Idempotency.id())
     .fetch_one(&mut *first)
     .await
     .expect("lock");

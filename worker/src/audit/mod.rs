@@ -93,7 +93,7 @@ pub struct Sources {
     pub settings: Settings,
     /// `redis.key_prefix` naming.
     pub keys: Keys,
-    /// PostgreSQL; every statement runs as `database.relay_role`.
+    /// PostgreSQL; every statement runs as [`xentri_core::roles::RELAY`].
     pub db: PgPool,
     /// The connection every Redis command goes through (pipelined).
     pub redis: redis::aio::MultiplexedConnection,

@@ -35,10 +35,7 @@ pub(super) struct EventRow {
 /// A transaction running as the relay role.
 async fn as_relay(sources: &Sources) -> Result<Transaction<'static, Postgres>, AuditError> {
     let mut tx = sources.db.begin().await?;
-    sqlx::query("SELECT set_config('role', $1, true)")
-        .bind(&sources.settings.database.relay_role)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query("SELECT set_config('role', $1, true)").bind(xentri_core::roles::RELAY).execute(&mut *tx).await?;
     Ok(tx)
 }
 

@@ -127,7 +127,7 @@ async fn transaction(
     let failed = |e: sqlx::Error| Failure { at: None, error: HandlerError::Transient(e.into()) };
     let mut tx = lane.shared.db.begin().await.map_err(failed)?;
     sqlx::query("SELECT set_config('role', $1, true)")
-        .bind(&lane.shared.settings.database.worker_role)
+        .bind(xentri_core::roles::WORKER)
         .execute(&mut *tx)
         .await
         .map_err(failed)?;

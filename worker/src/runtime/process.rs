@@ -277,7 +277,7 @@ async fn run_handler(
             let transient = |e: sqlx::Error| HandlerError::Transient(e.into());
             let mut tx = lane.shared.db.begin().await.map_err(transient)?;
             sqlx::query("SELECT set_config('role', $1, true), set_config('app.org_id', $2, true)")
-                .bind(&lane.shared.settings.database.worker_role)
+                .bind(xentri_core::roles::WORKER)
                 .bind(event.org_id.to_string())
                 .execute(&mut *tx)
                 .await

@@ -9,6 +9,7 @@ mod batch;
 mod logging;
 mod purge;
 mod relay;
+mod roles;
 mod runtime;
 mod shutdown;
 mod supervision;

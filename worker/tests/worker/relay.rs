@@ -109,3 +109,17 @@ async fn batches_after_a_cursor_skip_lower_rows_and_a_full_scan_catches_them(poo
     let left: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox").fetch_one(&pool).await.expect("n");
     assert_eq!(left, 0);
 }
+
+#[sqlx::test(migrator = "xentri_core::MIGRATOR")]
+async fn the_relay_lock_is_the_relay_class_of_the_two_key_form(pool: PgPool) {
+    let prefix = prefix();
+    let shared = shared(&pool, &prefix, "100");
+    append(&pool, Uuid::new_v4(), 3).await;
+    // Another session holds (relay class, 0), as a publishing relay does.
+    let mut other = pool.acquire().await.expect("a connection");
+    let class = xentri_core::locks::LockClass::Relay.id();
+    sqlx::query("SELECT pg_advisory_lock($1, 0)").bind(class).execute(&mut *other).await.expect("lock");
+    assert_eq!(xentri_worker::relay::publish_batch(&shared).await.expect("batch"), 0, "the lock is taken: no batch");
+    sqlx::query("SELECT pg_advisory_unlock($1, 0)").bind(class).execute(&mut *other).await.expect("unlock");
+    assert_eq!(xentri_worker::relay::publish_batch(&shared).await.expect("batch"), 3);
+}
