@@ -1,24 +1,29 @@
 //! The edge: what every request passes through, around the warp routes.
 //!
-//! It reads or starts the W3C trace context, bounds the body (413 above
-//! `api.body_limit_bytes`, chunked or not), runs the routes with panics caught
-//! (500), renders every problem with the caller's language and trace id, echoes
-//! `traceparent`, and writes one log line and one metric sample per request.
+//! It reads or starts the W3C trace context, sheds load, authenticates a
+//! request to an authenticated route *before* reading its body (a bad or
+//! missing token is a 401 without a byte of the body read), bounds the body
+//! (413 above `api.body_limit_bytes`, chunked or not; 408 when it has not
+//! arrived whole within `api.body_read_timeout_ms`), runs the routes with
+//! panics caught (500), renders every problem with the caller's language and
+//! trace id, echoes `traceparent`, and writes one log line and one metric
+//! sample per request.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{CONTENT_LANGUAGE, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
-use http::{HeaderMap, HeaderValue, Request, Response};
+use http::{HeaderMap, HeaderValue, Method, Request, Response};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use tower_service::Service;
 use tracing::{Instrument, field};
 use warp::filters::BoxedFilter;
 
+use crate::auth::{Authenticated, Authenticator};
 use crate::i18n::Lang;
 use crate::problem::{Problem, ProblemKind};
 use crate::trace::TraceContext;
@@ -41,17 +46,29 @@ pub struct RequestContext {
     pub lang: Lang,
 }
 
+/// What the edge bounds.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest accepted body, in bytes.
+    pub body_bytes: usize,
+    /// How long a body may take to arrive whole, from its request's head.
+    pub body_read_timeout: Duration,
+    /// Most requests answered at once; more are shed.
+    pub max_concurrent: usize,
+}
+
 /// The edge service around the routes; cheap to clone, one per connection.
 #[derive(Clone)]
 pub struct Edge {
     /// The routes, rejections already recovered.
     routes: BoxedFilter<(warp::reply::Response,)>,
-    /// Largest accepted body, in bytes.
-    body_limit: usize,
-    /// Most requests answered at once; more are shed.
-    max_concurrent: usize,
+    /// Body size and time, concurrency.
+    limits: Limits,
     /// Requests being answered right now.
     in_flight: Arc<AtomicUsize>,
+    /// Verifies the token of a request to an authenticated route before its
+    /// body is read; without it the routes' own filter does, after.
+    auth: Option<Arc<Authenticator>>,
 }
 
 /// Decrements the in-flight count when a request is done, however it ends.
@@ -72,16 +89,18 @@ impl Drop for InFlight {
 }
 
 impl Edge {
-    /// Serves `routes` with bodies bounded by `body_limit` bytes, at most
-    /// `max_concurrent` requests at once, counting requests in flight in
+    /// Serves `routes` within `limits`, counting requests in flight in
     /// `in_flight`.
-    pub fn new(
-        routes: BoxedFilter<(warp::reply::Response,)>,
-        body_limit: usize,
-        max_concurrent: usize,
-        in_flight: Arc<AtomicUsize>,
-    ) -> Self {
-        Self { routes, body_limit, max_concurrent, in_flight }
+    pub fn new(routes: BoxedFilter<(warp::reply::Response,)>, limits: Limits, in_flight: Arc<AtomicUsize>) -> Self {
+        Self { routes, limits, in_flight, auth: None }
+    }
+
+    /// Authenticates requests to authenticated routes with `auth` before
+    /// their bodies are read, handing the caller to the routes as an
+    /// [`Authenticated`] request extension.
+    pub fn authenticating(mut self, auth: Arc<Authenticator>) -> Self {
+        self.auth = Some(auth);
+        self
     }
 
     /// Answers one request. Never fails: every outcome is a response.
@@ -104,7 +123,7 @@ impl Edge {
             org_id = field::Empty,
             user_id = field::Empty,
         );
-        let response = if in_flight > self.max_concurrent && !always_answered(request.uri().path()) {
+        let response = if in_flight > self.limits.max_concurrent && !always_answered(request.uri().path()) {
             // Shed at once: queueing past the limit only turns overload into
             // timeouts for everyone. The request has done nothing yet.
             boxed(
@@ -131,9 +150,31 @@ impl Edge {
         B::Error: Into<BoxError>,
     {
         let (mut parts, body) = request.into_parts();
-        let body = match read_body(&parts.headers, body, self.body_limit).await {
-            Ok(body) => body,
-            Err(problem) => return boxed(problem.into_response()),
+        // Before the body: an unauthenticated caller gets its 401 without the
+        // server reading (or waiting for) a byte of it.
+        if let Some(auth) = &self.auth
+            && needs_authentication(&parts.method, parts.uri.path())
+        {
+            match crate::auth::authenticate_request(auth, &parts.headers).await {
+                Ok(principal) => {
+                    parts.extensions.insert(Authenticated(principal));
+                }
+                Err(error) => return boxed(error.into_response()),
+            }
+        }
+        let limit = self.limits.body_bytes;
+        let deadline = self.limits.body_read_timeout;
+        let body = match tokio::time::timeout(deadline, read_body(&parts.headers, body, limit)).await {
+            Ok(Ok(body)) => body,
+            Ok(Err(problem)) => return boxed(problem.into_response()),
+            Err(_elapsed) => {
+                let seconds = deadline.as_secs_f64();
+                let problem = Problem::new(
+                    ProblemKind::RequestTimeout,
+                    format!("The request body did not arrive within {seconds} seconds"),
+                );
+                return boxed(problem.into_response());
+            }
         };
         parts.extensions.insert(context);
         let request = Request::from_parts(parts, Full::new(body));
@@ -160,6 +201,18 @@ impl Edge {
             }
         }
     }
+}
+
+/// The served routes anyone may call; every other served route needs a token.
+const PUBLIC_ROUTES: &[&str] = &["/health", "/health/ready", "/api/v1/metrics", "/api/v1/openapi.json"];
+
+/// Whether `method` `path` is a served route that needs a token. A new route
+/// needs one unless it is added to [`PUBLIC_ROUTES`]; an unserved method or
+/// path is left to the routes (404, 405).
+fn needs_authentication(method: &Method, path: &str) -> bool {
+    let template = crate::routes::template(method, path);
+    crate::routes::ROUTES.iter().any(|route| route.template == template && route.method == method.as_str())
+        && !PUBLIC_ROUTES.contains(&template)
 }
 
 /// The operational routes, answered even when the api sheds load: an
@@ -238,6 +291,10 @@ mod tests {
     use warp::Filter;
     use warp::reply::Reply;
 
+    fn limits(body_bytes: usize, max_concurrent: usize) -> Limits {
+        Limits { body_bytes, body_read_timeout: Duration::from_secs(30), max_concurrent }
+    }
+
     async fn call(edge: &Edge, request: Request<Full<Bytes>>) -> (Response<Body>, serde_json::Value) {
         let response = edge.clone().handle(request).await.unwrap_or_else(|e| match e {});
         let (parts, body) = response.into_parts();
@@ -253,7 +310,7 @@ mod tests {
             .recover(crate::problem::recover)
             .unify()
             .boxed();
-        let edge = Edge::new(routes, 1024, 16, Arc::default());
+        let edge = Edge::new(routes, limits(1024, 16), Arc::default());
         for lang in ["en", "fr"] {
             let request =
                 Request::get("/boom").header("accept-language", lang).body(Full::new(Bytes::new())).expect("request");
@@ -269,7 +326,7 @@ mod tests {
     #[tokio::test]
     async fn chunked_bodies_over_the_limit_are_413() {
         let routes = warp::any().map(|| warp::reply().into_response()).boxed();
-        let edge = Edge::new(routes, 8, 16, Arc::default());
+        let edge = Edge::new(routes, limits(8, 16), Arc::default());
         // No Content-Length: the limit must hold while reading.
         let request = Request::post("/").body(Full::new(Bytes::from_static(b"0123456789"))).expect("request");
         let (response, body) = call(&edge, request).await;
@@ -293,7 +350,7 @@ mod tests {
             .unify()
             .boxed();
         let in_flight = Arc::new(AtomicUsize::new(0));
-        let edge = Edge::new(routes, 1024, 1, in_flight.clone());
+        let edge = Edge::new(routes, limits(1024, 1), in_flight.clone());
         let first = tokio::spawn({
             let edge = edge.clone();
             async move { call(&edge, Request::get("/slow").body(Full::new(Bytes::new())).expect("request")).await }
@@ -312,5 +369,38 @@ mod tests {
         let (answered, _) = first.await.expect("the first request's task");
         assert_eq!(answered.status(), 200, "the request within the limit is answered");
         assert_eq!(in_flight.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn a_body_that_does_not_arrive_in_time_is_408() {
+        let routes = warp::any().map(|| warp::reply().into_response()).boxed();
+        let limits = Limits { body_bytes: 1024, body_read_timeout: Duration::from_millis(200), max_concurrent: 16 };
+        let edge = Edge::new(routes, limits, Arc::default());
+        // A body that never sends a byte.
+        let never = http_body_util::StreamBody::new(futures_util::stream::pending::<
+            Result<http_body::Frame<Bytes>, std::convert::Infallible>,
+        >());
+        let request = Request::post("/").header(CONTENT_LENGTH, "10").body(never).expect("request");
+        let response = tokio::time::timeout(Duration::from_secs(5), edge.clone().handle(request))
+            .await
+            .expect("answered within 5 s")
+            .unwrap_or_else(|e| match e {});
+        assert_eq!(response.status(), 408);
+        let bytes = response.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+        let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        assert_eq!(body["type"], "https://xentri.io/errors/request-timeout");
+    }
+
+    #[test]
+    fn only_served_non_operational_routes_need_a_token() {
+        assert!(needs_authentication(&Method::POST, "/api/v1/events"));
+        assert!(needs_authentication(&Method::GET, "/api/v1/events"));
+        assert!(needs_authentication(&Method::GET, "/api/v1/events/0190c5a0-0000-7000-8000-000000000000"));
+        assert!(!needs_authentication(&Method::GET, "/health/ready"));
+        assert!(!needs_authentication(&Method::GET, "/api/v1/openapi.json"));
+        assert!(!needs_authentication(&Method::GET, "/api/v1/metrics"));
+        // Not served: left to the routes' 404 and 405.
+        assert!(!needs_authentication(&Method::DELETE, "/api/v1/events"));
+        assert!(!needs_authentication(&Method::GET, "/nope"));
     }
 }

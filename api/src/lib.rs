@@ -6,6 +6,7 @@
 
 pub mod appender;
 pub mod auth;
+pub mod connections;
 pub mod db;
 pub mod edge;
 pub mod events;

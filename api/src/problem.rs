@@ -31,6 +31,8 @@ pub enum ProblemKind {
     NotFound,
     /// 405
     MethodNotAllowed,
+    /// 408: the request body did not arrive within `api.body_read_timeout_ms`.
+    RequestTimeout,
     /// 409: the first request with this idempotency key is still running.
     IdempotencyKeyInFlight,
     /// 413
@@ -51,13 +53,14 @@ pub enum ProblemKind {
 
 impl ProblemKind {
     /// Every kind, for tests and documentation.
-    pub const ALL: [ProblemKind; 14] = [
+    pub const ALL: [ProblemKind; 15] = [
         ProblemKind::MalformedRequest,
         ProblemKind::IdempotencyKeyRequired,
         ProblemKind::Unauthorized,
         ProblemKind::Forbidden,
         ProblemKind::NotFound,
         ProblemKind::MethodNotAllowed,
+        ProblemKind::RequestTimeout,
         ProblemKind::IdempotencyKeyInFlight,
         ProblemKind::PayloadTooLarge,
         ProblemKind::UnsupportedMediaType,
@@ -76,6 +79,7 @@ impl ProblemKind {
             ProblemKind::Forbidden => StatusCode::FORBIDDEN,
             ProblemKind::NotFound => StatusCode::NOT_FOUND,
             ProblemKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ProblemKind::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ProblemKind::IdempotencyKeyInFlight => StatusCode::CONFLICT,
             ProblemKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ProblemKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -94,6 +98,7 @@ impl ProblemKind {
             ProblemKind::Forbidden => "forbidden",
             ProblemKind::NotFound => "not-found",
             ProblemKind::MethodNotAllowed => "method-not-allowed",
+            ProblemKind::RequestTimeout => "request-timeout",
             ProblemKind::IdempotencyKeyInFlight => "idempotency-key-in-flight",
             ProblemKind::PayloadTooLarge => "payload-too-large",
             ProblemKind::UnsupportedMediaType => "unsupported-media-type",
@@ -148,6 +153,10 @@ impl ProblemKind {
             (MethodNotAllowed, De) => "Methode nicht erlaubt",
             (MethodNotAllowed, Fr) => "Méthode non autorisée",
             (MethodNotAllowed, Es) => "Método no permitido",
+            (RequestTimeout, En) => "Request Timeout",
+            (RequestTimeout, De) => "Zeitüberschreitung der Anfrage",
+            (RequestTimeout, Fr) => "Délai de requête dépassé",
+            (RequestTimeout, Es) => "Tiempo de espera de la solicitud agotado",
             (IdempotencyKeyInFlight, En) => "Request Already In Progress",
             (IdempotencyKeyInFlight, De) => "Anfrage wird bereits bearbeitet",
             (IdempotencyKeyInFlight, Fr) => "Requête déjà en cours",

@@ -3,23 +3,28 @@
 //! [`Application::build`] binds its own listener, so tests run it on port 0
 //! in-process; [`Application::run_until_stopped`] serves until `shutdown`
 //! resolves, then stops accepting, lets in-flight requests finish within
-//! `api.shutdown_grace_ms`, and closes the pools.
+//! `api.shutdown_grace_ms`, and closes the pools. Connections are capped and
+//! closed when idle or slow by [`crate::connections`] and hyper's header read
+//! timeout; request bodies are bounded in time and size by the [`Edge`].
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use futures_util::FutureExt;
+use http_body_util::BodyExt;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use xentri_core::Settings;
 
 use crate::appender::{Appender, AppenderConfig};
 use crate::auth::Authenticator;
+use crate::connections::{Connections, Watched};
 use crate::db::Db;
-use crate::edge::Edge;
+use crate::edge::{Edge, Limits};
 use crate::metrics::Metrics;
 use crate::state::AppState;
 
@@ -115,38 +120,64 @@ impl Application {
     /// Serves until `shutdown` resolves, then drains and closes.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) {
         let Self { listener, state, .. } = self;
+        let api = &state.settings.api;
         let edge = Edge::new(
             crate::routes::routes(state.clone()),
-            state.settings.api.body_limit_bytes,
-            state.settings.api.max_concurrent_requests,
+            Limits {
+                body_bytes: api.body_limit_bytes,
+                body_read_timeout: api.body_read_timeout(),
+                max_concurrent: api.max_concurrent_requests,
+            },
             state.in_flight.clone(),
-        );
-        let graceful = GracefulShutdown::new();
-        let connections = http1::Builder::new();
+        )
+        .authenticating(state.auth.clone());
+        let connections = Connections::new(api.max_connections);
+        let keep_alive = api.keep_alive_timeout();
+        let mut builder = http1::Builder::new();
+        // Without a timer hyper's header read timeout is off.
+        builder.timer(TokioTimer::new()).header_read_timeout(api.header_read_timeout());
         tokio::pin!(shutdown);
         loop {
-            tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok((stream, _peer)) => {
-                        let _ = stream.set_nodelay(true);
-                        let edge = edge.clone();
-                        let service = service_fn(move |request| edge.clone().handle(request));
-                        let connection = graceful.watch(connections.serve_connection(TokioIo::new(stream), service));
-                        tokio::spawn(async move {
-                            if let Err(error) = connection.await {
-                                tracing::debug!(error = %error, "connection ended with an error");
-                            }
-                        });
-                    }
-                    Err(error) => {
-                        // Out of file descriptors and the like: back off briefly
-                        // rather than spin.
-                        tracing::warn!(error = %error, "accept failed");
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    }
-                },
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
                 () = &mut shutdown => break,
-            }
+            };
+            let stream = match accepted {
+                Ok((stream, _peer)) => stream,
+                Err(error) => {
+                    // Out of file descriptors and the like: back off briefly
+                    // rather than spin.
+                    tracing::warn!(error = %error, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            // At the cap this closes the longest-quiet connection, or waits
+            // for one to close; meanwhile later connections wait in the backlog.
+            let admitted = tokio::select! {
+                admitted = connections.admit() => admitted,
+                () = &mut shutdown => break,
+            };
+            let Some(admitted) = admitted else { break };
+            let _ = stream.set_nodelay(true);
+            let edge = edge.clone();
+            let connection = admitted.connection().clone();
+            let service = service_fn(move |request| {
+                // Answering until the answer's body is written out and dropped.
+                let answering = connection.answering();
+                edge.clone().handle(request).map(move |response| {
+                    Ok::<_, Infallible>(response.unwrap_or_else(|never| match never {}).map(move |body| {
+                        body.map_frame(move |frame| {
+                            let _answering = &answering;
+                            frame
+                        })
+                        .boxed()
+                    }))
+                })
+            });
+            let io = TokioIo::new(Watched::new(stream, admitted.connection().clone()));
+            let served = builder.serve_connection(io, service);
+            tokio::spawn(admitted.serve(served, keep_alive, |served| served.graceful_shutdown()));
         }
         drop(listener);
         let grace = state.settings.api.shutdown_grace();
@@ -155,7 +186,8 @@ impl Application {
             in_flight = state.in_flight(),
             "shutting down: draining in-flight requests"
         );
-        if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+        connections.close_all();
+        if tokio::time::timeout(grace, connections.all_closed()).await.is_err() {
             tracing::warn!("grace period elapsed with requests still in flight");
         }
         if tokio::time::timeout(grace, state.db.close()).await.is_err() {

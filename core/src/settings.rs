@@ -246,12 +246,50 @@ pub struct ApiSettings {
     /// a queue without bound. `/health`, `/health/ready` and `/metrics` are
     /// never refused.
     pub max_concurrent_requests: usize,
+    /// A request head (request line and headers) must arrive whole within
+    /// this long of the connection opening or of the previous answer, else the
+    /// connection is closed, in milliseconds.
+    pub header_read_timeout_ms: u64,
+    /// A request body must arrive whole within this long of its head, else
+    /// the request is answered 408 and the connection closed, in milliseconds.
+    pub body_read_timeout_ms: u64,
+    /// A connection with no request arriving or being answered is closed
+    /// after this long, in milliseconds (the header read timeout also bounds
+    /// that wait: the shorter of the two applies).
+    pub keep_alive_timeout_ms: u64,
+    /// Most connections open at once. At the cap a new connection closes the
+    /// one that has been without a request longest; when every connection is
+    /// answering one, new connections wait in the listen backlog.
+    pub max_connections: usize,
+    /// How long a `/health/ready` answer is reused before PostgreSQL and Redis
+    /// are pinged again, in milliseconds.
+    pub readiness_cache_ms: u64,
 }
 
 impl ApiSettings {
     /// The shutdown grace period as a duration.
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_millis(self.shutdown_grace_ms)
+    }
+
+    /// The header read timeout as a duration.
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_read_timeout_ms)
+    }
+
+    /// The body read timeout as a duration.
+    pub fn body_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.body_read_timeout_ms)
+    }
+
+    /// The keep-alive idle timeout as a duration.
+    pub fn keep_alive_timeout(&self) -> Duration {
+        Duration::from_millis(self.keep_alive_timeout_ms)
+    }
+
+    /// How long a readiness answer is reused, as a duration.
+    pub fn readiness_cache(&self) -> Duration {
+        Duration::from_millis(self.readiness_cache_ms)
     }
 }
 
@@ -528,6 +566,19 @@ impl Settings {
         if self.api.body_limit_bytes == 0 {
             return Err(invalid("api.body_limit_bytes", "must be at least 1"));
         }
+        // Zero would close every connection, or answer every body 408, at once.
+        for (key, ms) in [
+            ("api.header_read_timeout_ms", self.api.header_read_timeout_ms),
+            ("api.body_read_timeout_ms", self.api.body_read_timeout_ms),
+            ("api.keep_alive_timeout_ms", self.api.keep_alive_timeout_ms),
+        ] {
+            if ms < 100 {
+                return Err(invalid(key, "must be at least 100"));
+            }
+        }
+        if !(1..=1_000_000).contains(&self.api.max_connections) {
+            return Err(invalid("api.max_connections", "must be from 1 to 1000000"));
+        }
         Ok(self)
     }
 }
@@ -660,5 +711,21 @@ mod tests {
         let debug = format!("{settings:?}");
         assert!(!debug.contains("hunter2"), "{debug}");
         assert!(!debug.contains("dev-secret"), "{debug}");
+    }
+
+    #[test]
+    fn slow_client_timeouts_and_the_connection_cap_refuse_zero() {
+        let api = load(&[]).expect("defaults").api;
+        assert_eq!(api.header_read_timeout(), Duration::from_secs(10));
+        assert_eq!(api.max_connections, 1024);
+        for key in [
+            "XENTRI_API__HEADER_READ_TIMEOUT_MS",
+            "XENTRI_API__BODY_READ_TIMEOUT_MS",
+            "XENTRI_API__KEEP_ALIVE_TIMEOUT_MS",
+            "XENTRI_API__MAX_CONNECTIONS",
+        ] {
+            let err = load(&[(key, "0")]).expect_err("zero is refused");
+            assert!(err.to_string().contains("api."), "{key}: {err}");
+        }
     }
 }

@@ -262,31 +262,49 @@ pub fn bearer(authorization: Option<&str>, session_cookie: Option<&str>) -> Resu
     session_cookie.filter(|c| !c.is_empty()).map(str::to_owned).ok_or(AuthError::Missing)
 }
 
+/// The caller the edge authenticated before reading the body, handed to the
+/// routes as a request extension.
+#[derive(Debug, Clone)]
+pub struct Authenticated(pub Principal);
+
+/// Authenticates a request from its headers: the bearer token or `__session`
+/// cookie, acting for the org `x-org-id` names when given. Records the
+/// caller on the current span.
+pub async fn authenticate_request(auth: &Authenticator, headers: &http::HeaderMap) -> Result<Principal, ApiError> {
+    let text = |name: &str| headers.get(name).map(|v| v.to_str().map_err(|_| AuthError::Malformed));
+    let authorization = text("authorization").transpose()?;
+    let cookie = session_cookie(headers);
+    let switch_to = match text("x-org-id").transpose()? {
+        None => None,
+        Some(raw) => Some(raw.trim().parse::<Uuid>().map_err(|_| {
+            ApiError::Problem(Problem::new(ProblemKind::MalformedRequest, "Header x-org-id must be a UUID"))
+        })?),
+    };
+    let token = bearer(authorization, cookie.as_deref())?;
+    let principal = auth.authenticate(&token, switch_to).await?;
+    let span = tracing::Span::current();
+    span.record("org_id", tracing::field::display(principal.org_id));
+    span.record("user_id", tracing::field::display(&principal.subject));
+    Ok(principal)
+}
+
 /// The outcome of authenticating a request. Never rejects, so a bad token on
 /// a matched route is a 401, not a 404 or 405 from a sibling route; the
-/// handler checks it.
+/// handler checks it. The edge normally authenticated the request already
+/// (before reading its body) and left an [`Authenticated`]; without one the
+/// headers are checked here.
 pub fn authenticated(
     auth: Arc<Authenticator>,
 ) -> impl Filter<Extract = (Result<Principal, ApiError>,), Error = std::convert::Infallible> + Clone {
-    warp::header::headers_cloned().and(warp::any().map(move || auth.clone())).then(
-        |headers: http::HeaderMap, auth: Arc<Authenticator>| async move {
-            let text = |name: &str| headers.get(name).map(|v| v.to_str().map_err(|_| AuthError::Malformed));
-            let authorization = text("authorization").transpose()?;
-            let cookie = session_cookie(&headers);
-            let switch_to = match text("x-org-id").transpose()? {
-                None => None,
-                Some(raw) => Some(raw.trim().parse::<Uuid>().map_err(|_| {
-                    ApiError::Problem(Problem::new(ProblemKind::MalformedRequest, "Header x-org-id must be a UUID"))
-                })?),
-            };
-            let token = bearer(authorization, cookie.as_deref())?;
-            let principal = auth.authenticate(&token, switch_to).await?;
-            let span = tracing::Span::current();
-            span.record("org_id", tracing::field::display(principal.org_id));
-            span.record("user_id", tracing::field::display(&principal.subject));
-            Ok(principal)
-        },
-    )
+    warp::ext::optional::<Authenticated>()
+        .and(warp::header::headers_cloned())
+        .and(warp::any().map(move || auth.clone()))
+        .then(|edge: Option<Authenticated>, headers: http::HeaderMap, auth: Arc<Authenticator>| async move {
+            match edge {
+                Some(Authenticated(principal)) => Ok(principal),
+                None => authenticate_request(&auth, &headers).await,
+            }
+        })
 }
 
 fn session_cookie(headers: &http::HeaderMap) -> Option<String> {

@@ -1,6 +1,6 @@
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use crate::helpers::{json, spawn_app};
+use crate::helpers::{database_url, json, settings, spawn_app, spawn_with};
 
 #[sqlx::test(migrator = "xentri_core::MIGRATOR")]
 async fn liveness_answers_ok(_: PgPoolOptions, options: PgConnectOptions) {
@@ -18,6 +18,46 @@ async fn readiness_pings_postgres_and_redis(_: PgPoolOptions, options: PgConnect
     let (status, _, body) = json(app.get("/health/ready").await).await;
     assert_eq!(status, 200);
     assert_eq!(body["status"], "ok");
+    app.stop().await;
+}
+
+#[sqlx::test(migrator = "xentri_core::MIGRATOR")]
+async fn a_readiness_probe_storm_is_answered_from_the_cache_without_the_database(
+    _: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    use sqlx::Connection;
+    let app = spawn_with(settings(
+        &database_url(&options),
+        &[("XENTRI_API__READINESS_CACHE_MS", "60000"), ("XENTRI_DATABASE__ACQUIRE_TIMEOUT_MS", "500")],
+    ))
+    .await;
+    let (status, _, body) = json(app.get("/health/ready").await).await;
+    assert_eq!(status, 200, "{body}");
+
+    // From now on PostgreSQL refuses every connection to this database, the
+    // api's pooled ones included: a probe that took a connection would fail.
+    let database = options.get_database().expect("a test database").to_owned();
+    let mut admin = sqlx::PgConnection::connect_with(&options.clone().database("postgres")).await.expect("admin");
+    sqlx::query(&format!(r#"ALTER DATABASE "{database}" ALLOW_CONNECTIONS false"#))
+        .execute(&mut admin)
+        .await
+        .expect("close the database");
+    sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
+        .bind(&database)
+        .execute(&mut admin)
+        .await
+        .expect("end its sessions");
+
+    let storm = (0..200).map(|_| async { app.get("/health/ready").await.status().as_u16() });
+    let statuses = futures_util::future::join_all(storm).await;
+    let answered_ok = statuses.iter().filter(|s| **s == 200).count();
+
+    sqlx::query(&format!(r#"ALTER DATABASE "{database}" ALLOW_CONNECTIONS true"#))
+        .execute(&mut admin)
+        .await
+        .expect("reopen the database");
+    assert_eq!(answered_ok, 200, "statuses: {statuses:?}");
     app.stop().await;
 }
 

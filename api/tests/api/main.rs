@@ -16,4 +16,5 @@ mod resilience;
 mod rls;
 mod roles;
 mod shutdown;
+mod slow_clients;
 mod validation;

@@ -78,6 +78,9 @@ async fn postgres_outage_is_a_fast_503_and_recovers(_: PgPoolOptions, options: P
 
     proxy.stop();
     let started = Instant::now();
+    // Readiness reuses its answer for `api.readiness_cache_ms` (1 s): the
+    // outage shows once that has passed, and a ping then fails fast.
+    wait_ready(&app, 503).await;
     let (status, body) = ready_status(&app).await;
     assert_eq!(status, 503);
     assert_eq!(body["detail"], "Unavailable: postgres");
