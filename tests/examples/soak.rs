@@ -115,25 +115,33 @@ async fn sample_rss(
 }
 
 /// RSS of one process: first sample, first sample at or after the warm-up,
-/// last sample (MiB), and the least-squares slope after the warm-up (MiB/hour).
+/// last sample (MiB), and the least-squares slope after the warm-up (MiB/hour)
+/// with its standard error and the samples' scatter around the fitted line
+/// (MiB): how finely the run can tell growth from the scatter.
 fn rss_figures(samples: &[RssSample], warmup: f64, pick: impl Fn(&RssSample) -> Option<u64>) -> serde_json::Value {
     let mib = |kib: u64| kib as f64 / 1024.0;
     let points: Vec<(f64, f64)> = samples.iter().filter_map(|s| pick(s).map(|kib| (s.0, mib(kib)))).collect();
     let after: Vec<(f64, f64)> = points.iter().copied().filter(|(t, _)| *t >= warmup).collect();
-    let slope = if after.len() >= 2 {
+    let (mut slope, mut standard_error, mut scatter) = (None, None, None);
+    if after.len() >= 3 {
         let n = after.len() as f64;
         let (mean_t, mean_m) = (after.iter().map(|p| p.0).sum::<f64>() / n, after.iter().map(|p| p.1).sum::<f64>() / n);
         let covariance: f64 = after.iter().map(|(t, m)| (t - mean_t) * (m - mean_m)).sum();
         let variance: f64 = after.iter().map(|(t, _)| (t - mean_t) * (t - mean_t)).sum();
-        Some(covariance / variance * 3600.0)
-    } else {
-        None
-    };
+        let per_second = covariance / variance;
+        let residuals: f64 = after.iter().map(|(t, m)| (m - (mean_m + per_second * (t - mean_t))).powi(2)).sum();
+        let sd = (residuals / (n - 2.0)).sqrt();
+        slope = Some(per_second * 3600.0);
+        standard_error = Some(sd / variance.sqrt() * 3600.0);
+        scatter = Some(sd);
+    }
     serde_json::json!({
         "start_mib": points.first().map(|p| p.1),
         "warm_mib": after.first().map(|p| p.1),
         "end_mib": points.last().map(|p| p.1),
         "growth_mib_h": slope,
+        "growth_standard_error_mib_h": standard_error,
+        "scatter_mib": scatter,
         "samples": points.len(),
         "samples_after_warmup": after.len(),
         "gone": points.len() < samples.len(),
