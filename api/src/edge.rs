@@ -218,7 +218,7 @@ fn needs_authentication(method: &Method, path: &str) -> bool {
 /// The operational routes, answered even when the api sheds load: an
 /// orchestrator must still see that the api is alive.
 fn always_answered(path: &str) -> bool {
-    path == "/metrics" || path == "/health" || path.starts_with("/health/")
+    path == "/api/v1/metrics" || path == "/health" || path.starts_with("/health/")
 }
 
 /// Reads the whole body, refusing more than `limit` bytes whether or not a
@@ -348,6 +348,8 @@ mod tests {
             })
             .or(warp::path!("health").map(|| warp::reply().into_response()))
             .unify()
+            .or(warp::path!("api" / "v1" / "metrics").map(|| warp::reply().into_response()))
+            .unify()
             .boxed();
         let in_flight = Arc::new(AtomicUsize::new(0));
         let edge = Edge::new(routes, limits(1024, 1), in_flight.clone());
@@ -365,6 +367,8 @@ mod tests {
         insta::assert_json_snapshot!("overloaded", body, {".trace_id" => "[trace_id]"});
         let (health, _) = call(&edge, Request::get("/health").body(Full::new(Bytes::new())).expect("request")).await;
         assert_eq!(health.status(), 200, "/health answers while the api sheds load");
+        let metrics = Request::get("/api/v1/metrics").body(Full::new(Bytes::new())).expect("request");
+        assert_eq!(call(&edge, metrics).await.0.status(), 200, "so do the metrics");
         release.notify_one();
         let (answered, _) = first.await.expect("the first request's task");
         assert_eq!(answered.status(), 200, "the request within the limit is answered");
