@@ -47,6 +47,14 @@ enum Command {
         #[arg(long, default_value = "1h", value_parser = parse_ttl)]
         ttl: std::time::Duration,
     },
+    /// Print the internal org id (the one events and row-level security key
+    /// on) of a Clerk organisation id or a UUID.
+    ///
+    /// Example: `api org-id org_2abcDEF123`
+    OrgId {
+        /// A Clerk organisation id (`org_…`) or a UUID.
+        org: String,
+    },
 }
 
 fn parse_ttl(text: &str) -> Result<std::time::Duration, String> {
@@ -57,6 +65,9 @@ fn parse_ttl(text: &str) -> Result<std::time::Duration, String> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::OrgId { org }) = &cli.command {
+        return org_id(org);
+    }
     let settings = match Settings::load() {
         Ok(settings) => settings,
         Err(error) => {
@@ -67,6 +78,7 @@ async fn main() -> ExitCode {
     xentri_core::telemetry::init(&settings.telemetry);
     let outcome = match cli.command.unwrap_or(Command::Serve) {
         Command::DevToken { org, sub, ttl } => return dev_token(&settings, org, &sub, ttl),
+        Command::OrgId { org } => return org_id(&org),
         Command::Serve => serve(settings).await,
         Command::Migrate => xentri_core::migrate::create_and_migrate(&settings.database).await.map_err(Into::into),
     };
@@ -75,6 +87,19 @@ async fn main() -> ExitCode {
         Err(error) => {
             eprintln!("{error:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+fn org_id(org: &str) -> ExitCode {
+    match xentri_api::auth::claims::org_ref(org) {
+        Some(id) => {
+            println!("{id}");
+            ExitCode::SUCCESS
+        }
+        None => {
+            eprintln!("org-id: `{org}` is neither a Clerk organisation id (org_…) nor a UUID");
+            ExitCode::from(2)
         }
     }
 }

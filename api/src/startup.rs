@@ -47,6 +47,15 @@ pub enum StartupError {
     /// The token keys could not be loaded.
     #[error("cannot load token keys: {0}")]
     Auth(#[from] crate::auth::jwks::JwksError),
+    /// A dev-token secret is configured and the api would listen beyond this
+    /// machine: anyone who can reach it could mint tokens for every org.
+    #[error(
+        "auth.dev_secret is set but api.host {host} is not a loopback address: dev tokens would be accepted from the network; unset auth.dev_secret (XENTRI_AUTH__DEV_SECRET=\"\") or listen on 127.0.0.1"
+    )]
+    DevSecretOnPublicAddress {
+        /// The configured host.
+        host: std::net::IpAddr,
+    },
     /// The address is taken or not ours.
     #[error("cannot listen on {address}: {source}")]
     Bind {
@@ -70,6 +79,9 @@ pub struct Application {
 impl Application {
     /// Connects pools, applies migrations when configured, binds the listener.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        if settings.auth.dev_secret().is_some() && !settings.api.host.is_loopback() {
+            return Err(StartupError::DevSecretOnPublicAddress { host: settings.api.host });
+        }
         let pool = xentri_core::db::connect_lazy(&settings.database, "xentri-api")?;
         if settings.database.migrate_on_start {
             xentri_core::migrate::apply(&settings.database).await?;

@@ -212,6 +212,35 @@ pub struct SupervisorSettings {
 pub struct JobsSettings {
     /// How often expired idempotency keys are purged, seconds.
     pub idempotency_purge_interval_secs: u64,
+    /// How often processed records past their retention are purged, seconds.
+    pub processed_purge_interval_secs: u64,
+    /// How long a Postgres-store group's processed record (`processed_events`)
+    /// is kept, seconds: a delivery of the event after that is handled again.
+    /// At least a day, and longer than any redelivery (see
+    /// [`WorkerSettings::redelivery_window`]).
+    pub processed_retention_secs: u64,
+    /// Most rows a purge deletes in one transaction (1 to 10,000).
+    pub purge_chunk_rows: u32,
+}
+
+impl JobsSettings {
+    /// The processed-record retention as a duration.
+    pub fn processed_retention(&self) -> Duration {
+        Duration::from_secs(self.processed_retention_secs)
+    }
+}
+
+impl WorkerSettings {
+    /// The longest an entry can keep being delivered after its first delivery:
+    /// every delivery (`max_deliveries`, reclaims included) left pending for
+    /// the visibility timeout and found by the next reclaim pass, plus the
+    /// retry delays of its attempts. A processed record must outlive it.
+    pub fn redelivery_window(&self) -> Duration {
+        let per_delivery = self.visibility_timeout_ms.saturating_add(self.reclaim_interval_ms);
+        let deliveries = per_delivery.saturating_mul(u64::from(self.max_deliveries));
+        let retries = self.retry.max_ms.saturating_mul(u64::from(self.retry.max_attempts));
+        Duration::from_millis(deliveries.saturating_add(retries))
+    }
 }
 
 /// `[worker.groups.<name>]`
@@ -305,18 +334,27 @@ pub struct DatabaseSettings {
     pub acquire_timeout_ms: u64,
     /// Apply pending migrations when a binary starts.
     pub migrate_on_start: bool,
-    /// Role every api transaction runs as (no `BYPASSRLS`, owns no tenant table).
-    pub api_role: String,
-    /// Role the worker's relay runs as.
-    pub relay_role: String,
-    /// Role the worker's handlers and jobs run as.
-    pub worker_role: String,
+    /// Connection URL of the tables' owner, used only to create the database
+    /// and apply migrations (`api migrate`, `migrate_on_start`); unset or
+    /// empty: `url`. Must name the same server and database as `url`
+    /// (migrating refuses otherwise). Never prints.
+    pub migrate_url: Option<SecretString>,
+    /// Test only: lets the api and the worker run on a login that bypasses
+    /// row-level security (a superuser, `BYPASSRLS`, or an owner), as the test
+    /// databases are reached. Only `config/test.toml` sets it; it is refused
+    /// unless every listener is on a loopback address.
+    pub test_allow_privileged_login: bool,
 }
 
 impl DatabaseSettings {
     /// The acquire timeout as a duration.
     pub fn acquire_timeout(&self) -> Duration {
         Duration::from_millis(self.acquire_timeout_ms)
+    }
+
+    /// The URL migrations run with: `migrate_url`, else `url`.
+    pub fn owner_url(&self) -> &SecretString {
+        self.migrate_url.as_ref().unwrap_or(&self.url)
     }
 }
 
@@ -332,6 +370,21 @@ pub struct RedisSettings {
     pub timeout_ms: u64,
     /// Prefix put before every key this process touches (tests use one each).
     pub key_prefix: String,
+}
+
+/// A list given as a TOML array or as one comma-separated string (the form an
+/// environment variable takes).
+fn list_or_commas<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ListOrCommas {
+        List(Vec<String>),
+        Commas(String),
+    }
+    Ok(match ListOrCommas::deserialize(deserializer)? {
+        ListOrCommas::List(list) => list,
+        ListOrCommas::Commas(text) => text.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect(),
+    })
 }
 
 impl AuthSettings {
@@ -354,13 +407,21 @@ impl RedisSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthSettings {
-    /// HS256 secret for local dev tokens; absent in production, and then dev
-    /// tokens are refused.
+    /// HS256 secret for local dev tokens. Set only by the local and test
+    /// profiles; when absent dev tokens are refused, and while set the api
+    /// refuses to listen on anything but a loopback address.
     pub dev_secret: Option<SecretString>,
-    /// Expected `iss` of user tokens, checked when set.
+    /// Expected `iss` of user tokens: then the claim must be present and equal.
+    /// Required when a JWKS is configured.
     pub issuer: Option<String>,
-    /// Expected `aud` of user tokens, checked when set.
+    /// Expected `aud` of user tokens: then the claim must be present and include it.
     pub audience: Option<String>,
+    /// Accepted `azp` (Clerk's authorized party, the origin a session token
+    /// was made for) of user tokens; when not empty the claim must be present
+    /// and one of these.
+    /// From the environment: a comma-separated list or a TOML array.
+    #[serde(default, deserialize_with = "list_or_commas")]
+    pub authorized_parties: Vec<String>,
     /// Clock skew allowed on `exp` and `nbf`, in seconds (at most 60).
     pub leeway_secs: u64,
     /// JWKS file with the user-token signing keys (RS256/ES256).
@@ -370,6 +431,10 @@ pub struct AuthSettings {
     pub jwks_url: Option<String>,
     /// Least time between two JWKS fetches caused by unknown `kid`s, in seconds.
     pub jwks_refetch_interval_secs: u64,
+    /// How long fetched keys are used before they are fetched again in the
+    /// background, in seconds, unless the JWKS answer's `Cache-Control: max-age`
+    /// says otherwise. A key the provider withdrew stops verifying by then.
+    pub jwks_ttl_secs: u64,
     /// Longest lifetime (`exp - iat`) a service token may have, in seconds.
     pub service_token_max_ttl_secs: u64,
     /// HS256 secret per service name: a service token has `kid` = its name and
@@ -444,11 +509,16 @@ pub enum ConfigError {
     },
 }
 
+/// The profile read when `XENTRI_ENV` is not set: `config/local.toml`, for a
+/// developer's machine (it sets the dev-token secret).
+pub const LOCAL_PROFILE: &str = "local";
+
 impl Settings {
-    /// Reads `config/` under the current directory and the process environment.
+    /// Reads `config/` under the current directory and the process environment;
+    /// the profile is `$XENTRI_ENV`, or [`LOCAL_PROFILE`] when it is not set.
     pub fn load() -> Result<Self, ConfigError> {
-        let env = std::env::var("XENTRI_ENV").ok();
-        Self::load_from(Path::new("config"), env.as_deref(), std::env::vars())
+        let env = std::env::var("XENTRI_ENV").ok().filter(|e| !e.is_empty());
+        Self::load_from(Path::new("config"), Some(env.as_deref().unwrap_or(LOCAL_PROFILE)), std::env::vars())
     }
 
     /// Reads `dir/default.toml`, then `dir/{env}.toml` when `env` is given, then
@@ -470,6 +540,7 @@ impl Settings {
         for (name, value) in vars {
             let key = match name.as_str() {
                 "DATABASE_URL" => "database.url".to_owned(),
+                "DATABASE_MIGRATE_URL" => "database.migrate_url".to_owned(),
                 "REDIS_URL" => "redis.url".to_owned(),
                 _ => match name.strip_prefix("XENTRI_") {
                     None | Some("ENV") => continue,
@@ -499,15 +570,14 @@ impl Settings {
             origin: String::new(),
             reason: reason.to_owned(),
         };
-        for (key, role) in
-            [("database.api_role", &self.database.api_role), ("database.relay_role", &self.database.relay_role)]
+        use secrecy::ExposeSecret;
+        self.database.migrate_url = self.database.migrate_url.take().filter(|u| !u.expose_secret().is_empty());
+        if self.database.test_allow_privileged_login && !(self.api.host.is_loopback() && self.worker.host.is_loopback())
         {
-            let valid = !role.is_empty()
-                && role.len() <= 63
-                && role.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-            if !valid {
-                return Err(invalid(key, "must be 1-63 characters of a-z, 0-9 and _"));
-            }
+            return Err(invalid(
+                "database.test_allow_privileged_login",
+                "is for tests only and refused unless api.host and worker.host are loopback addresses",
+            ));
         }
         if self.api.append_writers == 0 {
             return Err(invalid("api.append_writers", "must be at least 1"));
@@ -532,6 +602,18 @@ impl Settings {
         {
             return Err(invalid("auth.jwks_url", "must be an http(s) URL"));
         }
+        self.auth.issuer = self.auth.issuer.take().filter(|i| !i.is_empty());
+        self.auth.audience = self.auth.audience.take().filter(|a| !a.is_empty());
+        self.auth.authorized_parties.retain(|p| !p.is_empty());
+        if (self.auth.jwks_path.is_some() || self.auth.jwks_url.is_some()) && self.auth.issuer.is_none() {
+            return Err(invalid(
+                "auth.issuer",
+                "is required with a JWKS: user tokens are accepted only from the configured issuer",
+            ));
+        }
+        if self.auth.jwks_ttl_secs == 0 {
+            return Err(invalid("auth.jwks_ttl_secs", "must be at least 1"));
+        }
         let retry = &self.worker.retry;
         if retry.max_attempts == 0 {
             return Err(invalid("worker.retry.max_attempts", "must be at least 1"));
@@ -544,6 +626,25 @@ impl Settings {
         }
         if self.worker.max_deliveries == 0 {
             return Err(invalid("worker.max_deliveries", "must be at least 1"));
+        }
+        let jobs = &self.worker.jobs;
+        if !(1..=10_000).contains(&jobs.purge_chunk_rows) {
+            return Err(invalid("worker.jobs.purge_chunk_rows", "must be from 1 to 10000"));
+        }
+        // Too short a retention forgets processed events that can still be
+        // delivered again, and their handlers' effects happen twice.
+        if jobs.processed_retention() < Duration::from_secs(86_400)
+            || jobs.processed_retention() <= self.worker.redelivery_window()
+        {
+            return Err(invalid(
+                "worker.jobs.processed_retention_secs",
+                &format!(
+                    "must be at least 86400 (a day) and longer than the redelivery window ({} s: \
+                     worker.max_deliveries x (visibility_timeout_ms + reclaim_interval_ms) + \
+                     worker.retry.max_attempts x worker.retry.max_ms)",
+                    self.worker.redelivery_window().as_secs()
+                ),
+            ));
         }
         if self.worker.read_count == 0 {
             return Err(invalid("worker.read_count", "must be at least 1"));
@@ -648,7 +749,62 @@ mod tests {
     fn defaults_load() {
         let settings = load(&[]).expect("default config loads");
         assert_eq!(settings.api.port, 8080);
-        assert_eq!(settings.database.api_role, "xentri_api");
+    }
+
+    /// The user and database a URL setting names.
+    fn login(url: &SecretString) -> (String, Option<String>) {
+        let options: sqlx::postgres::PgConnectOptions = url.expose_secret().parse().expect("a PostgreSQL URL");
+        (options.get_username().to_owned(), options.get_database().map(str::to_owned))
+    }
+
+    #[test]
+    fn the_run_profile_logs_in_as_the_service_role_and_migrates_as_the_owner() {
+        let database = load(&[]).expect("defaults").database;
+        assert_eq!(login(&database.url), (crate::roles::SERVICE_LOGIN.to_owned(), Some("xentri".to_owned())));
+        let owner = database.migrate_url.as_ref().expect("the run profile has an owner URL for migrations");
+        assert_eq!(login(owner), ("postgres".to_owned(), Some("xentri".to_owned())));
+        assert!(!database.test_allow_privileged_login);
+
+        let production = |vars: &[(&str, &str)]| {
+            let vars = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
+            Settings::load_from(&config_dir(), Some("production"), vars)
+        };
+        let database = production(&[("DATABASE_URL", "postgres://xentri_service:pw@db.internal/xentri")])
+            .expect("production loads")
+            .database;
+        assert!(database.migrate_url.is_none(), "production migrates only with DATABASE_MIGRATE_URL");
+        assert_eq!(login(database.owner_url()).0, "xentri_service");
+        assert!(!database.test_allow_privileged_login);
+        let database = production(&[
+            ("DATABASE_URL", "postgres://xentri_service:pw@db.internal/xentri"),
+            ("DATABASE_MIGRATE_URL", "postgres://owner:hunter2@db.internal/xentri"),
+        ])
+        .expect("production loads");
+        assert_eq!(login(database.database.owner_url()).0, "owner");
+        assert!(!format!("{database:?}").contains("hunter2"));
+
+        let test = Settings::load_from(&config_dir(), Some("test"), Vec::new()).expect("test profile").database;
+        assert!(test.test_allow_privileged_login, "tests reach their databases as postgres");
+        assert!(test.migrate_url.is_none(), "tests migrate with DATABASE_URL");
+    }
+
+    #[test]
+    fn a_role_name_is_not_a_setting() {
+        let err = load(&[("XENTRI_DATABASE__API_ROLE", "postgres")]).expect_err("must fail");
+        assert_eq!(
+            err.to_string(),
+            "configuration error: unknown key `database.api_role` (from XENTRI_DATABASE__API_ROLE)"
+        );
+    }
+
+    #[test]
+    fn a_privileged_login_is_allowed_only_to_tests_on_loopback() {
+        load(&[("XENTRI_DATABASE__TEST_ALLOW_PRIVILEGED_LOGIN", "true")]).expect("on loopback");
+        for host in ["XENTRI_API__HOST", "XENTRI_WORKER__HOST"] {
+            let err = load(&[("XENTRI_DATABASE__TEST_ALLOW_PRIVILEGED_LOGIN", "true"), (host, "0.0.0.0")])
+                .expect_err("must fail");
+            assert!(err.to_string().contains("`database.test_allow_privileged_login`"), "{err}");
+        }
     }
 
     #[test]
@@ -701,8 +857,26 @@ mod tests {
     fn semantic_checks_name_their_key() {
         let err = load(&[("XENTRI_AUTH__LEEWAY_SECS", "120")]).expect_err("must fail");
         assert_eq!(err.to_string(), "configuration error: invalid value for `auth.leeway_secs`: must be at most 60");
-        let err = load(&[("XENTRI_DATABASE__API_ROLE", "api; drop")]).expect_err("must fail");
-        assert!(err.to_string().contains("`database.api_role`"), "{err}");
+    }
+
+    #[test]
+    fn purges_are_bounded_and_keep_processed_records_past_any_redelivery() {
+        let settings = load(&[]).expect("default config loads");
+        assert_eq!(settings.worker.jobs.processed_retention_secs, 7 * 86_400);
+        assert!(settings.worker.jobs.processed_retention() > settings.worker.redelivery_window());
+        let err = load(&[("XENTRI_WORKER__JOBS__PURGE_CHUNK_ROWS", "0")]).expect_err("must fail");
+        assert!(err.to_string().contains("`worker.jobs.purge_chunk_rows`: must be from 1 to 10000"), "{err}");
+        let err = load(&[("XENTRI_WORKER__JOBS__PURGE_CHUNK_ROWS", "100000")]).expect_err("must fail");
+        assert!(err.to_string().contains("`worker.jobs.purge_chunk_rows`"), "{err}");
+        let err = load(&[("XENTRI_WORKER__JOBS__PROCESSED_RETENTION_SECS", "3600")]).expect_err("must fail");
+        assert!(err.to_string().contains("`worker.jobs.processed_retention_secs`: must be at least 86400"), "{err}");
+        // Two days of retention against deliveries that can go on for longer.
+        let err = load(&[
+            ("XENTRI_WORKER__JOBS__PROCESSED_RETENTION_SECS", "172800"),
+            ("XENTRI_WORKER__VISIBILITY_TIMEOUT_MS", "86400000"),
+        ])
+        .expect_err("must fail");
+        assert!(err.to_string().contains("longer than the redelivery window (432055 s"), "{err}");
     }
 
     #[test]
@@ -711,6 +885,50 @@ mod tests {
         let debug = format!("{settings:?}");
         assert!(!debug.contains("hunter2"), "{debug}");
         assert!(!debug.contains("dev-secret"), "{debug}");
+    }
+
+    #[test]
+    fn only_the_local_and_test_profiles_set_a_dev_secret() {
+        assert!(load(&[]).expect("defaults").auth.dev_secret().is_none(), "default.toml sets no dev secret");
+        let profile = |name: &str| {
+            Settings::load_from(&config_dir(), Some(name), Vec::new())
+                .expect("profile loads")
+                .auth
+                .dev_secret()
+                .is_some()
+        };
+        assert!(profile(LOCAL_PROFILE));
+        assert!(profile("test"));
+        assert!(!profile("production"));
+    }
+
+    #[test]
+    fn a_jwks_without_an_issuer_is_refused() {
+        let err = load(&[("XENTRI_AUTH__JWKS_URL", "https://clerk.example.com/.well-known/jwks.json")])
+            .expect_err("must fail");
+        assert!(
+            err.to_string().starts_with("configuration error: invalid value for `auth.issuer`: is required"),
+            "{err}"
+        );
+        let err = load(&[("XENTRI_AUTH__JWKS_PATH", "config/jwks.json"), ("XENTRI_AUTH__ISSUER", "")])
+            .expect_err("an empty issuer is no issuer");
+        assert!(err.to_string().contains("`auth.issuer`"), "{err}");
+        let settings = load(&[
+            ("XENTRI_AUTH__JWKS_URL", "https://clerk.example.com/.well-known/jwks.json"),
+            ("XENTRI_AUTH__ISSUER", "https://clerk.example.com"),
+        ])
+        .expect("with an issuer");
+        assert_eq!(settings.auth.issuer.as_deref(), Some("https://clerk.example.com"));
+    }
+
+    #[test]
+    fn authorized_parties_are_a_list_or_comma_separated() {
+        let settings = load(&[("XENTRI_AUTH__AUTHORIZED_PARTIES", "https://a.example, https://b.example")])
+            .expect("comma-separated");
+        assert_eq!(settings.auth.authorized_parties, ["https://a.example", "https://b.example"]);
+        let settings = load(&[("XENTRI_AUTH__AUTHORIZED_PARTIES", r#"["https://a.example"]"#)]).expect("a TOML array");
+        assert_eq!(settings.auth.authorized_parties, ["https://a.example"]);
+        assert!(load(&[]).expect("defaults").auth.authorized_parties.is_empty());
     }
 
     #[test]

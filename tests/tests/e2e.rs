@@ -99,6 +99,59 @@ fn a_missing_profile_stops_start_up_with_one_line() {
     assert_eq!(stderr.trim_end(), "configuration error: XENTRI_ENV=nosuchenv but config/nosuchenv.toml does not exist");
 }
 
+#[test]
+fn dev_token_works_as_the_readme_shows_and_only_in_a_profile_with_a_dev_secret() {
+    let dev_token = |profile: Option<&str>| {
+        let mut command = Command::new(binary("api"));
+        command.current_dir(workspace()).env_remove("RUST_LOG").args([
+            "dev-token",
+            "--org",
+            "0193a5e4-7b1c-7d2e-9f00-000000000001",
+            "--sub",
+            "user_dev",
+            "--ttl",
+            "1h",
+        ]);
+        match profile {
+            Some(profile) => command.env("XENTRI_ENV", profile),
+            None => command.env_remove("XENTRI_ENV"),
+        };
+        command.output().expect("runs")
+    };
+    // No XENTRI_ENV: the local profile, as `./scripts/run` and the README.
+    let output = dev_token(None);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let token = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(token.trim().split('.').count(), 3, "a JWT: {token}");
+
+    let output = dev_token(Some("production"));
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("auth.dev_secret is not configured"));
+}
+
+#[test]
+fn the_api_refuses_to_start_with_a_dev_secret_on_a_non_loopback_address() {
+    let output = api().env_remove("XENTRI_ENV").env("XENTRI_API__HOST", "0.0.0.0").output().expect("runs");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.starts_with("auth.dev_secret is set but api.host 0.0.0.0 is not a loopback address"), "{stderr}");
+}
+
+#[test]
+fn org_id_prints_the_internal_id_of_a_clerk_organisation() {
+    let output = Command::new(binary("api")).args(["org-id", "org_2abcDEF123"]).output().expect("runs");
+    assert!(output.status.success());
+    let printed = String::from_utf8_lossy(&output.stdout);
+    let expected = uuid::Uuid::new_v5(
+        &uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, b"https://xentri.io/ns/clerk-organization"),
+        b"org_2abcDEF123",
+    );
+    assert_eq!(printed.trim(), expected.to_string());
+    let output = Command::new(binary("api")).args(["org-id", "acme"]).output().expect("runs");
+    assert_eq!(output.status.code(), Some(2));
+}
+
 /// Runs the `api` or `worker` binary as `./scripts/run` does (the run profile:
 /// no `XENTRI_ENV`) with `env` on top, expecting it to refuse to start: its
 /// exit code and stderr.

@@ -1,15 +1,23 @@
 //! Authentication: who is calling, and for which org.
 //!
 //! Three kinds of bearer token, told apart by `alg` and `kid`:
-//! - user tokens as Clerk issues them, RS256 or ES256, verified against a JWKS
-//!   ([`jwks`]); `iss`/`aud` checked when configured;
+//! - user tokens as Clerk issues them (v1 and v2 session tokens), RS256 or
+//!   ES256, verified against a JWKS ([`jwks`]) kept fresh in the background;
+//!   `iss` (required with a JWKS), `aud` and `azp` must be present and match
+//!   when configured;
 //! - service tokens, HS256 with the calling service's own secret (`kid` = its
-//!   name, `sub` = `service:<name>`), with a short lifetime;
+//!   name, `sub` = `service:<name>`); their lifetime is bounded from the
+//!   server's clock (`exp ≤ now + service_token_max_ttl_secs + leeway`), never
+//!   from their own `iat`;
 //! - dev tokens, HS256 with `auth.dev_secret` (`kid` = `dev`), accepted only
 //!   while that secret is configured; minted by `api dev-token`.
 //!
 //! An HS256 token is only ever checked against a configured HMAC secret, never
 //! against a public key, so the "sign with the public key" confusion fails.
+//!
+//! Every refused token gets the same 401 detail, [`REFUSED`]: which check
+//! failed would tell a prober which service names exist or whether dev tokens
+//! are live. The log line ("token refused", at info) keeps the precise cause.
 
 pub mod claims;
 pub mod jwks;
@@ -36,6 +44,9 @@ pub const DEV_KID: &str = "dev";
 /// The `iss` of dev tokens.
 pub const DEV_ISSUER: &str = "xentri-dev";
 
+/// The one `detail` of every 401: no token, or a token refused for any reason.
+pub const REFUSED: &str = "A valid bearer token or __session cookie is required";
+
 /// An authenticated caller, acting for one org.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
@@ -53,8 +64,8 @@ pub struct Principal {
     pub trace_id: Option<String>,
 }
 
-/// Why a request is not authenticated; every variant is a 401 but the last,
-/// and each says what is wrong without saying more than that.
+/// Why a request is not authenticated; every variant is a 401 but the last
+/// two. The message is for the log: the 401 answer says only [`REFUSED`].
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum AuthError {
     /// No `Authorization: Bearer` header and no `__session` cookie.
@@ -84,21 +95,38 @@ pub enum AuthError {
     /// A claim is missing or of the wrong type.
     #[error("The token lacks a valid {0} claim")]
     BadClaim(&'static str),
-    /// A service token that lives longer than allowed.
-    #[error("Service tokens may live at most {0} seconds")]
+    /// `iat` is ahead of the server's clock (beyond the allowed skew).
+    #[error("The token was issued in the future")]
+    IssuedInFuture,
+    /// A service token whose `exp` is further ahead than allowed.
+    #[error("Service tokens may expire at most {0} seconds ahead")]
     TooLong(u64),
+    /// `azp` is missing or not one of `auth.authorized_parties`.
+    #[error("The token's authorized party is not accepted")]
+    WrongParty,
     /// `x-org-id` names an org the token does not grant (403).
     #[error("The token does not grant access to this org")]
     OrgNotGranted,
+    /// The user-token keys cannot be had (the JWKS was never fetched, or the
+    /// fetch an unknown `kid` called for failed): 503, the client retries.
+    #[error("The token's signing keys cannot be fetched right now")]
+    KeysUnavailable,
 }
 
 impl From<AuthError> for ApiError {
     fn from(error: AuthError) -> Self {
-        let kind = match error {
-            AuthError::OrgNotGranted => ProblemKind::Forbidden,
-            _ => ProblemKind::Unauthorized,
+        let problem = match error {
+            AuthError::OrgNotGranted => Problem::new(ProblemKind::Forbidden, error.to_string()),
+            AuthError::KeysUnavailable => {
+                tracing::warn!(reason = %error, "token not verified");
+                Problem::new(ProblemKind::ServiceUnavailable, error.to_string())
+            }
+            _ => {
+                tracing::info!(reason = %error, "token refused");
+                Problem::new(ProblemKind::Unauthorized, REFUSED)
+            }
         };
-        ApiError::Problem(Problem::new(kind, error.to_string()))
+        ApiError::Problem(problem)
     }
 }
 
@@ -112,6 +140,8 @@ pub struct Authenticator {
     issuer: Option<String>,
     /// Expected `aud` of user tokens.
     audience: Option<String>,
+    /// Accepted `azp` of user tokens; empty: not checked.
+    authorized_parties: Vec<String>,
     /// Allowed clock skew, seconds.
     leeway: u64,
     /// Longest service-token lifetime, seconds.
@@ -146,10 +176,14 @@ impl Authenticator {
             let key = DecodingKey::from_secret(secret.expose_secret().as_bytes());
             hmac.insert(name.clone(), HmacKey { key, kind: TokenKind::Service(name.clone()) });
         }
-        let refetch = Duration::from_secs(settings.jwks_refetch_interval_secs);
+        let timing = jwks::Timing {
+            ttl: Duration::from_secs(settings.jwks_ttl_secs),
+            refetch_interval: Duration::from_secs(settings.jwks_refetch_interval_secs),
+            first_retry: jwks::FIRST_RETRY,
+        };
         let jwks = match (&settings.jwks_path, &settings.jwks_url) {
-            (Some(path), _) => Some(Jwks::from_file(path.clone(), refetch).await?),
-            (None, Some(url)) => Some(Jwks::from_url(url.clone(), refetch)?),
+            (Some(path), _) => Some(Jwks::from_file(path.clone(), timing).await?),
+            (None, Some(url)) => Some(Jwks::from_url(url.clone(), timing)?),
             (None, None) => None,
         };
         Ok(Self {
@@ -157,6 +191,7 @@ impl Authenticator {
             jwks,
             issuer: settings.issuer.clone(),
             audience: settings.audience.clone(),
+            authorized_parties: settings.authorized_parties.clone(),
             leeway: settings.leeway_secs,
             service_max_ttl: settings.service_token_max_ttl_secs,
         })
@@ -180,9 +215,14 @@ impl Authenticator {
                 let key = match jwks.key(kid, header.alg).await {
                     Ok(key) => key,
                     Err(JwksError::UnknownKey) => return Err(AuthError::UnknownKey.into()),
-                    Err(error) => return Err(ApiError::Internal(anyhow::Error::new(error).context("jwks"))),
+                    Err(error) => {
+                        tracing::warn!(error = %error, "jwks unavailable");
+                        return Err(AuthError::KeysUnavailable.into());
+                    }
                 };
-                self.verify(token, &key, header.alg, &TokenKind::User)?
+                let claims = self.verify(token, &key, header.alg, &TokenKind::User)?;
+                self.check_user_claims(&claims)?;
+                claims
             }
             _ => return Err(AuthError::Malformed.into()),
         };
@@ -193,21 +233,29 @@ impl Authenticator {
         let mut validation = Validation::new(alg);
         validation.leeway = self.leeway;
         validation.validate_nbf = true;
-        validation.set_required_spec_claims(&["exp", "sub"]);
         validation.validate_aud = false;
+        // A configured issuer or audience makes its claim required: the
+        // library would otherwise accept a token that leaves it out.
+        let mut required = vec!["exp", "sub"];
         match kind {
             TokenKind::User => {
                 if let Some(issuer) = &self.issuer {
                     validation.set_issuer(&[issuer]);
+                    required.push("iss");
                 }
                 if let Some(audience) = &self.audience {
                     validation.set_audience(&[audience]);
                     validation.validate_aud = true;
+                    required.push("aud");
                 }
             }
-            TokenKind::Dev => validation.set_issuer(&[DEV_ISSUER]),
+            TokenKind::Dev => {
+                validation.set_issuer(&[DEV_ISSUER]);
+                required.push("iss");
+            }
             TokenKind::Service(_) => {}
         }
+        validation.set_required_spec_claims(&required);
         use jsonwebtoken::errors::ErrorKind;
         jsonwebtoken::decode::<Claims>(token, key, &validation).map(|data| data.claims).map_err(|error| {
             match error.kind() {
@@ -226,7 +274,23 @@ impl Authenticator {
         })
     }
 
+    /// What a user token must carry beyond a valid signature and times.
+    fn check_user_claims(&self, claims: &Claims) -> Result<(), AuthError> {
+        self.check_iat(claims, now())?;
+        if claims.sub.starts_with("service:") {
+            return Err(AuthError::BadClaim("sub"));
+        }
+        if !self.authorized_parties.is_empty()
+            && !claims.azp.as_ref().is_some_and(|azp| self.authorized_parties.contains(azp))
+        {
+            return Err(AuthError::WrongParty);
+        }
+        Ok(())
+    }
+
     fn check_hmac_claims(&self, claims: &Claims, kind: &TokenKind) -> Result<(), AuthError> {
+        let now = now();
+        self.check_iat(claims, now)?;
         match kind {
             TokenKind::User => {}
             TokenKind::Dev => {
@@ -238,15 +302,28 @@ impl Authenticator {
                 if claims.sub != format!("service:{name}") {
                     return Err(AuthError::BadClaim("sub"));
                 }
-                let iat = claims.iat.ok_or(AuthError::BadClaim("iat"))?;
+                // Bounded from our clock: a token that says it was issued
+                // long after it really was cannot buy itself a longer life.
                 let exp = claims.exp.ok_or(AuthError::BadClaim("exp"))?;
-                if exp.saturating_sub(iat) > self.service_max_ttl {
+                if exp > now.saturating_add(self.service_max_ttl).saturating_add(self.leeway) {
                     return Err(AuthError::TooLong(self.service_max_ttl));
                 }
             }
         }
         Ok(())
     }
+
+    /// `iat`, when present, is not ahead of our clock beyond the leeway.
+    fn check_iat(&self, claims: &Claims, now: u64) -> Result<(), AuthError> {
+        match claims.iat {
+            Some(iat) if iat > now.saturating_add(self.leeway) => Err(AuthError::IssuedInFuture),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 /// The bearer token of a request: `Authorization: Bearer …`, else the
@@ -276,8 +353,11 @@ pub async fn authenticate_request(auth: &Authenticator, headers: &http::HeaderMa
     let cookie = session_cookie(headers);
     let switch_to = match text("x-org-id").transpose()? {
         None => None,
-        Some(raw) => Some(raw.trim().parse::<Uuid>().map_err(|_| {
-            ApiError::Problem(Problem::new(ProblemKind::MalformedRequest, "Header x-org-id must be a UUID"))
+        Some(raw) => Some(claims::org_ref(raw).ok_or_else(|| {
+            ApiError::Problem(Problem::new(
+                ProblemKind::MalformedRequest,
+                "Header x-org-id must be an org id: a UUID or a Clerk organisation id (org_…)",
+            ))
         })?),
     };
     let token = bearer(authorization, cookie.as_deref())?;

@@ -22,19 +22,7 @@ fn now() -> u64 {
 
 fn claims(sub: String, org: Uuid, ttl: Duration) -> Claims {
     let iat = now();
-    Claims {
-        sub,
-        exp: Some(iat + ttl.as_secs()),
-        iat: Some(iat),
-        nbf: None,
-        iss: None,
-        org_id: Some(org.to_string()),
-        org_role: None,
-        org_permissions: Vec::new(),
-        o: None,
-        orgs: Vec::new(),
-        trace_id: None,
-    }
+    Claims { sub, exp: Some(iat + ttl.as_secs()), iat: Some(iat), org_id: Some(org.to_string()), ..Claims::default() }
 }
 
 /// A dev token for user `sub` in `org`, signed with the dev secret.

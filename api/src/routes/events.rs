@@ -107,14 +107,15 @@ fn context() -> impl Filter<Extract = (RequestContext,), Error = std::convert::I
     responses(
         (status = 201, description = "Stored; the envelope as stored", body = StoredEvent),
         (status = 400, description = "Missing or malformed Idempotency-Key, or malformed JSON", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token; one `detail` whatever the cause", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 403, description = "x-org-id names an org the token does not grant", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 408, description = "The body did not arrive within `api.body_read_timeout_ms`; the connection is closed", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 409, description = "The first request with this key is still in flight", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 413, description = "Body over the limit", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 415, description = "Body is not application/json", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields (`errors` lists them), or the key was used with another request", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 500, description = "An unexpected failure (logged with the trace id); nothing more is disclosed", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable, the api is shutting down, or it sheds load (`overloaded`); always with `Retry-After`", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unavailable, no user-token keys could be fetched yet, the api is shutting down, or it sheds load (`overloaded`); always with `Retry-After`", body = ProblemDocument, content_type = "application/problem+json"),
     ))]
 pub fn append(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Response,)> {
     warp::path!("api" / "v1" / "events")
@@ -136,10 +137,10 @@ pub fn append(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Respons
     responses(
         (status = 200, description = "A page of events in seq order", body = EventPage),
         (status = 400, description = "A malformed or unknown query parameter, or limit above 1000", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token; one `detail` whatever the cause", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 403, description = "x-org-id names an org the token does not grant", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 500, description = "An unexpected failure (logged with the trace id); nothing more is disclosed", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable, or the api sheds load (`overloaded`); always with `Retry-After`", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unavailable, no user-token keys could be fetched yet, or the api sheds load (`overloaded`); always with `Retry-After`", body = ProblemDocument, content_type = "application/problem+json"),
     ))]
 pub fn list(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Response,)> {
     warp::path!("api" / "v1" / "events")
@@ -159,11 +160,11 @@ pub fn list(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Response,
     responses(
         (status = 200, description = "The event", body = StoredEvent),
         (status = 400, description = "The id is not a UUID", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token; one `detail` whatever the cause", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 403, description = "x-org-id names an org the token does not grant", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 404, description = "No such event in this org", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 500, description = "An unexpected failure (logged with the trace id); nothing more is disclosed", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable, or the api sheds load (`overloaded`); always with `Retry-After`", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unavailable, no user-token keys could be fetched yet, or the api sheds load (`overloaded`); always with `Retry-After`", body = ProblemDocument, content_type = "application/problem+json"),
     ))]
 pub fn get(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Response,)> {
     warp::path!("api" / "v1" / "events" / String)
