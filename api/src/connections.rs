@@ -17,8 +17,11 @@
 //! A quiet connection is closed at once; an answering one finishes its answer
 //! first (hyper's graceful shutdown) and then closes.
 //!
-//! hyper's own header read timeout (`api.header_read_timeout_ms`, set on the
-//! connection builder) closes a connection whose request head is too slow.
+//! A quiet connection whose next request has begun (a byte arrived) is
+//! closed when its head has not arrived whole within
+//! `api.header_read_timeout_ms` of that first byte. hyper's own header timer
+//! would run from the last answer, idle time included, and so cut every
+//! keep-alive to the head timeout; it is set past both, as a backstop.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -51,6 +54,9 @@ pub struct Connection {
     state: Mutex<State>,
     /// Woken to close the connection (the cap, or shutdown).
     close: Notify,
+    /// Woken when the first byte of a next request arrives: the connection's
+    /// deadline changes from the keep-alive timeout to the head timeout.
+    head_started: Notify,
 }
 
 #[derive(Debug)]
@@ -59,13 +65,22 @@ struct State {
     answering: usize,
     /// When the connection last became quiet (opened, or answered its last request).
     quiet_since: Instant,
-    /// Bytes of a next request arrived since it became quiet.
-    arriving: bool,
+    /// When the first byte of a next request arrived, since it became quiet.
+    arriving_since: Option<Instant>,
     /// Asked to close already.
     closing: bool,
 }
 
 /// A place among the open connections, released when dropped.
+/// How long a quiet connection may stay open.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// From the first byte of a request to its whole head.
+    pub header: Duration,
+    /// Without a byte of a next request.
+    pub keep_alive: Duration,
+}
+
 pub struct Admitted {
     /// The connection's shared state.
     connection: Arc<Connection>,
@@ -112,8 +127,14 @@ impl Connections {
             }
         };
         let connection = Arc::new(Connection {
-            state: Mutex::new(State { answering: 0, quiet_since: Instant::now(), arriving: false, closing: false }),
+            state: Mutex::new(State {
+                answering: 0,
+                quiet_since: Instant::now(),
+                arriving_since: None,
+                closing: false,
+            }),
             close: Notify::new(),
+            head_started: Notify::new(),
         });
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         lock(&self.open).insert(id, connection.clone());
@@ -174,7 +195,7 @@ impl Admitted {
     /// Drives `connection` (hyper's) until it ends or is closed: by the
     /// keep-alive idle timeout, by the cap, or at shutdown. `graceful` starts
     /// hyper's graceful shutdown of it, for a connection answering a request.
-    pub async fn serve<C, E>(self, connection: C, keep_alive: Duration, graceful: impl Fn(Pin<&mut C>))
+    pub async fn serve<C, E>(self, connection: C, timeouts: Timeouts, graceful: impl Fn(Pin<&mut C>))
     where
         C: Future<Output = Result<(), E>>,
         E: std::fmt::Display,
@@ -183,7 +204,7 @@ impl Admitted {
         let shared = self.connection.clone();
         let mut draining = false;
         loop {
-            let idle_deadline = shared.idle_deadline(keep_alive);
+            let idle_deadline = shared.quiet_deadline(timeouts);
             tokio::select! {
                 ended = connection.as_mut() => {
                     if let Err(error) = ended {
@@ -198,9 +219,10 @@ impl Admitted {
                     graceful(connection.as_mut());
                     draining = true;
                 }
+                () = shared.head_started.notified(), if !draining => {}
                 () = tokio::time::sleep_until(idle_deadline), if !draining => {
-                    if shared.idle_for(keep_alive) {
-                        tracing::debug!("closing a connection idle for the keep-alive timeout");
+                    if let Some(why) = shared.overdue(timeouts) {
+                        tracing::debug!(why, "closing a quiet connection");
                         return;
                     }
                 }
@@ -230,25 +252,34 @@ impl Connection {
 
     fn bytes_arrived(&self) {
         let mut state = lock(&self.state);
-        if state.answering == 0 {
-            state.arriving = true;
+        if state.answering == 0 && state.arriving_since.is_none() {
+            state.arriving_since = Some(Instant::now());
+            self.head_started.notify_one();
         }
     }
 
-    /// When the connection will have been idle for `keep_alive`, if it stays
-    /// idle; while it is not, when to look again.
-    fn idle_deadline(&self, keep_alive: Duration) -> Instant {
+    /// When a quiet connection is overdue if nothing changes: the head
+    /// timeout after the first byte of a request, else the keep-alive timeout
+    /// after it became quiet. While it answers, when to look again.
+    fn quiet_deadline(&self, timeouts: Timeouts) -> Instant {
         let state = lock(&self.state);
-        if state.answering == 0 && !state.arriving {
-            state.quiet_since + keep_alive
-        } else {
-            Instant::now() + keep_alive
+        match (state.answering, state.arriving_since) {
+            (0, Some(since)) => since + timeouts.header,
+            (0, None) => state.quiet_since + timeouts.keep_alive,
+            _ => Instant::now() + timeouts.keep_alive,
         }
     }
 
-    fn idle_for(&self, keep_alive: Duration) -> bool {
+    /// Why a quiet connection is to be closed now, if it is: its request head
+    /// has taken longer than the head timeout, or no request came within the
+    /// keep-alive timeout.
+    fn overdue(&self, timeouts: Timeouts) -> Option<&'static str> {
         let state = lock(&self.state);
-        state.answering == 0 && !state.arriving && state.quiet_since.elapsed() >= keep_alive
+        match (state.answering, state.arriving_since) {
+            (0, Some(since)) if since.elapsed() >= timeouts.header => Some("request head too slow"),
+            (0, None) if state.quiet_since.elapsed() >= timeouts.keep_alive => Some("idle for the keep-alive timeout"),
+            _ => None,
+        }
     }
 }
 
@@ -258,7 +289,7 @@ impl Drop for Answering {
         state.answering = state.answering.saturating_sub(1);
         if state.answering == 0 {
             state.quiet_since = Instant::now();
-            state.arriving = false;
+            state.arriving_since = None;
         }
     }
 }

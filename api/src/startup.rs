@@ -22,7 +22,7 @@ use xentri_core::Settings;
 
 use crate::appender::{Appender, AppenderConfig};
 use crate::auth::Authenticator;
-use crate::connections::{Connections, Watched};
+use crate::connections::{Connections, Timeouts, Watched};
 use crate::db::Db;
 use crate::edge::{Edge, Limits};
 use crate::metrics::Metrics;
@@ -144,10 +144,13 @@ impl Application {
         )
         .authenticating(state.auth.clone());
         let connections = Connections::new(api.max_connections);
-        let keep_alive = api.keep_alive_timeout();
+        let timeouts = Timeouts { header: api.header_read_timeout(), keep_alive: api.keep_alive_timeout() };
         let mut builder = http1::Builder::new();
-        // Without a timer hyper's header read timeout is off.
-        builder.timer(TokioTimer::new()).header_read_timeout(api.header_read_timeout());
+        // The connection registry times a head from its first byte and an idle
+        // connection from its last answer. hyper's own header timer runs from
+        // the last answer, idle time included, so it would cut keep-alive to
+        // the head timeout; it stays only as a backstop past both.
+        builder.timer(TokioTimer::new()).header_read_timeout(timeouts.keep_alive + timeouts.header);
         tokio::pin!(shutdown);
         loop {
             let accepted = tokio::select! {
@@ -189,7 +192,7 @@ impl Application {
             });
             let io = TokioIo::new(Watched::new(stream, admitted.connection().clone()));
             let served = builder.serve_connection(io, service);
-            tokio::spawn(admitted.serve(served, keep_alive, |served| served.graceful_shutdown()));
+            tokio::spawn(admitted.serve(served, timeouts, |served| served.graceful_shutdown()));
         }
         drop(listener);
         let grace = state.settings.api.shutdown_grace();

@@ -276,15 +276,16 @@ pub struct ApiSettings {
     /// never refused.
     pub max_concurrent_requests: usize,
     /// A request head (request line and headers) must arrive whole within
-    /// this long of the connection opening or of the previous answer, else the
-    /// connection is closed, in milliseconds.
+    /// this long of its first byte, else the connection is closed, in
+    /// milliseconds.
     pub header_read_timeout_ms: u64,
     /// A request body must arrive whole within this long of its head, else
     /// the request is answered 408 and the connection closed, in milliseconds.
     pub body_read_timeout_ms: u64,
     /// A connection with no request arriving or being answered is closed
-    /// after this long, in milliseconds (the header read timeout also bounds
-    /// that wait: the shorter of the two applies).
+    /// after this long, in milliseconds. Longer than the idle timeouts of load
+    /// balancers and clients, so the api never closes a connection a client is
+    /// just reusing.
     pub keep_alive_timeout_ms: u64,
     /// Most connections open at once. At the cap a new connection closes the
     /// one that has been without a request longest; when every connection is

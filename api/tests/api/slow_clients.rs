@@ -98,6 +98,44 @@ async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout(_: PgPoo
     app.stop().await;
 }
 
+/// Sends a `GET /health` on `stream` and reads its whole answer.
+async fn health_on(stream: &mut TcpStream) -> String {
+    stream.write_all(b"GET /health HTTP/1.1\r\nhost: x\r\n\r\n").await.expect("request");
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !String::from_utf8_lossy(&answer).contains(r#"{"status":"ok"}"#) {
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+            .await
+            .expect("answered within 5 s")
+            .expect("read");
+        assert!(n > 0, "closed before answering: {}", String::from_utf8_lossy(&answer));
+        answer.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[sqlx::test(migrator = "xentri_core::MIGRATOR")]
+async fn a_kept_alive_connection_idle_longer_than_the_header_timeout_serves_its_next_request(
+    _: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    // The head timeout runs from a head's first byte, not from the last
+    // answer: idle time between requests is the keep-alive timeout's alone.
+    // Were it not, a client reusing a connection idle past the head timeout
+    // would have its request cut off unanswered.
+    let app = spawn(
+        &options,
+        &[("XENTRI_API__HEADER_READ_TIMEOUT_MS", "300"), ("XENTRI_API__KEEP_ALIVE_TIMEOUT_MS", "60000")],
+    )
+    .await;
+    let mut stream = connect(&app).await;
+    assert!(health_on(&mut stream).await.starts_with("HTTP/1.1 200"));
+    let (received, closed) = read_until_closed(&mut stream, Duration::from_millis(1200)).await;
+    assert!(received.is_empty() && closed.is_none(), "closed while idle after {closed:?}: {received}");
+    assert!(health_on(&mut stream).await.starts_with("HTTP/1.1 200"), "the second request on the connection");
+    app.stop().await;
+}
+
 #[sqlx::test(migrator = "xentri_core::MIGRATOR")]
 async fn a_body_that_does_not_arrive_within_the_deadline_is_408_and_the_connection_closed(
     _: PgPoolOptions,
