@@ -42,6 +42,18 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
+/// The URL of the test database behind `pool` (trust auth, no password).
+pub fn database_url(pool: &sqlx::PgPool) -> String {
+    let options = pool.connect_options();
+    format!(
+        "postgres://{}@{}:{}/{}",
+        options.get_username(),
+        options.get_host(),
+        options.get_port(),
+        options.get_database().unwrap_or("postgres")
+    )
+}
+
 /// `REDIS_URL`, or the local default `./scripts/test` uses.
 pub fn redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".to_owned())

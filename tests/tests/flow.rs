@@ -14,7 +14,9 @@ use uuid::Uuid;
 use xentri_api::startup::Application;
 use xentri_core::Settings;
 use xentri_e2e::{GroupProgress, unique_key_prefix};
-use xentri_e2e::{config_dir, delete_keys_under, eventually, group_progress, redis_connection, redis_url};
+use xentri_e2e::{
+    config_dir, database_url, delete_keys_under, eventually, group_progress, redis_connection, redis_url,
+};
 use xentri_worker::app::Worker;
 use xentri_worker::handler::{BoxFuture, Delivery, Handler, HandlerError};
 
@@ -99,18 +101,6 @@ fn settings(database_url: &str, prefix: &str) -> Settings {
     ]
     .map(|(name, value)| (name.to_owned(), value.to_owned()));
     Settings::load_from(&config_dir(), Some("test"), vars).expect("test settings load")
-}
-
-/// The URL of the test database behind `pool` (trust auth, no password).
-fn database_url(pool: &PgPool) -> String {
-    let options = pool.connect_options();
-    format!(
-        "postgres://{}@{}:{}/{}",
-        options.get_username(),
-        options.get_host(),
-        options.get_port(),
-        options.get_database().unwrap_or("postgres")
-    )
 }
 
 impl Stack {

@@ -15,7 +15,7 @@ use tokio::sync::{Notify, oneshot};
 use uuid::Uuid;
 use xentri_api::startup::Application;
 use xentri_core::Settings;
-use xentri_e2e::{config_dir, eventually, redis_url, unique_key_prefix};
+use xentri_e2e::{config_dir, database_url, eventually, redis_url, unique_key_prefix};
 use xentri_worker::purge::{self, Progress, Purge};
 
 /// The dev secret of `config/test.toml`.
@@ -40,17 +40,6 @@ fn settings(database_url: &str) -> Settings {
     ]
     .map(|(name, value)| (name.to_owned(), value.to_owned()));
     Settings::load_from(&config_dir(), Some("test"), vars).expect("test settings load")
-}
-
-fn database_url(pool: &PgPool) -> String {
-    let options = pool.connect_options();
-    format!(
-        "postgres://{}@{}:{}/{}",
-        options.get_username(),
-        options.get_host(),
-        options.get_port(),
-        options.get_database().unwrap_or("postgres")
-    )
 }
 
 /// A client of the api for one org.
