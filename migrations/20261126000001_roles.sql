@@ -1,14 +1,40 @@
--- Service roles. Roles are cluster-wide while databases (and test databases) are
--- many, so creation is idempotent and tolerates another database creating the
--- same role at the same moment.
+-- The roles the services run as.
 --
--- xentri_api:   every api transaction runs as it (SET LOCAL ROLE); no BYPASSRLS,
---               owns no table, so forced row-level security always applies.
--- xentri_relay: the worker's relay; reads across orgs through its own policies.
--- Both are NOLOGIN: the pool's login role switches to them per transaction.
+--   xentri_service  the login of the api and the worker (database.url). Not a
+--                   superuser, no BYPASSRLS, owner of nothing, so row-level
+--                   security binds it. A member of the three roles below; each
+--                   transaction switches to one of them with
+--                   set_config('role', …, true).
+--   xentri_api      the api: one org per transaction (app.org_id).
+--   xentri_relay    the worker's relay and `worker audit`: read every org.
+--   xentri_worker   the worker's handlers and jobs: one org per transaction.
+--
+-- Migrations run as the tables' owner (database.migrate_url). The api and the
+-- worker refuse a login that is a superuser, has BYPASSRLS or owns objects
+-- here, and a service role that can become one (xentri_core::roles). No
+-- password is set here: production sets one out of band
+-- (ALTER ROLE xentri_service PASSWORD '…'); local clusters trust 127.0.0.1.
+--
+-- Roles belong to the cluster while databases (and test databases) are many:
+-- each statement is idempotent and tolerates another database running it at
+-- the same moment.
+DO $$
+DECLARE
+    role_name text;
+BEGIN
+    FOREACH role_name IN ARRAY ARRAY['xentri_api', 'xentri_relay', 'xentri_worker'] LOOP
+        BEGIN
+            EXECUTE format('CREATE ROLE %I NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE', role_name);
+        EXCEPTION WHEN duplicate_object OR unique_violation THEN
+            NULL;
+        END;
+    END LOOP;
+END
+$$;
+
 DO $$
 BEGIN
-    CREATE ROLE xentri_api NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
+    CREATE ROLE xentri_service LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOREPLICATION INHERIT;
 EXCEPTION WHEN duplicate_object OR unique_violation THEN
     NULL;
 END
@@ -16,8 +42,10 @@ $$;
 
 DO $$
 BEGIN
-    CREATE ROLE xentri_relay NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
-EXCEPTION WHEN duplicate_object OR unique_violation THEN
+    GRANT xentri_api, xentri_relay, xentri_worker TO xentri_service;
+EXCEPTION WHEN unique_violation THEN
     NULL;
 END
 $$;
+
+GRANT USAGE ON SCHEMA public TO xentri_api, xentri_relay, xentri_worker;

@@ -1,16 +1,27 @@
--- The immutable event log, its outbox and the idempotency keys of mutating routes.
-
+-- The event log: every org's events, immutable, one row each.
+--
+-- Order. `seq` numbers events in the order they are inserted; it is unique
+-- and never reused, but transactions commit in another order than they
+-- insert, so it is not the order a reader can page in without skipping.
+-- Readers page by (tx_id, seq), and only through rows below the commit
+-- horizon, pg_snapshot_xmin(pg_current_snapshot()): every transaction that
+-- has not ended has an id at or above it, so a row that commits later sorts
+-- after every position already handed out, whoever wrote it and however long
+-- its transaction ran. Writers take no lock, row or sequence in turn; a long
+-- transaction anywhere on the server delays what readers see, never what
+-- they get.
 CREATE TABLE system_events (
-    -- Global position. Assigned in the same statement as tx_id, so the commit
-    -- horizon below orders them consistently.
-    seq            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    seq            bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    -- UUID v7, chosen by the writer.
     id             uuid        NOT NULL UNIQUE,
     org_id         uuid        NOT NULL,
     type           text        NOT NULL
         CONSTRAINT system_events_type_name
         CHECK (type ~ '^xentri(\.[a-z][a-z0-9_]*){2,3}\.v[1-9][0-9]*$' AND length(type) <= 255),
-    payload        jsonb       NOT NULL
-        CONSTRAINT system_events_payload_object CHECK (jsonb_typeof(payload) = 'object'),
+    -- Kept as appended, byte for byte: a read answers exactly the text the
+    -- append answered with, without re-serialising it.
+    payload        json        NOT NULL
+        CONSTRAINT system_events_payload_object CHECK (json_typeof(payload) = 'object'),
     actor          text        NOT NULL
         CONSTRAINT system_events_actor CHECK (actor ~ '^(user|service):[!-~]+$'),
     trace_id       text        NOT NULL,
@@ -18,18 +29,22 @@ CREATE TABLE system_events (
     causation_id   text,
     occurred_at    timestamptz NOT NULL,
     created_at     timestamptz NOT NULL DEFAULT now(),
-    -- The writing transaction. Readers expose only rows whose transaction is
-    -- older than every transaction still running (the commit horizon), so a
-    -- client tailing by seq never skips a row that commits late.
+    -- The writing transaction (top-level, so a savepoint changes nothing).
+    -- Always the default: no role may insert this column.
     tx_id          xid8        NOT NULL DEFAULT pg_current_xact_id()
 );
 
-CREATE INDEX system_events_org_seq ON system_events (org_id, seq);
-CREATE INDEX system_events_org_type_seq ON system_events (org_id, type text_pattern_ops, seq);
-CREATE INDEX system_events_org_correlation_seq ON system_events (org_id, correlation_id, seq);
+-- Tailing and listing one org, unfiltered and by each filter.
+CREATE INDEX system_events_org_tx_seq ON system_events (org_id, tx_id, seq);
+CREATE INDEX system_events_org_type_tx_seq ON system_events (org_id, type text_pattern_ops, tx_id, seq);
+CREATE INDEX system_events_org_correlation_tx_seq ON system_events (org_id, correlation_id, tx_id, seq);
 CREATE INDEX system_events_org_occurred ON system_events (org_id, occurred_at);
 
--- Append-only for every role, owner and superuser included.
+-- Immutable: the triggers refuse UPDATE, DELETE and TRUNCATE from every role
+-- while they are enabled, and no role the services use holds those
+-- privileges. Not protected from the owner (who can disable the triggers or
+-- drop the table) or a superuser (who can skip triggers): hence the owner's
+-- login is for migrations only, and the services never log in as either.
 CREATE FUNCTION system_events_append_only() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -46,26 +61,27 @@ CREATE TRIGGER system_events_no_truncate
     BEFORE TRUNCATE ON system_events
     FOR EACH STATEMENT EXECUTE FUNCTION system_events_append_only();
 
--- Publication state lives here, beside the log: one row per (event, stream)
--- still to be relayed. The relay deletes a row once the entry is on its stream.
-CREATE TABLE outbox (
-    event_seq  bigint      NOT NULL REFERENCES system_events (seq),
-    stream     text        NOT NULL,
-    org_id     uuid        NOT NULL,
-    created_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (event_seq, stream)
-);
+COMMENT ON TABLE system_events IS
+    'Append-only for the services: no service role holds UPDATE, DELETE, TRUNCATE or TRIGGER, and triggers '
+    'refuse UPDATE, DELETE and TRUNCATE from every role while enabled. Not protected from the owner (who can '
+    'disable the triggers or drop the table) or a superuser.';
+COMMENT ON TRIGGER system_events_no_update_delete ON system_events IS
+    'Refuses UPDATE and DELETE from every role, owner included; the owner can disable it, a superuser can skip it.';
+COMMENT ON TRIGGER system_events_no_truncate ON system_events IS
+    'Refuses TRUNCATE from every role, owner included; the owner can disable it, a superuser can skip it.';
 
-CREATE TABLE idempotency_keys (
-    org_id          uuid        NOT NULL,
-    key             text        NOT NULL,
-    -- SHA-256 of method, route and body: the same key with another request is refused.
-    request_hash    bytea       NOT NULL,
-    response_status smallint    NOT NULL,
-    response_body   text        NOT NULL,
-    created_at      timestamptz NOT NULL DEFAULT now(),
-    expires_at      timestamptz NOT NULL,
-    PRIMARY KEY (org_id, key)
-);
+-- Tenant isolation: an unset (or reset, hence empty) app.org_id matches no row.
+ALTER TABLE system_events ENABLE ROW LEVEL SECURITY;
+ALTER TABLE system_events FORCE ROW LEVEL SECURITY;
+CREATE POLICY org_isolation ON system_events
+    USING (org_id = NULLIF(current_setting('app.org_id', true), '')::uuid)
+    WITH CHECK (org_id = NULLIF(current_setting('app.org_id', true), '')::uuid);
+-- The relay publishes every org's events.
+CREATE POLICY relay_reads_all ON system_events FOR SELECT TO xentri_relay USING (true);
 
-CREATE INDEX idempotency_keys_expires ON idempotency_keys (expires_at);
+-- Writers name the columns they may set; seq, tx_id and created_at are
+-- always PostgreSQL's.
+REVOKE ALL ON system_events FROM PUBLIC;
+GRANT SELECT ON system_events TO xentri_api, xentri_relay, xentri_worker;
+GRANT INSERT (id, org_id, type, payload, actor, trace_id, correlation_id, causation_id, occurred_at)
+    ON system_events TO xentri_api, xentri_worker;

@@ -15,6 +15,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use tokio::sync::{Mutex, mpsc, oneshot};
+use xentri_core::store::{AppendOutcome, NewEventRecord};
 use xentri_core::stream::FlatEvent;
 
 use crate::db::Db;
@@ -28,17 +29,6 @@ pub struct AppendItem {
     pub key: String,
     /// The request's hash, stored with the key.
     pub request_hash: Vec<u8>,
-}
-
-/// What happened to one append.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// Stored, at this `seq`.
-    Created(i64),
-    /// Another request with the same key is still in flight.
-    KeyInFlight,
-    /// The key already has a live answer.
-    KeyAnswered,
 }
 
 /// Why an append was not written.
@@ -68,7 +58,7 @@ pub struct AppenderConfig {
 
 struct Pending {
     item: AppendItem,
-    reply: oneshot::Sender<Result<Outcome, AppendError>>,
+    reply: oneshot::Sender<Result<AppendOutcome, AppendError>>,
 }
 
 /// Queues appends for the writer tasks. Cheap to clone.
@@ -98,7 +88,7 @@ impl Appender {
     }
 
     /// Appends `item` with the next batch and waits for its commit.
-    pub async fn append(&self, item: AppendItem) -> Result<Outcome, AppendError> {
+    pub async fn append(&self, item: AppendItem) -> Result<AppendOutcome, AppendError> {
         let (reply, answer) = oneshot::channel();
         self.queue.send(Pending { item, reply }).await.map_err(|_| AppendError::Stopped)?;
         answer.await.map_err(|_| AppendError::Stopped)?
@@ -130,7 +120,7 @@ fn dedupe_keys(batch: Vec<Pending>) -> Vec<Pending> {
         if seen.insert((pending.item.event.org_id, pending.item.key.clone())) {
             kept.push(pending);
         } else {
-            let _ = pending.reply.send(Ok(Outcome::KeyInFlight));
+            let _ = pending.reply.send(Ok(AppendOutcome::KeyInFlight));
         }
     }
     kept
@@ -184,43 +174,28 @@ async fn call(
     db: &Db,
     config: &AppenderConfig,
     batch: &[Pending],
-) -> Result<Vec<Outcome>, AppendError> {
-    let items = batch.iter().map(|p| &p.item);
-    let events = items.clone().map(|i| &i.event);
+) -> Result<Vec<AppendOutcome>, AppendError> {
+    let records: Vec<NewEventRecord<'_>> = batch
+        .iter()
+        .map(|pending| {
+            let (item, event) = (&pending.item, &pending.item.event);
+            NewEventRecord {
+                org_id: event.org_id,
+                idempotency_key: Some(&item.key),
+                request_hash: Some(&item.request_hash),
+                id: event.id,
+                event_type: &event.event_type,
+                payload: &event.payload,
+                actor: &event.actor,
+                trace_id: &event.trace_id,
+                correlation_id: &event.correlation_id,
+                causation_id: event.causation_id.as_deref(),
+                occurred_at: event.occurred_at,
+            }
+        })
+        .collect();
     let (_, role) = db.scoped();
-    let rows: Vec<(i32, bool, Option<i64>)> = sqlx::query_as(
-        "SELECT item, claimed, seq
-           FROM append_events($1, $2, $3, $4, $5, $6, $7, $8::json[], $9, $10, $11, $12, $13, $14)",
-    )
-    .bind(role)
-    .bind(events.clone().map(|e| e.org_id).collect::<Vec<_>>())
-    .bind(items.clone().map(|i| i.key.as_str()).collect::<Vec<_>>())
-    .bind(items.clone().map(|i| i.request_hash.as_slice()).collect::<Vec<_>>())
-    .bind(config.key_ttl_secs as f64)
-    .bind(events.clone().map(|e| e.id).collect::<Vec<_>>())
-    .bind(events.clone().map(|e| e.event_type.as_str()).collect::<Vec<_>>())
-    .bind(events.clone().map(|e| e.payload.as_str()).collect::<Vec<_>>())
-    .bind(events.clone().map(|e| e.actor.as_str()).collect::<Vec<_>>())
-    .bind(events.clone().map(|e| e.trace_id.as_str()).collect::<Vec<_>>())
-    .bind(events.clone().map(|e| e.correlation_id.as_str()).collect::<Vec<_>>())
-    .bind(events.clone().map(|e| e.causation_id.as_deref()).collect::<Vec<_>>())
-    .bind(events.clone().map(|e| e.occurred_at).collect::<Vec<_>>())
-    .bind(config.stream.as_str())
-    .fetch_all(conn)
-    .await
-    .map_err(|e| AppendError::Database(Arc::new(e)))?;
-    let mut outcomes = vec![None; batch.len()];
-    for (item, claimed, seq) in rows {
-        let slot = usize::try_from(item).ok().and_then(|i| i.checked_sub(1)).and_then(|i| outcomes.get_mut(i));
-        if let Some(slot) = slot {
-            *slot = Some(match (claimed, seq) {
-                (false, _) => Outcome::KeyInFlight,
-                (true, None) => Outcome::KeyAnswered,
-                (true, Some(seq)) => Outcome::Created(seq),
-            });
-        }
-    }
-    outcomes.into_iter().collect::<Option<Vec<_>>>().ok_or_else(|| {
-        AppendError::Database(Arc::new(sqlx::Error::Protocol("append_events left an item unanswered".into())))
-    })
+    xentri_core::store::append_events(conn, role, &config.stream, config.key_ttl_secs as f64, &records)
+        .await
+        .map_err(|e| AppendError::Database(Arc::new(e)))
 }

@@ -13,12 +13,14 @@ use sqlx::types::Json;
 use utoipa::ToSchema;
 use uuid::Uuid;
 use xentri_core::EventEnvelope;
+use xentri_core::store::{Position, TxId};
 use xentri_core::stream::FlatEvent;
 
-use crate::appender::{AppendItem, Appender, Outcome};
+use crate::appender::{AppendItem, Appender};
 use crate::db::{Db, OrgTx};
 use crate::idempotency::IdempotencyKey;
 use crate::problem::ApiError;
+use xentri_core::store::AppendOutcome;
 
 /// An event as stored and as every route answers it.
 #[derive(Debug, Clone, Serialize, FromRow, ToSchema)]
@@ -93,9 +95,9 @@ pub async fn append(
         request_hash: request_hash.to_vec(),
     };
     Ok(match appender.append(item).await? {
-        Outcome::KeyInFlight => Appended::KeyInFlight,
-        Outcome::KeyAnswered => Appended::KeyAnswered,
-        Outcome::Created(seq) => Appended::Created(StoredEvent {
+        AppendOutcome::KeyInFlight => Appended::KeyInFlight,
+        AppendOutcome::KeyAnswered => Appended::KeyAnswered,
+        AppendOutcome::Appended(seq) => Appended::Created(StoredEvent {
             id: event.id,
             seq,
             org_id: event.org_id,
@@ -130,8 +132,8 @@ pub enum TypeFilter {
 /// What to list.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListQuery {
-    /// Only events after this `seq`.
-    pub after: Option<i64>,
+    /// Only events after this position (the previous page's last).
+    pub after: Option<Position>,
     /// At most this many.
     pub limit: i64,
     /// By type.
@@ -144,31 +146,51 @@ pub struct ListQuery {
     pub until: Option<DateTime<Utc>>,
 }
 
-/// The org's events in `seq` order, below the commit horizon: rows whose
-/// writing transaction is older than every transaction still running, so a
-/// row that commits later can never have a lower `seq` than one returned now.
-/// Fetches one more than asked, to tell whether more are available. One round
-/// trip: the `list_events` database function scopes itself to the api's role
-/// and the org, as [`Db::begin`] does.
-pub async fn list(db: &Db, org_id: Uuid, query: &ListQuery) -> Result<Vec<StoredEvent>, sqlx::Error> {
+/// An event of a list, with its position for the next page's cursor.
+#[derive(Debug, Clone, FromRow)]
+pub struct Listed {
+    /// The event.
+    #[sqlx(flatten)]
+    pub event: StoredEvent,
+    /// Its writing transaction: with `seq`, its position.
+    pub tx_id: TxId,
+}
+
+impl Listed {
+    /// Where a reader that was given this event is.
+    pub fn position(&self) -> Position {
+        Position { tx_id: self.tx_id, seq: self.event.seq }
+    }
+}
+
+/// The org's events in position order (writing transaction, then `seq`),
+/// below the commit horizon: an event that commits later sorts after every
+/// position returned now (see [`xentri_core::store`]). Fetches one more than
+/// asked, to tell whether more are available. One round trip: the
+/// `list_events` database function scopes itself to the api's role and the
+/// org, as [`Db::begin`] does.
+pub async fn list(db: &Db, org_id: Uuid, query: &ListQuery) -> Result<Vec<Listed>, sqlx::Error> {
     let (exact, like) = match &query.event_type {
         Some(TypeFilter::Exact(name)) => (Some(name.as_str()), None),
         Some(TypeFilter::Prefix(prefix)) => (None, Some(format!("{}%", escape_like(prefix)))),
         None => (None, None),
     };
     let (pool, role) = db.scoped();
-    sqlx::query_as::<_, StoredEvent>(&format!("SELECT {COLUMNS} FROM list_events($1, $2, $3, $4, $5, $6, $7, $8, $9)"))
-        .bind(role)
-        .bind(org_id)
-        .bind(query.after)
-        .bind(i32::try_from(query.limit + 1).unwrap_or(i32::MAX))
-        .bind(exact)
-        .bind(like)
-        .bind(query.correlation_id.as_deref())
-        .bind(query.since)
-        .bind(query.until)
-        .fetch_all(pool)
-        .await
+    sqlx::query_as::<_, Listed>(&format!(
+        "SELECT {COLUMNS}, tx_id FROM list_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+    ))
+    .bind(role)
+    .bind(org_id)
+    .bind(query.after.map(|p| p.tx_id))
+    .bind(query.after.map(|p| p.seq))
+    .bind(i32::try_from(query.limit + 1).unwrap_or(i32::MAX))
+    .bind(exact)
+    .bind(like)
+    .bind(query.correlation_id.as_deref())
+    .bind(query.since)
+    .bind(query.until)
+    .fetch_all(pool)
+    .await
 }
 
 fn escape_like(text: &str) -> String {

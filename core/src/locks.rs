@@ -7,10 +7,14 @@
 //! the idempotency class a key's hash can only meet another key's.
 //!
 //! **Invariant:** the ids here equal the ones the SQL function
-//! `xentri_lock_class(purpose)` returns (migration `20261129000002`), which
+//! `xentri_lock_class(purpose)` returns (migration `20261126000006`), which
 //! every SQL lock site calls; `api/tests/api/locks.rs` checks they agree. A new
 //! purpose gets a variant here and a line in that function (a new migration
 //! replaces it), never a bare number at a lock site.
+//!
+//! No lock serialises writers: appends take only their own idempotency key's
+//! lock, and readers never skip an event however appends interleave (see
+//! `system_events` in the migrations).
 //!
 //! The ids spell `xen` in their top bytes (`0x78656e__`), to stay clear of
 //! other software's two-key locks in a shared database. sqlx's migration lock
@@ -19,28 +23,24 @@
 /// Why an advisory lock is taken; [`LockClass::id`] is the lock's first key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LockClass {
-    /// An idempotency key in flight (`append_event`); second key:
+    /// An idempotency key in flight (`append_events`); second key:
     /// `hashtext(org_id || ':' || key)`. Held until the append commits; a
     /// second request with the key meanwhile is answered 409.
     Idempotency,
-    /// The publishing relay (`worker::relay`); second key 0. One relay
-    /// publishes at a time.
+    /// The publishing relay (`worker::relay`); second key 0, held by the
+    /// relay's session while it publishes. One relay publishes at a time.
     Relay,
-    /// An appending transaction (`system_events_one_appender` trigger); second
-    /// key 0. Seqs are taken and committed one appender at a time.
-    Append,
 }
 
 impl LockClass {
     /// Every class, in id order.
-    pub const ALL: [LockClass; 3] = [LockClass::Idempotency, LockClass::Relay, LockClass::Append];
+    pub const ALL: [LockClass; 2] = [LockClass::Idempotency, LockClass::Relay];
 
     /// The class id: the first key of the two-key lock.
     pub const fn id(self) -> i32 {
         match self {
             LockClass::Idempotency => 0x7865_6e01,
             LockClass::Relay => 0x7865_6e02,
-            LockClass::Append => 0x7865_6e03,
         }
     }
 
@@ -49,7 +49,6 @@ impl LockClass {
         match self {
             LockClass::Idempotency => "idempotency",
             LockClass::Relay => "relay",
-            LockClass::Append => "append",
         }
     }
 }

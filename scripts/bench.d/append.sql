@@ -1,7 +1,8 @@
 -- pgbench baseline for `./scripts/bench api`: the statement POST /api/v1/events
--- runs (api/src/events.rs `append`): one call of the `append_event` function,
--- which sets the role and org, takes the key's lock and writes the key, the
--- event and its outbox row in the statement's own transaction. So the same
+-- runs for one append (api/src/appender.rs): one call of the `append_events`
+-- function with one item, which sets the role and org, takes the key's lock
+-- and writes the key, the event and its outbox row in the statement's own
+-- transaction. So the same
 -- round trip, locks, RLS checks, index and WAL work, without HTTP, JSON
 -- handling or the pool. Run as `postgres`, as the api's pool logs in.
 --
@@ -19,18 +20,15 @@
 -- the 48-bit millisecond timestamp and version bits go over a random UUID.
 \set org random(1, 100)
 \set k random(1, 1000000000000)
-SELECT claimed, seq FROM append_event(
-    'xentri_api',
+SELECT item, claimed, seq FROM append_events('xentri_api', 'events:' || 'work', 86400, ARRAY[ROW(
     ('00000000-0000-7000-8000-' || lpad(:org::text, 12, '0'))::uuid,
     'pgb-' || :client_id || '-' || :k,
     sha256(convert_to('pgb-' || :client_id || '-' || :k, 'UTF8')),
-    86400,
     encode(set_bit(set_bit(overlay(uuid_send(gen_random_uuid()) PLACING substring(int8send(floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint) FROM 3) FROM 1 FOR 6), 52, 1), 53, 1), 'hex')::uuid,
     'xentri.soul.updated.v1',
-    '{"soul_id":"soul-pgbench","display_name":"Bench Soul 42","revision":42,"locale":"en-GB","tags":["bench","load","soul"],"bio":"Soul profile text for the benchmark. Soul profile text for the benchmark. Soul profile text for the benchmark. Soul profile text for the benchmark. Soul profile text for the benchmark. Soul profile text for the benchmark. Soul profile text for the benchmark. Soul profile text for the benchmark. Soul profile text for the benchmark. "}'::json,
+    '{"soul_id":"soul-pgbench","display_name":"Bench Soul 42","revision":42,"locale":"en-GB","tags":["bench","load","soul"],"bio":"Soul profile text for the benchmark. Soul profile text for the benchmark. Soul profile text for the benchmark. Soul profile text for the benchmark. Soul profile text for the benchmark. Soul profile text for the benchmark. Soul profile text for the benchmark. Soul profile text for the benchmark. Soul profile text for the benchmark. "}',
     'user:' || 'bench',
     '4bf92f3577b34da6a3ce929d0e0e4736',
     encode(set_bit(set_bit(overlay(uuid_send(gen_random_uuid()) PLACING substring(int8send(floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint) FROM 3) FROM 1 FOR 6), 52, 1), 53, 1), 'hex')::uuid::text,
     NULL,
-    now(),
-    'events:' || 'work');
+    now())::new_event]);

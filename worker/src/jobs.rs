@@ -9,6 +9,7 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
+use xentri_core::store::{AppendOutcome, NewEventRecord, append_events};
 
 use crate::runtime::Shared;
 
@@ -90,37 +91,36 @@ async fn claim_slot(shared: &Shared, job: &str, interval: Duration) -> anyhow::R
 }
 
 /// Appends a job event of the platform org with an outbox row aimed at the
-/// jobs work stream. The only producer of that stream: `audit::routed_to`
-/// relies on it.
+/// jobs work stream, through `append_events` as the worker's role (the same
+/// path as the api's appends). The only producer of that stream:
+/// `audit::routed_to` relies on it.
 pub async fn enqueue(shared: &Shared, job_type: &str, payload: serde_json::Value) -> anyhow::Result<Uuid> {
     let id = Uuid::now_v7();
     let trace_id = Uuid::new_v4().simple().to_string();
-    let mut tx = shared.db.begin().await?;
-    sqlx::query("SELECT set_config('role', $1, true), set_config('app.org_id', $2, true)")
-        .bind(xentri_core::roles::WORKER)
-        .bind(PLATFORM_ORG.to_string())
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query(
-        "WITH ev AS (
-            INSERT INTO system_events (id, org_id, type, payload, actor, trace_id, correlation_id, occurred_at)
-            VALUES ($1, $2, $3, $4::json, $9, $5, $6, $7) RETURNING seq, org_id
-         )
-         INSERT INTO outbox (event_seq, stream, org_id) SELECT seq, $8, org_id FROM ev",
-    )
-    .bind(id)
-    .bind(PLATFORM_ORG)
-    .bind(job_type)
-    .bind(payload.to_string())
-    .bind(&trace_id)
-    .bind(id.to_string())
-    .bind(Utc::now())
-    .bind(&shared.settings.streams.jobs.work)
-    .bind(JOB_ACTOR)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    // Wake the relay (after the commit: see migration 5).
-    sqlx::query("SELECT pg_notify($1, '')").bind(crate::relay::CHANNEL).execute(&shared.db).await?;
+    let correlation_id = id.to_string();
+    let payload = payload.to_string();
+    let record = NewEventRecord {
+        org_id: PLATFORM_ORG,
+        idempotency_key: None,
+        request_hash: None,
+        id,
+        event_type: job_type,
+        payload: &payload,
+        actor: JOB_ACTOR,
+        trace_id: &trace_id,
+        correlation_id: &correlation_id,
+        causation_id: None,
+        occurred_at: Utc::now(),
+    };
+    let mut conn = shared.db.acquire().await?;
+    let outcome =
+        append_events(&mut conn, xentri_core::roles::WORKER, &shared.settings.streams.jobs.work, 0.0, &[record])
+            .await?;
+    anyhow::ensure!(
+        matches!(outcome.as_slice(), [AppendOutcome::Appended(_)]),
+        "the job was not appended: {outcome:?}"
+    );
+    // Wake the relay.
+    sqlx::query("SELECT pg_notify($1, '')").bind(crate::relay::CHANNEL).execute(&mut *conn).await?;
     Ok(id)
 }

@@ -1,20 +1,33 @@
-//! The outbox relay: committed outbox rows → `XADD` to their streams, in `seq`
-//! order, a batch per round trip, woken by `LISTEN xentri_outbox` and polling.
+//! The outbox relay: committed outbox rows → `XADD` to their streams, a batch
+//! per round trip, woken by `LISTEN xentri_outbox` and polling.
 //!
-//! **Invariant:** a row leaves the outbox only in the transaction that follows
-//! its `XADD`s; a relay killed mid-batch publishes that batch again
-//! (at-least-once; consumers skip duplicates). One relay publishes at a time
-//! (a transaction-scoped advisory lock in [`LockClass::Relay`]), so several
-//! workers never publish the same row at once and the stream keeps `seq` order.
+//! **Invariants:**
+//! - Rows are published in position order (writing transaction, then `seq`),
+//!   and only below the commit horizon, the rule every reader follows (see
+//!   [`xentri_core::store`]): a row that commits later sorts after every row
+//!   already published, so a cursor over what was published never passes a
+//!   row still to come, whoever wrote it.
+//! - A row leaves the outbox only after its `XADD`s are on the stream; a relay
+//!   killed in between publishes those rows again (at-least-once; consumers
+//!   skip duplicates).
+//! - No PostgreSQL transaction is open across the Redis calls: the batch is
+//!   read by one statement and deleted by another, each its own transaction,
+//!   so the relay never holds back the commit horizon (or locks) while Redis
+//!   answers.
+//! - One relay publishes at a time: the one whose session holds the relay's
+//!   advisory lock ([`LockClass::Relay`], session-level, so it needs no open
+//!   transaction). The others stand by and take over when that session ends.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgListener;
+use sqlx::{Connection, PgConnection};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 use xentri_core::locks::LockClass;
+use xentri_core::store::TxId;
 use xentri_core::stream::FlatEvent;
 
 use crate::runtime::Shared;
@@ -22,11 +35,22 @@ use crate::runtime::Shared;
 /// The second key of the advisory lock only the publishing relay holds
 /// (its class is [`LockClass::Relay`]).
 const RELAY_LOCK_KEY: i32 = 0;
-/// The notification channel the outbox trigger signals.
+/// The notification channel the api and the job scheduler signal.
 pub const CHANNEL: &str = "xentri_outbox";
+
+/// The statement that reads a batch: rows below the commit horizon after
+/// `($1, $2, $3)`, the last row published, in position order.
+const BATCH: &str = "SELECT o.tx_id, o.stream, e.id, e.seq, e.org_id, e.type, e.payload::text AS payload, e.actor,
+        e.trace_id, e.correlation_id, e.causation_id, e.occurred_at
+   FROM outbox o JOIN system_events e ON e.seq = o.event_seq
+  WHERE o.tx_id < pg_snapshot_xmin(pg_current_snapshot())
+    AND (o.tx_id, o.event_seq, o.stream) > ($1, $2, $3)
+  ORDER BY o.tx_id, o.event_seq, o.stream
+  LIMIT $4";
 
 #[derive(sqlx::FromRow)]
 struct Row {
+    tx_id: TxId,
     stream: String,
     id: Uuid,
     seq: i64,
@@ -41,35 +65,173 @@ struct Row {
     occurred_at: DateTime<Utc>,
 }
 
+/// The last row a relay session published: `(tx_id, event_seq, stream)`.
+type Cursor = (TxId, i64, String);
+
+/// A relay: publishes while its session holds the relay lock, stands by
+/// otherwise.
+pub struct Relay {
+    shared: Arc<Shared>,
+    /// Its own session (out of the pool: its role and lock are
+    /// session-level), as the relay role.
+    session: Option<PgConnection>,
+    /// Whether the session holds the relay lock.
+    publishing: bool,
+    /// The last row this session published. Rows at or below it are gone
+    /// from the outbox (their dead index entries are what it skips).
+    cursor: Option<Cursor>,
+}
+
+impl Relay {
+    /// A relay that has not yet tried to take the lock.
+    pub fn new(shared: Arc<Shared>) -> Self {
+        Self { shared, session: None, publishing: false, cursor: None }
+    }
+
+    /// Whether this relay holds the lock (it publishes).
+    pub fn is_publishing(&self) -> bool {
+        self.publishing
+    }
+
+    /// Publishes one batch, taking the relay lock first if this relay does
+    /// not hold it; returns how many rows it published (0 when another relay
+    /// holds the lock). A PostgreSQL error ends the session (and so releases
+    /// the lock); the next call starts a new one.
+    pub async fn publish_batch(&mut self) -> anyhow::Result<usize> {
+        let result = async {
+            if !self.publishing && !self.take_lock().await? {
+                return Ok(0);
+            }
+            self.publish().await
+        }
+        .await;
+        if let Err(error) = &result {
+            if error.downcast_ref::<sqlx::Error>().is_some() {
+                self.end_session().await;
+            }
+        }
+        result
+    }
+
+    /// Ends the session, releasing the lock first if it holds it (so
+    /// another relay can take over at once, not only once this session's
+    /// backend has exited).
+    pub async fn end_session(&mut self) {
+        let publishing = std::mem::take(&mut self.publishing);
+        self.cursor = None;
+        if let Some(mut session) = self.session.take() {
+            if publishing {
+                let _ = sqlx::query("SELECT pg_advisory_unlock($1, $2)")
+                    .bind(LockClass::Relay.id())
+                    .bind(RELAY_LOCK_KEY)
+                    .execute(&mut session)
+                    .await;
+            }
+            let _ = session.close().await;
+        }
+    }
+
+    /// Tries the lock on the session, opening one first if needed.
+    async fn take_lock(&mut self) -> Result<bool, sqlx::Error> {
+        let session = match &mut self.session {
+            Some(session) => session,
+            None => {
+                let mut session = self.shared.db.acquire().await?.detach();
+                sqlx::query("SELECT set_config('role', $1, false)")
+                    .bind(xentri_core::roles::RELAY)
+                    .execute(&mut session)
+                    .await?;
+                self.session.insert(session)
+            }
+        };
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1, $2)")
+            .bind(LockClass::Relay.id())
+            .bind(RELAY_LOCK_KEY)
+            .fetch_one(&mut *session)
+            .await?;
+        if locked {
+            tracing::info!("relay publishing: this worker holds the relay lock");
+            self.publishing = true;
+            self.cursor = None;
+        }
+        Ok(locked)
+    }
+
+    async fn publish(&mut self) -> anyhow::Result<usize> {
+        let Some(session) = self.session.as_mut().filter(|_| self.publishing) else { return Ok(0) };
+        let shared = &self.shared;
+        let (after_tx, after_seq, after_stream) = self.cursor.clone().unwrap_or_default();
+        let rows: Vec<Row> = sqlx::query_as(BATCH)
+            .bind(after_tx)
+            .bind(after_seq)
+            .bind(after_stream)
+            .bind(shared.settings.worker.relay.batch_size)
+            .fetch_all(&mut *session)
+            .await?;
+        let Some(last) = rows.last() else { return Ok(0) };
+        let last: Cursor = (last.tx_id, last.seq, last.stream.clone());
+        let mut pipe = redis::pipe();
+        for row in &rows {
+            let event = FlatEvent {
+                id: row.id,
+                seq: row.seq,
+                org_id: row.org_id,
+                event_type: row.event_type.clone(),
+                payload: row.payload.clone(),
+                actor: row.actor.clone(),
+                trace_id: row.trace_id.clone(),
+                correlation_id: row.correlation_id.clone(),
+                causation_id: row.causation_id.clone(),
+                occurred_at: row.occurred_at,
+            };
+            // No MAXLEN: trimming is the trimmer's, which never drops unread entries.
+            let mut xadd = redis::cmd("XADD");
+            xadd.arg(shared.keys.key(&row.stream)).arg("*");
+            for (name, value) in event.fields() {
+                xadd.arg(name).arg(value);
+            }
+            pipe.add_command(xadd).ignore();
+        }
+        let mut conn = shared.redis.get().await?;
+        pipe.query_async::<()>(&mut conn).await?;
+        drop(conn);
+        crate::pause::reached("relay.published").await;
+        let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
+        let streams: Vec<&str> = rows.iter().map(|r| r.stream.as_str()).collect();
+        sqlx::query("DELETE FROM outbox WHERE (event_seq, stream) IN (SELECT * FROM unnest($1::bigint[], $2::text[]))")
+            .bind(&seqs)
+            .bind(&streams)
+            .execute(&mut *session)
+            .await?;
+        self.cursor = Some(last);
+        metrics::counter!("relay_events_total").increment(rows.len() as u64);
+        let now = Utc::now();
+        for row in &rows {
+            let lag = (now - row.occurred_at).to_std().unwrap_or_default();
+            metrics::histogram!("relay_lag_seconds").record(lag.as_secs_f64());
+        }
+        Ok(rows.len())
+    }
+}
+
 /// Publishes until `shutdown`.
 pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) -> anyhow::Result<()> {
     shared.panic_once("relay");
     let settings = &shared.settings.worker.relay;
     let poll = Duration::from_millis(settings.poll_interval_ms);
+    let batch_size = settings.batch_size;
+    let mut relay = Relay::new(shared.clone());
     let mut listener = None;
     let mut failures = 0u32;
-    // Published rows are deleted, and until vacuum runs their dead index
-    // entries sit at the low end of the outbox's key. Batches therefore start
-    // after the last published seq; a full scan from the start, at least once
-    // per poll interval, picks up rows that committed late with a lower seq.
-    let mut cursor: Option<i64> = None;
-    let mut last_full_scan = std::time::Instant::now();
     tracing::info!("relay started");
     while !shutdown.is_cancelled() {
         if listener.is_none() {
             listener = listen(&shared).await;
         }
-        let full_scan = cursor.is_none() || last_full_scan.elapsed() >= poll;
-        if full_scan {
-            last_full_scan = std::time::Instant::now();
-        }
-        match publish_batch_after(&shared, if full_scan { None } else { cursor }).await {
-            Ok((published, highest)) => {
+        match relay.publish_batch().await {
+            Ok(published) => {
                 failures = 0;
-                if highest.is_some() {
-                    cursor = cursor.max(highest);
-                }
-                if published as i64 >= settings.batch_size {
+                if published as i64 >= batch_size {
                     continue;
                 }
             }
@@ -80,8 +242,9 @@ pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) -> anyhow::Re
         }
         let wait = if failures > 0 { poll.min(Duration::from_millis(100 << failures.min(5))) } else { poll };
         // After a failure only the backoff decides when to try again: every
-        // append's notification would otherwise retry (and log) at once.
-        let listening = if failures > 0 { None } else { listener.as_mut() };
+        // append's notification would otherwise retry (and log) at once. A
+        // relay standing by only polls for the lock.
+        let listening = if failures > 0 || !relay.is_publishing() { None } else { listener.as_mut() };
         tokio::select! {
             notified = async {
                 match listening {
@@ -97,6 +260,7 @@ pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) -> anyhow::Re
             () = shutdown.cancelled() => {}
         }
     }
+    relay.end_session().await;
     tracing::info!("relay stopped");
     Ok(())
 }
@@ -109,87 +273,6 @@ async fn listen(shared: &Shared) -> Option<PgListener> {
     }
     .await;
     result.map_err(|error| tracing::warn!(error = %error, "cannot listen for outbox notifications; polling")).ok()
-}
-
-/// Publishes one batch from the start of the outbox; returns how many rows it
-/// published.
-pub async fn publish_batch(shared: &Shared) -> anyhow::Result<usize> {
-    publish_batch_after(shared, None).await.map(|(published, _)| published)
-}
-
-/// Publishes one batch of rows with a seq above `after` (all rows when
-/// `None`); returns how many rows it published and the highest seq among them.
-pub async fn publish_batch_after(shared: &Shared, after: Option<i64>) -> anyhow::Result<(usize, Option<i64>)> {
-    let settings = &shared.settings;
-    let mut tx = shared.db.begin().await?;
-    let locked: bool =
-        sqlx::query_scalar("SELECT set_config('role', $1, true) IS NOT NULL AND pg_try_advisory_xact_lock($2, $3)")
-            .bind(xentri_core::roles::RELAY)
-            .bind(LockClass::Relay.id())
-            .bind(RELAY_LOCK_KEY)
-            .fetch_one(&mut *tx)
-            .await?;
-    if !locked {
-        return Ok((0, None));
-    }
-    let rows: Vec<Row> = sqlx::query_as(
-        "SELECT o.stream, e.id, e.seq, e.org_id, e.type, e.payload::text AS payload, e.actor, e.trace_id,
-                e.correlation_id, e.causation_id, e.occurred_at
-         FROM outbox o JOIN system_events e ON e.seq = o.event_seq
-         WHERE o.event_seq > $2
-         ORDER BY o.event_seq, o.stream
-         LIMIT $1
-         FOR UPDATE OF o SKIP LOCKED",
-    )
-    .bind(settings.worker.relay.batch_size)
-    .bind(after.unwrap_or(0))
-    .fetch_all(&mut *tx)
-    .await?;
-    if rows.is_empty() {
-        tx.commit().await?;
-        return Ok((0, None));
-    }
-    let mut pipe = redis::pipe();
-    for row in &rows {
-        let event = FlatEvent {
-            id: row.id,
-            seq: row.seq,
-            org_id: row.org_id,
-            event_type: row.event_type.clone(),
-            payload: row.payload.clone(),
-            actor: row.actor.clone(),
-            trace_id: row.trace_id.clone(),
-            correlation_id: row.correlation_id.clone(),
-            causation_id: row.causation_id.clone(),
-            occurred_at: row.occurred_at,
-        };
-        // No MAXLEN: trimming is the trimmer's, which never drops unread entries.
-        let mut xadd = redis::cmd("XADD");
-        xadd.arg(shared.keys.key(&row.stream)).arg("*");
-        for (name, value) in event.fields() {
-            xadd.arg(name).arg(value);
-        }
-        pipe.add_command(xadd).ignore();
-    }
-    let mut conn = shared.redis.get().await?;
-    pipe.query_async::<()>(&mut conn).await?;
-    drop(conn);
-    crate::pause::reached("relay.published").await;
-    let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
-    let streams: Vec<String> = rows.iter().map(|r| r.stream.clone()).collect();
-    sqlx::query("DELETE FROM outbox WHERE (event_seq, stream) IN (SELECT * FROM unnest($1::bigint[], $2::text[]))")
-        .bind(&seqs)
-        .bind(&streams)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    metrics::counter!("relay_events_total").increment(rows.len() as u64);
-    let now = Utc::now();
-    for row in &rows {
-        let lag = (now - row.occurred_at).to_std().unwrap_or_default();
-        metrics::histogram!("relay_lag_seconds").record(lag.as_secs_f64());
-    }
-    Ok((rows.len(), rows.iter().map(|r| r.seq).max()))
 }
 
 /// Outbox rows not yet published (for the backlog gauge).

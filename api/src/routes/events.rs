@@ -12,6 +12,7 @@ use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::reply::{Reply, Response};
 use xentri_core::event::validate_id;
+use xentri_core::store::Position;
 use xentri_core::{EventEnvelope, EventType};
 
 use super::with_state;
@@ -331,10 +332,11 @@ async fn list_events(
 ) -> Result<Response, ApiError> {
     let principal = principal?;
     let query = parse_list_query(&raw_query)?;
-    let mut data = events::list(&state.db, principal.org_id, &query).await?;
-    let has_more = data.len() as i64 > query.limit;
-    data.truncate(query.limit as usize);
-    let next = data.last().map(|e| e.seq).or(query.after).map(|seq| seq.to_string());
+    let mut listed = events::list(&state.db, principal.org_id, &query).await?;
+    let has_more = listed.len() as i64 > query.limit;
+    listed.truncate(query.limit as usize);
+    let next = listed.last().map(events::Listed::position).or(query.after).map(|p| p.cursor());
+    let data = listed.into_iter().map(|l| l.event).collect();
     Ok(warp::reply::json(&EventPage { data, next, has_more }).into_response())
 }
 
@@ -357,9 +359,9 @@ pub fn parse_list_query(raw: &str) -> Result<ListQuery, ApiError> {
                 Ok(limit) if (1..=MAX_LIMIT).contains(&limit) => query.limit = limit,
                 _ => errors.push(field_error(&field, &format!("must be an integer from 1 to {MAX_LIMIT}"))),
             },
-            "after" => match value.parse::<i64>() {
-                Ok(after) if after >= 0 => query.after = Some(after),
-                _ => errors.push(field_error(&field, "must be a cursor returned as next")),
+            "after" => match Position::parse_cursor(&value) {
+                Ok(after) => query.after = Some(after),
+                Err(_) => errors.push(field_error(&field, "must be a cursor returned as next")),
             },
             "type" => match parse_type_filter(&value) {
                 Some(filter) => query.event_type = Some(filter),

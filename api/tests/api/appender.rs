@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
-use xentri_api::appender::{AppendError, AppendItem, Appender, AppenderConfig, Outcome};
+use xentri_api::appender::{AppendError, AppendItem, Appender, AppenderConfig};
 use xentri_api::db::Db;
+use xentri_core::store::AppendOutcome;
 use xentri_core::stream::FlatEvent;
 
 fn appender(pool: &PgPool) -> Appender {
@@ -47,7 +48,7 @@ async fn hold_the_writer(
         let appender = appender.clone();
         tokio::spawn(async move {
             let outcome = appender.append(item(Uuid::new_v4(), "first", "xentri.soul.updated.v1")).await;
-            assert!(matches!(outcome, Ok(Outcome::Created(_))), "{outcome:?}");
+            assert!(matches!(outcome, Ok(AppendOutcome::Appended(_))), "{outcome:?}");
         })
     };
     wait_for(|| async {
@@ -99,8 +100,8 @@ async fn appends_waiting_together_share_one_transaction_each_under_its_own_org(p
     let mut seqs = Vec::new();
     for (n, task) in tasks.into_iter().enumerate() {
         match task.await.expect("task") {
-            Ok(Outcome::Created(seq)) if n < 40 => seqs.push(seq),
-            Ok(Outcome::KeyInFlight) if n == 40 => {}
+            Ok(AppendOutcome::Appended(seq)) if n < 40 => seqs.push(seq),
+            Ok(AppendOutcome::KeyInFlight) if n == 40 => {}
             other => panic!("append {n}: {other:?}"),
         }
     }
@@ -158,7 +159,7 @@ async fn one_bad_append_in_a_batch_fails_alone(pool: PgPool) {
                 assert!(matches!(*error, sqlx::Error::Database(_)), "{error}")
             }
             (5, other) => panic!("the bad append: {other:?}"),
-            (_, Ok(Outcome::Created(_))) => {}
+            (_, Ok(AppendOutcome::Appended(_))) => {}
             (n, other) => panic!("append {n}: {other:?}"),
         }
     }

@@ -6,6 +6,8 @@ use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use uuid::Uuid;
 
+use xentri_core::store::{AppendOutcome, NewEventRecord};
+
 use crate::helpers::{
     TestApp, database_url, event_body, json, seed_events, settings, spawn_app, spawn_with, user_token, wait_listable,
 };
@@ -154,7 +156,9 @@ async fn paging_returns_each_event_once_in_seq_order(pool: PgPool) {
 
     let (_, _, default_page) = json(app.get_as(&token, "/api/v1/events").await).await;
     assert_eq!(default_page["data"].as_array().map(Vec::len), Some(50));
-    assert_eq!(default_page["next"], seeded[49].to_string());
+    let next = default_page["next"].as_str().expect("an opaque cursor");
+    let (_, _, second) = json(app.get_as(&token, &format!("/api/v1/events?limit=1&after={next}")).await).await;
+    assert_eq!(second["data"][0]["seq"], seeded[50], "the cursor continues after the page's last event");
     app.stop().await;
 }
 
@@ -207,119 +211,157 @@ async fn filters_combine(pool: PgPool) {
     app.stop().await;
 }
 
-#[sqlx::test(migrator = "xentri_core::MIGRATOR")]
-async fn tailing_never_skips_a_late_commit(pool: PgPool) {
-    let app = spawn(&pool).await;
-    let org = Uuid::new_v4();
-    let token = user_token(org);
+/// Appends one event per org in `orgs` with one call of `append_events` (the
+/// api's own append function) in `tx`, as a writer outside the api would;
+/// returns their seqs.
+async fn append_in(tx: &mut sqlx::PgConnection, orgs: &[Uuid], actor: &str) -> Vec<i64> {
+    let ids: Vec<Uuid> = orgs.iter().map(|_| Uuid::now_v7()).collect();
+    let records: Vec<NewEventRecord<'_>> = orgs
+        .iter()
+        .zip(&ids)
+        .map(|(org, id)| NewEventRecord {
+            org_id: *org,
+            idempotency_key: None,
+            request_hash: None,
+            id: *id,
+            event_type: "xentri.soul.updated.v1",
+            payload: "{}",
+            actor,
+            trace_id: "4bf92f3577b34da6a3ce929d0e0e4736",
+            correlation_id: "tail",
+            causation_id: None,
+            occurred_at: chrono::Utc::now(),
+        })
+        .collect();
+    let outcomes = xentri_core::store::append_events(tx, "xentri_api", "events:work", 60.0, &records)
+        .await
+        .expect("append_events");
+    outcomes
+        .into_iter()
+        .map(|outcome| match outcome {
+            AppendOutcome::Appended(seq) => seq,
+            other => panic!("not appended: {other:?}"),
+        })
+        .collect()
+}
 
-    // A writer takes a lower seq and stays open. It skips the append lock
-    // (triggers off for its session), as a writer outside the api could: the
-    // read side must hold on its own.
-    let mut slow = pool.begin().await.expect("begin");
-    sqlx::query("SET LOCAL session_replication_role = replica").execute(&mut *slow).await.expect("no triggers");
-    let slow_seq: i64 = sqlx::query_scalar(
-        "INSERT INTO system_events (id, org_id, type, payload, actor, trace_id, correlation_id, occurred_at)
-         VALUES (gen_random_uuid(), $1, 'xentri.soul.updated.v1', '{}', 'user:slow', 't', 'c', now()) RETURNING seq",
-    )
-    .bind(org)
-    .fetch_one(&mut *slow)
-    .await
-    .expect("slow insert");
-
-    // A later writer (higher seq) commits first.
-    let (status, _, fast) = json(app.post_event(&token, "tail-1", event_body("xentri.soul.updated.v1")).await).await;
-    assert_eq!(status, 201);
-    let fast_seq = fast["seq"].as_i64().expect("seq");
-    assert!(fast_seq > slow_seq);
-
-    // A read now must not hand out a cursor past the open lower seq.
-    let (_, _, first) = json(app.get_as(&token, "/api/v1/events").await).await;
-    let first_seqs: Vec<i64> =
-        first["data"].as_array().expect("data").iter().filter_map(|e| e["seq"].as_i64()).collect();
-    assert!(first_seqs.is_empty(), "exposed {first_seqs:?} while seq {slow_seq} is uncommitted");
-
-    slow.commit().await.expect("commit");
-
-    // Keep polling with the last cursor, as a tailing client does.
-    let mut cursor = first["next"].as_str().map(str::to_owned);
-    let mut tailed = Vec::new();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    while !tailed.contains(&fast_seq) {
-        assert!(std::time::Instant::now() < deadline, "tailing never reached {fast_seq}; got {tailed:?}");
+/// Reads every page after `cursor` as a tailing client does; returns the seqs
+/// and the cursor to poll with next (the last `next`, or `cursor` when
+/// nothing came).
+async fn tail(app: &TestApp, token: &str, mut cursor: Option<String>) -> (Vec<i64>, Option<String>) {
+    let mut seqs = Vec::new();
+    loop {
         let path = match &cursor {
             Some(after) => format!("/api/v1/events?after={after}"),
             None => "/api/v1/events".to_owned(),
         };
-        let (_, _, page) = json(app.get_as(&token, &path).await).await;
-        tailed.extend(page["data"].as_array().expect("data").iter().filter_map(|e| e["seq"].as_i64()));
+        let (status, _, page) = json(app.get_as(token, &path).await).await;
+        assert_eq!(status, 200, "{page}");
+        seqs.extend(page["data"].as_array().expect("data").iter().filter_map(|e| e["seq"].as_i64()));
         cursor = page["next"].as_str().map(str::to_owned).or(cursor);
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        if page["has_more"] != true {
+            return (seqs, cursor);
+        }
     }
-    assert_eq!(tailed, vec![slow_seq, fast_seq], "the late commit is still delivered, in seq order");
+}
+
+/// The interleaving a design that tails by `seq` skips on, for every org of
+/// `orgs` (each transaction appends one event per org, as a batch):
+/// - A takes its transaction id first (it writes elsewhere) and waits;
+/// - B appends and stays open (its seqs are taken early, committed late);
+/// - later transactions append through the api and commit;
+/// - A appends (seqs above everyone's, transaction id below) and commits.
+///
+/// A client reading now may be given A's events but nothing else (B is still
+/// running, and everything after it waits for it). Under `seq` order its
+/// cursor would now be past B's and the api's events, and they would never
+/// come. It keeps polling with its last cursor; B commits; it must get every
+/// event exactly once, in a stable order: A's, B's, then the api's.
+async fn interleave_early_id_late_append(pool: PgPool, orgs: &[Uuid]) {
+    let app = spawn(&pool).await;
+
+    let mut a = pool.begin().await.expect("begin A");
+    sqlx::query("INSERT INTO processed_events (group_name, event_id) VALUES ('elsewhere', gen_random_uuid())")
+        .execute(&mut *a)
+        .await
+        .expect("A writes first, taking its transaction id");
+    let mut b = pool.begin().await.expect("begin B");
+    let b_seqs = append_in(&mut b, orgs, "user:b").await;
+    let mut api_seqs = vec![Vec::new(); orgs.len()];
+    for round in 0..2 {
+        for (n, org) in orgs.iter().enumerate() {
+            let response = app
+                .post_event(&user_token(*org), &format!("later-{round}"), event_body("xentri.soul.updated.v1"))
+                .await;
+            let (status, _, event) = json(response).await;
+            assert_eq!(status, 201, "{event}");
+            api_seqs[n].push(event["seq"].as_i64().expect("seq"));
+        }
+    }
+    let a_seqs = append_in(&mut a, orgs, "user:a").await;
+    a.commit().await.expect("commit A");
+    assert!(a_seqs.iter().all(|a| api_seqs.iter().flatten().chain(&b_seqs).all(|other| a > other)));
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let mut seen = vec![Vec::new(); orgs.len()];
+    let mut cursors: Vec<Option<String>> = vec![None; orgs.len()];
+    // Until A's events are listed (other tests' transactions on the server
+    // may hold the horizon back a moment): nothing else can be, B is open.
+    for (n, org) in orgs.iter().enumerate() {
+        while seen[n].is_empty() {
+            assert!(std::time::Instant::now() < deadline, "A's event never became listable");
+            let (seqs, cursor) = tail(&app, &user_token(*org), cursors[n].clone()).await;
+            seen[n].extend(seqs);
+            cursors[n] = cursor;
+        }
+        assert_eq!(seen[n], [a_seqs[n]], "only A's event is below the horizon while B runs");
+    }
+    b.commit().await.expect("commit B");
+
+    for (n, org) in orgs.iter().enumerate() {
+        let expected = [vec![a_seqs[n], b_seqs[n]], api_seqs[n].clone()].concat();
+        while seen[n].len() < expected.len() {
+            assert!(std::time::Instant::now() < deadline, "org {n}: tailing stopped at {:?} of {expected:?}", seen[n]);
+            let (seqs, cursor) = tail(&app, &user_token(*org), cursors[n].clone()).await;
+            seen[n].extend(seqs);
+            cursors[n] = cursor;
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(seen[n], expected, "org {n}: every event once, A's, B's, then the api's");
+        let (more, _) = tail(&app, &user_token(*org), cursors[n].clone()).await;
+        assert!(more.is_empty(), "org {n}: nothing after the last cursor, got {more:?}");
+    }
     app.stop().await;
 }
 
 #[sqlx::test(migrator = "xentri_core::MIGRATOR")]
-async fn an_append_takes_its_seq_only_after_the_appender_before_it_committed(pool: PgPool) {
+async fn tailing_never_skips_a_transaction_that_took_its_id_early_and_appended_late(pool: PgPool) {
+    interleave_early_id_late_append(pool, &[Uuid::new_v4()]).await;
+}
+
+#[sqlx::test(migrator = "xentri_core::MIGRATOR")]
+async fn tailing_never_skips_batches_of_several_orgs_appended_early_and_late(pool: PgPool) {
+    let orgs: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
+    interleave_early_id_late_append(pool, &orgs).await;
+}
+
+#[sqlx::test(migrator = "xentri_core::MIGRATOR")]
+async fn appends_do_not_wait_for_each_other(pool: PgPool) {
     let app = spawn(&pool).await;
     let org = Uuid::new_v4();
-    let token = user_token(org);
-
-    // An appender takes a seq and stays open, holding the append lock.
-    let mut first = pool.begin().await.expect("begin");
-    let (first_seq, first_tx): (i64, String) = sqlx::query_as(
-        "INSERT INTO system_events (id, org_id, type, payload, actor, trace_id, correlation_id, occurred_at)
-         VALUES (gen_random_uuid(), $1, 'xentri.soul.updated.v1', '{}', 'user:first', 't', 'c', now())
-         RETURNING seq, tx_id::text",
+    // A writer appends through the api's own function and stays open.
+    let mut open = pool.begin().await.expect("begin");
+    let open_seqs = append_in(&mut open, &[org], "user:open").await;
+    // The api's append does not wait for it.
+    let appended = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        app.post_event(&user_token(org), "beside-an-open-writer", event_body("xentri.soul.updated.v1")),
     )
-    .bind(org)
-    .fetch_one(&mut *first)
     .await
-    .expect("first insert");
-
-    // The api's append waits for it instead of taking a seq beside it.
-    let post = {
-        let (client, url, token) = (app.client.clone(), app.url("/api/v1/events"), token.clone());
-        tokio::spawn(async move {
-            client
-                .post(url)
-                .bearer_auth(token)
-                .header("idempotency-key", "after-first")
-                .json(&event_body("xentri.soul.updated.v1"))
-                .send()
-                .await
-                .expect("sent")
-        })
-    };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let waiting: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM pg_stat_activity
-                            WHERE wait_event = 'advisory' AND datname = current_database())",
-        )
-        .fetch_one(&pool)
-        .await
-        .expect("activity");
-        if waiting {
-            break;
-        }
-        assert!(!post.is_finished(), "the append finished while an earlier appender was open");
-        assert!(std::time::Instant::now() < deadline, "the append never waited for the append lock");
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    assert!(!post.is_finished());
-    first.commit().await.expect("commit");
-
-    let (status, _, appended) = json(post.await.expect("post")).await;
-    assert_eq!(status, 201, "{appended}");
-    let seq = appended["seq"].as_i64().expect("seq");
-    assert!(seq > first_seq);
-    let tx: String = sqlx::query_scalar("SELECT tx_id::text FROM system_events WHERE seq = $1")
-        .bind(seq)
-        .fetch_one(&pool)
-        .await
-        .expect("tx id");
-    assert!(tx.parse::<u64>().expect("xid") > first_tx.parse::<u64>().expect("xid"));
+    .expect("the append answered while another appending transaction was open");
+    let (status, _, event) = json(appended).await;
+    assert_eq!(status, 201, "{event}");
+    assert!(event["seq"].as_i64().expect("seq") > open_seqs[0]);
+    open.rollback().await.expect("rollback");
     app.stop().await;
 }

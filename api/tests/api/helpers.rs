@@ -182,15 +182,26 @@ pub async fn seed_events(pool: &sqlx::PgPool, org: uuid::Uuid, count: i64, types
 
 /// Waits until a list read exposes `seq`. Lists expose only rows below the
 /// commit horizon (older than every running write transaction on the server),
-/// so a row becomes listable shortly after its commit, never before.
+/// so a row becomes listable shortly after its commit, never before. Reads the
+/// org's whole list each time, a page of 1,000 at a time.
 pub async fn wait_listable(app: &TestApp, token: &str, seq: i64) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
     loop {
-        let (status, _, page) =
-            json(app.get_as(token, &format!("/api/v1/events?limit=1&after={}", seq - 1)).await).await;
-        assert_eq!(status, 200, "{page}");
-        if page["data"][0]["seq"].as_i64() == Some(seq) {
-            return;
+        let mut cursor: Option<String> = None;
+        loop {
+            let path = match &cursor {
+                Some(after) => format!("/api/v1/events?limit=1000&after={after}"),
+                None => "/api/v1/events?limit=1000".to_owned(),
+            };
+            let (status, _, page) = json(app.get_as(token, &path).await).await;
+            assert_eq!(status, 200, "{page}");
+            if page["data"].as_array().is_some_and(|data| data.iter().any(|e| e["seq"].as_i64() == Some(seq))) {
+                return;
+            }
+            if page["has_more"] != true {
+                break;
+            }
+            cursor = page["next"].as_str().map(str::to_owned);
         }
         assert!(std::time::Instant::now() < deadline, "seq {seq} never became listable");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;

@@ -3,6 +3,7 @@
 //! republishing it; and the binary's exit codes.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -15,6 +16,7 @@ use xentri_core::stream::StreamEntry;
 use xentri_worker::audit::republish::{self, Options};
 use xentri_worker::audit::{self, AuditError, Since, Sources, cli};
 use xentri_worker::jobs::PURGE_IDEMPOTENCY_KEYS;
+use xentri_worker::relay::Relay;
 use xentri_worker::runtime::Shared;
 
 use crate::helpers::{database_url, entries, eventually, prefix, redis, redis_url, settings, start, xlen};
@@ -28,7 +30,7 @@ struct World {
     pool: PgPool,
     prefix: String,
     settings: Settings,
-    shared: Shared,
+    shared: Arc<Shared>,
     conn: MultiplexedConnection,
 }
 
@@ -36,7 +38,7 @@ impl World {
     async fn new(pool: &PgPool, extra: &[(&str, &str)]) -> Self {
         let prefix = prefix();
         let settings = settings(&database_url(&pool.connect_options()), &prefix, extra);
-        let shared = crate::helpers::shared_state(pool, settings.clone());
+        let shared = Arc::new(crate::helpers::shared_state(pool, settings.clone()));
         Self { pool: pool.clone(), prefix, settings, shared, conn: redis().await }
     }
 
@@ -99,7 +101,10 @@ impl World {
 
     /// Publishes the whole outbox with the relay.
     async fn relay_all(&self) {
-        while xentri_worker::relay::publish_batch(&self.shared).await.expect("relay batch") > 0 {}
+        crate::helpers::outbox_visible(&self.pool).await;
+        let mut relay = Relay::new(self.shared.clone());
+        while relay.publish_batch().await.expect("relay batch") > 0 {}
+        relay.end_session().await;
     }
 
     /// Creates `group` on events:work at its end: what is on the stream now is

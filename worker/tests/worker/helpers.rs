@@ -278,6 +278,21 @@ where
     }
 }
 
+/// Waits until every outbox row is below the commit horizon, so the relay
+/// sees them all. The horizon is the server's: another test's open write
+/// transaction holds it back a moment.
+pub async fn outbox_visible(pool: &sqlx::PgPool) {
+    eventually("the outbox is below the commit horizon", || async {
+        sqlx::query_scalar::<_, bool>(
+            "SELECT NOT EXISTS (SELECT 1 FROM outbox WHERE tx_id >= pg_snapshot_xmin(pg_current_snapshot()))",
+        )
+        .fetch_one(pool)
+        .await
+        .expect("the horizon")
+    })
+    .await;
+}
+
 /// The runtime's shared state built from `settings` on `pool` (for tests that
 /// drive the relay, the trimmer or the alerts directly).
 pub fn shared_state(pool: &sqlx::PgPool, settings: Settings) -> xentri_worker::runtime::Shared {

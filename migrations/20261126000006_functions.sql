@@ -1,0 +1,160 @@
+-- The functions the services call: lock classes, appending and listing.
+
+-- Advisory lock classes. Every advisory lock the services take is the two-key
+-- form (class int4, key int4), with a class per purpose, so a client's
+-- idempotency key can never meet another purpose's lock. The same ids are in
+-- xentri_core::locks::LockClass (a test checks they agree); lock sites call
+-- this function, never a bare number. The ids spell "xen" in their top bytes,
+-- apart from other software's two-key locks; sqlx's migration lock is a
+-- single bigint.
+--
+--   purpose       class id                   second key                      held
+--   idempotency   x'78656e01' (2019913217)   hashtext(org_id || ':' || key)  by an append, until it commits
+--   relay         x'78656e02' (2019913218)   0                               by the publishing relay's session
+CREATE FUNCTION xentri_lock_class(p_purpose text) RETURNS integer
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+DECLARE
+    class integer := CASE p_purpose
+        WHEN 'idempotency' THEN x'78656e01'::integer
+        WHEN 'relay' THEN x'78656e02'::integer
+    END;
+BEGIN
+    IF class IS NULL THEN
+        RAISE EXCEPTION 'no advisory lock class for purpose %', coalesce(p_purpose, 'NULL');
+    END IF;
+    RETURN class;
+END
+$$;
+
+-- One event to append, and the idempotency key that guards it (NULL: none).
+CREATE TYPE new_event AS (
+    org_id          uuid,
+    idempotency_key text,
+    request_hash    bytea,
+    id              uuid,
+    type            text,
+    payload         text,
+    actor           text,
+    trace_id        text,
+    correlation_id  text,
+    causation_id    text,
+    occurred_at     timestamptz
+);
+
+-- Appends a batch in the caller's transaction: for each item its event, its
+-- outbox row aimed at p_stream, and its idempotency key. One call serves a
+-- whole batch (the api's group commit: one round trip, one commit).
+--
+-- Runs as p_role, and each item under its own org (app.org_id), so
+-- row-level security checks every row against the org it belongs to. An item
+-- with a key first takes the key's lock, held until the transaction ends:
+-- while another transaction holds it the item is not written and `claimed`
+-- is false (409). A key with a live answer stops the item too: `seq` is NULL
+-- and the caller reads the answer back (replay, or 422 for another request).
+-- An expired key is taken over. `item` is the item's 1-based position.
+--
+-- Takes no lock, row or sequence that other appends wait for: see
+-- system_events for why readers never skip what it writes.
+CREATE FUNCTION append_events(
+    p_role          text,
+    p_stream        text,
+    p_key_ttl_secs  double precision,
+    p_items         new_event[]
+) RETURNS TABLE (item integer, claimed boolean, seq bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+    it      new_event;
+    i       integer := 0;
+    written bigint;
+BEGIN
+    PERFORM set_config('role', p_role, true);
+    FOREACH it IN ARRAY p_items LOOP
+        i := i + 1;
+        PERFORM set_config('app.org_id', it.org_id::text, true);
+        IF it.idempotency_key IS NOT NULL THEN
+            IF NOT pg_try_advisory_xact_lock(xentri_lock_class('idempotency'),
+                                             hashtext(it.org_id::text || ':' || it.idempotency_key)) THEN
+                RETURN QUERY SELECT i, false, NULL::bigint;
+                CONTINUE;
+            END IF;
+            INSERT INTO idempotency_keys AS k (org_id, key, request_hash, response_status, event_id, expires_at)
+            VALUES (it.org_id, it.idempotency_key, it.request_hash, 201, it.id,
+                    now() + make_interval(secs => p_key_ttl_secs))
+            ON CONFLICT (org_id, key) DO UPDATE
+                SET request_hash = EXCLUDED.request_hash, response_status = EXCLUDED.response_status,
+                    event_id = EXCLUDED.event_id, response_body = NULL,
+                    created_at = now(), expires_at = EXCLUDED.expires_at
+              WHERE k.expires_at <= now();
+            IF NOT FOUND THEN
+                RETURN QUERY SELECT i, true, NULL::bigint;
+                CONTINUE;
+            END IF;
+        END IF;
+        INSERT INTO system_events AS e
+            (id, org_id, type, payload, actor, trace_id, correlation_id, causation_id, occurred_at)
+        VALUES (it.id, it.org_id, it.type, it.payload::json, it.actor, it.trace_id, it.correlation_id,
+                it.causation_id, it.occurred_at)
+        RETURNING e.seq INTO written;
+        INSERT INTO outbox (event_seq, stream, org_id) VALUES (written, p_stream, it.org_id);
+        RETURN QUERY SELECT i, true, written;
+    END LOOP;
+END
+$$;
+
+REVOKE ALL ON FUNCTION append_events FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION append_events TO xentri_api, xentri_worker;
+
+-- One page of an org's events, as p_role, in the statement's own transaction
+-- (one round trip): rows below the commit horizon, after the position
+-- (p_after_tx, p_after_seq) if given, in (tx_id, seq) order. Absent filters
+-- are NULL. Plans are made per call with the values in hand
+-- (force_custom_plan), so an absent filter drops out and the org's indexes
+-- serve what is given.
+CREATE FUNCTION list_events(
+    p_role           text,
+    p_org_id         uuid,
+    p_after_tx       xid8,
+    p_after_seq      bigint,
+    p_limit          integer,
+    p_type           text,
+    p_type_like      text,
+    p_correlation_id text,
+    p_since          timestamptz,
+    p_until          timestamptz
+) RETURNS TABLE (
+    id             uuid,
+    seq            bigint,
+    org_id         uuid,
+    type           text,
+    payload        json,
+    actor          text,
+    trace_id       text,
+    correlation_id text,
+    causation_id   text,
+    occurred_at    timestamptz,
+    tx_id          xid8
+)
+LANGUAGE plpgsql
+SET plan_cache_mode = force_custom_plan
+AS $$
+BEGIN
+    PERFORM set_config('role', p_role, true), set_config('app.org_id', p_org_id::text, true);
+    RETURN QUERY
+    SELECT e.id, e.seq, e.org_id, e.type, e.payload, e.actor, e.trace_id, e.correlation_id, e.causation_id,
+           e.occurred_at, e.tx_id
+      FROM system_events e
+     WHERE e.org_id = p_org_id
+       AND e.tx_id < pg_snapshot_xmin(pg_current_snapshot())
+       AND (p_after_tx IS NULL OR (e.tx_id, e.seq) > (p_after_tx, p_after_seq))
+       AND (p_type IS NULL OR e.type = p_type)
+       AND (p_type_like IS NULL OR e.type LIKE p_type_like ESCAPE '\')
+       AND (p_correlation_id IS NULL OR e.correlation_id = p_correlation_id)
+       AND (p_since IS NULL OR e.occurred_at >= p_since)
+       AND (p_until IS NULL OR e.occurred_at < p_until)
+     ORDER BY e.tx_id, e.seq
+     LIMIT p_limit;
+END
+$$;
+
+REVOKE ALL ON FUNCTION list_events FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION list_events TO xentri_api;
