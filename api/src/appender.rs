@@ -15,16 +15,16 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use tokio::sync::{Mutex, mpsc, oneshot};
+use xentri_core::NewEvent;
 use xentri_core::store::{AppendOutcome, NewEventRecord};
-use xentri_core::stream::FlatEvent;
 
 use crate::db::Db;
 
-/// One append: an event with its payload serialised, and its idempotency key.
+/// One append: an event and its idempotency key.
 #[derive(Debug, Clone)]
 pub struct AppendItem {
-    /// The event; its `seq` is ignored (PostgreSQL assigns it).
-    pub event: FlatEvent,
+    /// The event.
+    pub event: NewEvent,
     /// The idempotency key.
     pub key: String,
     /// The request's hash, stored with the key.
@@ -178,20 +178,8 @@ async fn call(
     let records: Vec<NewEventRecord<'_>> = batch
         .iter()
         .map(|pending| {
-            let (item, event) = (&pending.item, &pending.item.event);
-            NewEventRecord {
-                org_id: event.org_id,
-                idempotency_key: Some(&item.key),
-                request_hash: Some(&item.request_hash),
-                id: event.id,
-                event_type: &event.event_type,
-                payload: &event.payload,
-                actor: &event.actor,
-                trace_id: &event.trace_id,
-                correlation_id: &event.correlation_id,
-                causation_id: event.causation_id.as_deref(),
-                occurred_at: event.occurred_at,
-            }
+            let item = &pending.item;
+            item.event.record(Some((&item.key, &item.request_hash)))
         })
         .collect();
     let (_, role) = db.scoped();

@@ -6,51 +6,16 @@
 //! themselves the same way (the appends through the [`Appender`]).
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
-use serde_json::value::RawValue;
 use sqlx::FromRow;
-use sqlx::types::Json;
-use utoipa::ToSchema;
 use uuid::Uuid;
-use xentri_core::EventEnvelope;
 use xentri_core::store::{Position, TxId};
-use xentri_core::stream::FlatEvent;
+use xentri_core::{NewEvent, StoredEvent};
 
 use crate::appender::{AppendItem, Appender};
 use crate::db::{Db, OrgTx};
 use crate::idempotency::IdempotencyKey;
 use crate::problem::ApiError;
 use xentri_core::store::AppendOutcome;
-
-/// An event as stored and as every route answers it.
-#[derive(Debug, Clone, Serialize, FromRow, ToSchema)]
-pub struct StoredEvent {
-    /// UUID v7.
-    pub id: Uuid,
-    /// Global position.
-    pub seq: i64,
-    /// The org.
-    pub org_id: Uuid,
-    /// `xentri.{context}[.{entity}].{action}.v{N}`
-    #[serde(rename = "type")]
-    #[sqlx(rename = "type")]
-    #[schema(rename = "type", example = "xentri.soul.updated.v1")]
-    pub event_type: String,
-    /// A JSON object, as stored.
-    #[schema(value_type = Object)]
-    pub payload: Json<Box<RawValue>>,
-    /// `user:<sub>` or `service:<name>`.
-    #[schema(example = "user:user_2abc")]
-    pub actor: String,
-    /// W3C trace id of the request that appended it.
-    pub trace_id: String,
-    /// Groups the events of one business operation.
-    pub correlation_id: String,
-    /// The event that caused this one.
-    pub causation_id: Option<String>,
-    /// When it was appended, UTC.
-    pub occurred_at: DateTime<Utc>,
-}
 
 const COLUMNS: &str = "id, seq, org_id, type, payload, actor, trace_id, correlation_id, causation_id, occurred_at";
 
@@ -65,50 +30,21 @@ pub enum Appended {
     KeyAnswered,
 }
 
-/// Appends `event` (its `seq` is assigned here), its outbox row and its
-/// idempotency key, with the next batch of the [`Appender`]: the
-/// `append_event` database function sets the api's role and the event's org
-/// transaction-locally, takes the key's lock, and writes all three rows only
-/// if the key is new or expired.
+/// Appends `event`, its outbox row and its idempotency key, with the next
+/// batch of the [`Appender`]: the `append_events` database function sets the
+/// api's role and the event's org transaction-locally, takes the key's lock,
+/// and writes all three rows only if the key is new or expired.
 pub async fn append(
     appender: &Appender,
-    event: &EventEnvelope,
+    event: &NewEvent,
     key: &IdempotencyKey,
     request_hash: &[u8],
 ) -> Result<Appended, ApiError> {
-    // Serialised once: the text stored is the text answered.
-    let payload = serde_json::value::to_raw_value(&event.payload).map_err(|e| ApiError::Internal(e.into()))?;
-    let item = AppendItem {
-        event: FlatEvent {
-            id: event.id,
-            seq: 0,
-            org_id: event.org_id,
-            event_type: event.event_type.as_str().to_owned(),
-            payload: payload.get().to_owned(),
-            actor: event.actor.as_str().to_owned(),
-            trace_id: event.trace_id.clone(),
-            correlation_id: event.correlation_id.clone(),
-            causation_id: event.causation_id.clone(),
-            occurred_at: event.occurred_at,
-        },
-        key: key.as_str().to_owned(),
-        request_hash: request_hash.to_vec(),
-    };
+    let item = AppendItem { event: event.clone(), key: key.as_str().to_owned(), request_hash: request_hash.to_vec() };
     Ok(match appender.append(item).await? {
         AppendOutcome::KeyInFlight => Appended::KeyInFlight,
         AppendOutcome::KeyAnswered => Appended::KeyAnswered,
-        AppendOutcome::Appended(seq) => Appended::Created(StoredEvent {
-            id: event.id,
-            seq,
-            org_id: event.org_id,
-            event_type: event.event_type.as_str().to_owned(),
-            payload: Json(payload),
-            actor: event.actor.as_str().to_owned(),
-            trace_id: event.trace_id.clone(),
-            correlation_id: event.correlation_id.clone(),
-            causation_id: event.causation_id.clone(),
-            occurred_at: event.occurred_at,
-        }),
+        AppendOutcome::Appended(seq) => Appended::Created(event.clone().stored(seq)),
     })
 }
 

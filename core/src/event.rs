@@ -7,27 +7,29 @@ use std::fmt;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use uuid::Uuid;
+
+use crate::store::NewEventRecord;
 
 /// Longest accepted event type name.
 pub const MAX_TYPE_LEN: usize = 255;
 /// Longest accepted correlation or causation id.
 pub const MAX_ID_LEN: usize = 128;
 
-/// An immutable event as stored in `system_events` and carried on streams.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EventEnvelope {
-    /// UUID v7, assigned on append.
+/// An event to append: its fields checked, its payload serialised once (the
+/// text stored is the text answered), not yet stored, so without a `seq`.
+/// [`NewEvent::stored`] is the one way to a [`StoredEvent`].
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    /// UUID v7, assigned by the writer.
     pub id: Uuid,
-    /// Global position, monotonically increasing per database.
-    pub seq: i64,
     /// The tenant the event belongs to.
     pub org_id: Uuid,
     /// `xentri.{boundedContext}[.{entity}].{action}.v{N}`.
-    #[serde(rename = "type")]
     pub event_type: EventType,
-    /// Always a JSON object.
-    pub payload: serde_json::Map<String, serde_json::Value>,
+    /// A JSON object, serialised.
+    pub payload: Box<RawValue>,
     /// Who caused it: `user:<sub>` or `service:<name>`.
     pub actor: Actor,
     /// W3C trace id (32 lower-case hex digits) of the request that appended it.
@@ -35,10 +37,104 @@ pub struct EventEnvelope {
     /// Groups the events of one business operation.
     pub correlation_id: String,
     /// The event that caused this one, if any.
+    pub causation_id: Option<String>,
+    /// When it was appended, UTC, to the microsecond (as PostgreSQL keeps it).
+    pub occurred_at: DateTime<Utc>,
+}
+
+impl NewEvent {
+    /// The event as stored at `seq`.
+    pub fn stored(self, seq: i64) -> StoredEvent {
+        StoredEvent {
+            id: self.id,
+            seq,
+            org_id: self.org_id,
+            event_type: self.event_type,
+            payload: self.payload,
+            actor: self.actor,
+            trace_id: self.trace_id,
+            correlation_id: self.correlation_id,
+            causation_id: self.causation_id,
+            occurred_at: self.occurred_at,
+        }
+    }
+
+    /// The event as one item of an `append_events` call, guarded by the
+    /// idempotency key `key` (with the request's hash) if given.
+    pub fn record<'a>(&'a self, key: Option<(&'a str, &'a [u8])>) -> NewEventRecord<'a> {
+        NewEventRecord {
+            org_id: self.org_id,
+            idempotency_key: key.map(|(key, _)| key),
+            request_hash: key.map(|(_, hash)| hash),
+            id: self.id,
+            event_type: self.event_type.as_str(),
+            payload: self.payload.get(),
+            actor: self.actor.as_str(),
+            trace_id: &self.trace_id,
+            correlation_id: &self.correlation_id,
+            causation_id: self.causation_id.as_deref(),
+            occurred_at: self.occurred_at,
+        }
+    }
+}
+
+/// An immutable event as stored in `system_events`: what every route answers,
+/// what the relay reads and puts on a stream, and what handlers are given.
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct StoredEvent {
+    /// UUID v7.
+    pub id: Uuid,
+    /// A number unique to the event, increasing in the order events were
+    /// inserted (not the order lists page in).
+    pub seq: i64,
+    /// The tenant the event belongs to.
+    pub org_id: Uuid,
+    /// `xentri.{boundedContext}[.{entity}].{action}.v{N}`.
+    #[serde(rename = "type")]
+    #[sqlx(rename = "type", try_from = "String")]
+    #[schema(rename = "type", value_type = String, example = "xentri.soul.updated.v1")]
+    pub event_type: EventType,
+    /// A JSON object, as appended.
+    #[sqlx(json)]
+    #[schema(value_type = Object)]
+    pub payload: Box<RawValue>,
+    /// `user:<sub>` or `service:<name>`.
+    #[sqlx(try_from = "String")]
+    #[schema(value_type = String, example = "user:user_2abc")]
+    pub actor: Actor,
+    /// W3C trace id of the request that appended it.
+    pub trace_id: String,
+    /// Groups the events of one business operation.
+    pub correlation_id: String,
+    /// The event that caused this one.
     #[serde(default)]
     pub causation_id: Option<String>,
     /// When it was appended, UTC.
     pub occurred_at: DateTime<Utc>,
+}
+
+impl StoredEvent {
+    /// The payload as a JSON object. Stored payloads are objects (the table
+    /// checks it, the stream decoder too), so this fails only on an event
+    /// built by hand.
+    pub fn payload_object(&self) -> Result<serde_json::Map<String, serde_json::Value>, serde_json::Error> {
+        serde_json::from_str(self.payload.get())
+    }
+}
+
+impl PartialEq for StoredEvent {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+            && self.seq == other.seq
+            && self.org_id == other.org_id
+            && self.event_type == other.event_type
+            && self.payload.get() == other.payload.get()
+            && self.actor == other.actor
+            && self.trace_id == other.trace_id
+            && self.correlation_id == other.correlation_id
+            && self.causation_id == other.causation_id
+            && self.occurred_at == other.occurred_at
+    }
 }
 
 /// A field of an event that breaks its rule; the message is safe to show a client.

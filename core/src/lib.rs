@@ -22,6 +22,6 @@ pub mod store;
 pub mod stream;
 pub mod telemetry;
 
-pub use event::{Actor, EventEnvelope, EventType, InvalidEventField};
+pub use event::{Actor, EventType, InvalidEventField, NewEvent, StoredEvent};
 pub use migrate::MIGRATOR;
 pub use settings::{ConfigError, Settings};

@@ -7,9 +7,10 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use serde_json::value::RawValue;
 use uuid::Uuid;
 
-use crate::event::{Actor, EventEnvelope, EventType};
+use crate::event::{Actor, EventType, StoredEvent};
 
 /// A stream family: a work stream, its DLQ and the DLQ's alert threshold.
 /// Their names and thresholds are configuration (`[streams.*]`).
@@ -189,8 +190,8 @@ impl StreamEntry {
         Ok(Self { id, fields })
     }
 
-    /// Reads the envelope out of the entry's fields.
-    pub fn decode(&self) -> Result<EventEnvelope, DecodeError> {
+    /// Reads the event out of the entry's fields.
+    pub fn decode(&self) -> Result<StoredEvent, DecodeError> {
         let invalid = |field: &'static str, reason: String| DecodeError::InvalidField { field, reason };
         let uuid = |field: &'static str| -> Result<Uuid, DecodeError> {
             self.require(field)?.parse().map_err(|e: uuid::Error| invalid(field, e.to_string()))
@@ -203,12 +204,13 @@ impl StreamEntry {
             .map_err(|e: std::num::ParseIntError| invalid(field::SEQ, e.to_string()))?;
         let org_id = uuid(field::ORG_ID)?;
         let event_type = EventType::parse(self.require(field::TYPE)?).map_err(|e| invalid(field::TYPE, e.message))?;
-        let payload = match serde_json::from_str::<serde_json::Value>(self.require(field::PAYLOAD)?) {
-            Ok(serde_json::Value::Object(map)) => map,
+        // Kept as text: a JSON object, checked, not re-serialised.
+        let payload = match serde_json::from_str::<Box<RawValue>>(self.require(field::PAYLOAD)?) {
+            Ok(raw) if raw.get().starts_with('{') => raw,
             Ok(_) => return Err(invalid(field::PAYLOAD, "not a JSON object".to_owned())),
             Err(e) => return Err(invalid(field::PAYLOAD, e.to_string())),
         };
-        Ok(EventEnvelope {
+        Ok(StoredEvent {
             id,
             seq,
             org_id,
@@ -242,85 +244,33 @@ const ENVELOPE_ORDER: [&str; 10] = [
     field::OCCURRED_AT,
 ];
 
-/// An event with its payload already serialized: what the relay reads from
-/// PostgreSQL and writes to a stream without parsing the payload again. As a
-/// row: the columns of `system_events` by name, `payload::text AS payload`.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct FlatEvent {
-    /// Event id.
-    pub id: Uuid,
-    /// Global sequence.
-    pub seq: i64,
-    /// Tenant.
-    pub org_id: Uuid,
-    /// Type name.
-    #[sqlx(rename = "type")]
-    pub event_type: String,
-    /// The payload, a JSON object as text.
-    pub payload: String,
-    /// `user:<sub>` or `service:<name>`.
-    pub actor: String,
-    /// Trace id.
-    pub trace_id: String,
-    /// Correlation id.
-    pub correlation_id: String,
-    /// Causation id.
-    pub causation_id: Option<String>,
-    /// When it was appended.
-    pub occurred_at: DateTime<Utc>,
-}
-
-impl FlatEvent {
-    /// The flat stream fields, ready for `XADD`.
-    pub fn fields(&self) -> Vec<(&'static str, String)> {
-        let mut fields = Vec::with_capacity(10);
-        fields.push((field::ID, self.id.to_string()));
-        fields.push((field::SEQ, self.seq.to_string()));
-        fields.push((field::ORG_ID, self.org_id.to_string()));
-        fields.push((field::TYPE, self.event_type.clone()));
-        fields.push((field::PAYLOAD, self.payload.clone()));
-        fields.push((field::ACTOR, self.actor.clone()));
-        fields.push((field::TRACE_ID, self.trace_id.clone()));
-        fields.push((field::CORRELATION_ID, self.correlation_id.clone()));
-        if let Some(causation_id) = &self.causation_id {
-            fields.push((field::CAUSATION_ID, causation_id.clone()));
-        }
-        fields.push((field::OCCURRED_AT, self.occurred_at.to_rfc3339_opts(SecondsFormat::Micros, true)));
-        fields
+/// The event as flat stream fields, ready for `XADD`: the envelope's fields in
+/// order, `payload` as its JSON text, `causation_id` only when present. The
+/// one encoder; [`StreamEntry::decode`] reads it back.
+pub fn encode(event: &StoredEvent) -> Vec<(&'static str, String)> {
+    let mut fields = Vec::with_capacity(10);
+    fields.push((field::ID, event.id.to_string()));
+    fields.push((field::SEQ, event.seq.to_string()));
+    fields.push((field::ORG_ID, event.org_id.to_string()));
+    fields.push((field::TYPE, event.event_type.as_str().to_owned()));
+    fields.push((field::PAYLOAD, event.payload.get().to_owned()));
+    fields.push((field::ACTOR, event.actor.as_str().to_owned()));
+    fields.push((field::TRACE_ID, event.trace_id.clone()));
+    fields.push((field::CORRELATION_ID, event.correlation_id.clone()));
+    if let Some(causation_id) = &event.causation_id {
+        fields.push((field::CAUSATION_ID, causation_id.clone()));
     }
-}
-
-impl From<&EventEnvelope> for FlatEvent {
-    fn from(event: &EventEnvelope) -> Self {
-        Self {
-            id: event.id,
-            seq: event.seq,
-            org_id: event.org_id,
-            event_type: event.event_type.to_string(),
-            payload: serde_json::Value::Object(event.payload.clone()).to_string(),
-            actor: event.actor.to_string(),
-            trace_id: event.trace_id.clone(),
-            correlation_id: event.correlation_id.clone(),
-            causation_id: event.causation_id.clone(),
-            occurred_at: event.occurred_at,
-        }
-    }
-}
-
-/// The envelope as flat stream fields, ready for `XADD`.
-pub fn encode(event: &EventEnvelope) -> Vec<(&'static str, String)> {
-    FlatEvent::from(event).fields()
+    fields.push((field::OCCURRED_AT, event.occurred_at.to_rfc3339_opts(SecondsFormat::Micros, true)));
+    fields
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn sample() -> EventEnvelope {
-        let mut payload = serde_json::Map::new();
-        payload.insert("name".into(), serde_json::json!("Ada"));
-        payload.insert("tags".into(), serde_json::json!(["a", {"b": 1}]));
-        EventEnvelope {
+    fn sample() -> StoredEvent {
+        let payload = RawValue::from_string(r#"{"name":"Ada","tags":["a",{"b":1}]}"#.to_owned()).expect("json");
+        StoredEvent {
             id: Uuid::now_v7(),
             seq: 42,
             org_id: Uuid::new_v4(),
@@ -342,7 +292,7 @@ mod tests {
     fn round_trip() {
         let event = sample();
         assert_eq!(entry(encode(&event)).decode(), Ok(event.clone()));
-        let without_cause = EventEnvelope { causation_id: None, ..event };
+        let without_cause = StoredEvent { causation_id: None, ..event };
         let fields = encode(&without_cause);
         assert!(fields.iter().all(|(k, _)| *k != field::CAUSATION_ID));
         assert_eq!(entry(fields).decode(), Ok(without_cause));

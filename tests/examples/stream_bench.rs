@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use uuid::Uuid;
-use xentri_core::{Actor, EventEnvelope, EventType, Settings};
+use xentri_core::{Actor, EventType, Settings, StoredEvent};
 use xentri_e2e::{config_dir, delete_keys_under, redis_connection, redis_url, unique_key_prefix};
 use xentri_worker::handler::{BoxFuture, Delivery, Handler, HandlerError};
 
@@ -25,16 +25,14 @@ fn arg(name: &str, default: u64) -> u64 {
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-fn sample_event(seq: i64) -> EventEnvelope {
-    let mut payload = serde_json::Map::new();
-    payload.insert("name".into(), serde_json::json!("Ada Lovelace"));
-    payload.insert("notes".into(), serde_json::json!("x".repeat(400)));
-    EventEnvelope {
+fn sample_event(seq: i64) -> StoredEvent {
+    let payload = serde_json::json!({ "name": "Ada Lovelace", "notes": "x".repeat(400) });
+    StoredEvent {
         id: Uuid::now_v7(),
         seq,
         org_id: Uuid::new_v4(),
         event_type: EventType::parse("xentri.soul.updated.v1").unwrap_or_else(|e| panic!("{e}")),
-        payload,
+        payload: serde_json::value::to_raw_value(&payload).unwrap_or_else(|e| panic!("{e}")),
         actor: Actor::user("bench").unwrap_or_else(|e| panic!("{e}")),
         trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
         correlation_id: "bench".into(),

@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::{SubsecRound, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
-use xentri_core::{Actor, EventEnvelope, EventType, Settings};
+use xentri_core::{Actor, EventType, Settings, StoredEvent};
 use xentri_e2e::{
     binary, config_dir, delete_keys_under, eventually, redis_connection, redis_url, unique_key_prefix, workspace,
 };
@@ -84,12 +84,12 @@ async fn a_dead_letter_replayed_with_dlq_tool_is_processed_once_by_its_group(poo
     let worker = Worker::build(settings(&url, &prefix), handlers).await.expect("worker builds");
     let running = worker.spawn();
 
-    let event = EventEnvelope {
+    let event = StoredEvent {
         id: Uuid::now_v7(),
         seq: 1,
         org_id: Uuid::new_v4(),
         event_type: EventType::parse("xentri.finance.invoice.created.v1").expect("type"),
-        payload: serde_json::Map::new(),
+        payload: serde_json::value::RawValue::from_string("{}".to_owned()).expect("json"),
         actor: Actor::service("billing").expect("actor"),
         trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
         correlation_id: "invoice-7".into(),

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use sqlx::PgConnection;
-use xentri_core::EventEnvelope;
+use xentri_core::StoredEvent;
 use xentri_core::dlq::DeadLetter;
 use xentri_core::stream::Keys;
 
@@ -56,7 +56,7 @@ impl HandlerError {
 /// One delivery of an event to a handler.
 pub struct Delivery<'a> {
     /// The event.
-    pub event: &'a EventEnvelope,
+    pub event: &'a StoredEvent,
     /// The stream it came from (without the key prefix).
     pub stream: &'a str,
     /// The stream entry id.
@@ -79,7 +79,7 @@ pub struct Delivery<'a> {
 /// handler to write in one go.
 pub struct OrgBatch<'a> {
     /// The events, in (type, seq) order; none of them processed before.
-    pub events: &'a [&'a EventEnvelope],
+    pub events: &'a [&'a StoredEvent],
     /// The transaction, running as the worker role with `app.org_id` set to
     /// their org. Their processed records are already in it.
     pub tx: &'a mut PgConnection,
@@ -117,7 +117,7 @@ pub trait Handler: Send + Sync + 'static {
     /// mark a domain object failed). A failure is logged; it never loops.
     fn on_dead_letter<'a>(
         &'a self,
-        _event: Option<&'a EventEnvelope>,
+        _event: Option<&'a StoredEvent>,
         _letter: &'a DeadLetter,
     ) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async { Ok(()) })

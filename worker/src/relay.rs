@@ -21,14 +21,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use sqlx::postgres::PgListener;
 use sqlx::{Connection, PgConnection};
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
+use xentri_core::StoredEvent;
 use xentri_core::locks::LockClass;
 use xentri_core::store::TxId;
-use xentri_core::stream::FlatEvent;
+use xentri_core::stream::encode;
 
 use crate::runtime::Shared;
 
@@ -40,29 +40,21 @@ pub const CHANNEL: &str = "xentri_outbox";
 
 /// The statement that reads a batch: rows below the commit horizon after
 /// `($1, $2, $3)`, the last row published, in position order.
-const BATCH: &str = "SELECT o.tx_id, o.stream, e.id, e.seq, e.org_id, e.type, e.payload::text AS payload, e.actor,
-        e.trace_id, e.correlation_id, e.causation_id, e.occurred_at
+const BATCH: &str = "SELECT o.tx_id, o.stream, e.id, e.seq, e.org_id, e.type, e.payload, e.actor, e.trace_id,
+        e.correlation_id, e.causation_id, e.occurred_at
    FROM outbox o JOIN system_events e ON e.seq = o.event_seq
   WHERE o.tx_id < pg_snapshot_xmin(pg_current_snapshot())
     AND (o.tx_id, o.event_seq, o.stream) > ($1, $2, $3)
   ORDER BY o.tx_id, o.event_seq, o.stream
   LIMIT $4";
 
+/// An outbox row with its event.
 #[derive(sqlx::FromRow)]
 struct Row {
     tx_id: TxId,
     stream: String,
-    id: Uuid,
-    seq: i64,
-    org_id: Uuid,
-    #[sqlx(rename = "type")]
-    event_type: String,
-    payload: String,
-    actor: String,
-    trace_id: String,
-    correlation_id: String,
-    causation_id: Option<String>,
-    occurred_at: DateTime<Utc>,
+    #[sqlx(flatten)]
+    event: StoredEvent,
 }
 
 /// The last row a relay session published: `(tx_id, event_seq, stream)`.
@@ -169,25 +161,13 @@ impl Relay {
             .fetch_all(&mut *session)
             .await?;
         let Some(last) = rows.last() else { return Ok(0) };
-        let last: Cursor = (last.tx_id, last.seq, last.stream.clone());
+        let last: Cursor = (last.tx_id, last.event.seq, last.stream.clone());
         let mut pipe = redis::pipe();
         for row in &rows {
-            let event = FlatEvent {
-                id: row.id,
-                seq: row.seq,
-                org_id: row.org_id,
-                event_type: row.event_type.clone(),
-                payload: row.payload.clone(),
-                actor: row.actor.clone(),
-                trace_id: row.trace_id.clone(),
-                correlation_id: row.correlation_id.clone(),
-                causation_id: row.causation_id.clone(),
-                occurred_at: row.occurred_at,
-            };
             // No MAXLEN: trimming is the trimmer's, which never drops unread entries.
             let mut xadd = redis::cmd("XADD");
             xadd.arg(shared.keys.key(&row.stream)).arg("*");
-            for (name, value) in event.fields() {
+            for (name, value) in encode(&row.event) {
                 xadd.arg(name).arg(value);
             }
             pipe.add_command(xadd).ignore();
@@ -196,7 +176,7 @@ impl Relay {
         pipe.query_async::<()>(&mut conn).await?;
         drop(conn);
         crate::pause::reached("relay.published").await;
-        let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
+        let seqs: Vec<i64> = rows.iter().map(|r| r.event.seq).collect();
         let streams: Vec<&str> = rows.iter().map(|r| r.stream.as_str()).collect();
         sqlx::query("DELETE FROM outbox WHERE (event_seq, stream) IN (SELECT * FROM unnest($1::bigint[], $2::text[]))")
             .bind(&seqs)
@@ -207,7 +187,7 @@ impl Relay {
         metrics::counter!("relay_events_total").increment(rows.len() as u64);
         let now = Utc::now();
         for row in &rows {
-            let lag = (now - row.occurred_at).to_std().unwrap_or_default();
+            let lag = (now - row.event.occurred_at).to_std().unwrap_or_default();
             metrics::histogram!("relay_lag_seconds").record(lag.as_secs_f64());
         }
         Ok(rows.len())

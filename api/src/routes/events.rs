@@ -13,12 +13,12 @@ use warp::filters::BoxedFilter;
 use warp::reply::{Reply, Response};
 use xentri_core::event::validate_id;
 use xentri_core::store::Position;
-use xentri_core::{EventEnvelope, EventType};
+use xentri_core::{EventType, StoredEvent};
 
 use super::with_state;
 use crate::auth::{Authenticator, Principal, authenticated};
 use crate::edge::RequestContext;
-use crate::events::{self, Appended, ListQuery, StoredEvent, TypeFilter};
+use crate::events::{self, Appended, ListQuery, TypeFilter};
 use crate::idempotency::{self, IdempotencyKey, StoredResponse};
 use crate::problem::{ApiError, FieldError, Problem, ProblemDocument, ProblemKind, respond};
 use crate::state::AppState;
@@ -49,11 +49,13 @@ pub struct NewEvent {
 /// A page of events.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EventPage {
-    /// Events in `seq` order.
+    /// Events in the order every read of the org agrees on: the writing
+    /// transaction's, then `seq` (see Tailing in the README).
     pub data: Vec<StoredEvent>,
-    /// Cursor to pass as `after` for the next page, and to keep polling with
-    /// when tailing; null only when nothing was returned and no `after` given.
-    #[schema(example = "1042")]
+    /// Opaque cursor to pass as `after` for the next page, and to keep polling
+    /// with when tailing; null only when nothing was returned and no `after`
+    /// given.
+    #[schema(example = "7351-1042")]
     pub next: Option<String>,
     /// Whether more events are available right now.
     pub has_more: bool,
@@ -194,12 +196,13 @@ async fn append_event(
         (None, Some(carried)) => carried.clone(),
         _ => context.trace.trace_id.clone(),
     };
-    let event = EventEnvelope {
+    // Serialised once: the text stored is the text answered.
+    let payload = serde_json::value::to_raw_value(&fields.payload).map_err(|e| ApiError::Internal(e.into()))?;
+    let event = xentri_core::NewEvent {
         id: Uuid::now_v7(),
-        seq: 0,
         org_id: principal.org_id,
         event_type: fields.event_type,
-        payload: fields.payload,
+        payload,
         actor: principal.actor.clone(),
         trace_id,
         correlation_id: fields.correlation_id.unwrap_or_else(|| Uuid::now_v7().to_string()),

@@ -8,10 +8,10 @@ use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::reply::{Reply, Response};
 
-use crate::events::StoredEvent;
 use crate::problem::{FieldError, ProblemDocument};
 use crate::routes::events::{EventPage, NewEvent};
 use crate::routes::health::HealthStatus;
+use xentri_core::StoredEvent;
 
 /// The document's source: every path and schema.
 #[derive(OpenApi)]

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use xentri_api::appender::{AppendError, AppendItem, Appender, AppenderConfig};
 use xentri_api::db::Db;
 use xentri_core::store::AppendOutcome;
-use xentri_core::stream::FlatEvent;
+use xentri_core::{Actor, EventType, NewEvent};
 
 fn appender(pool: &PgPool) -> Appender {
     Appender::spawn(
@@ -19,13 +19,12 @@ fn appender(pool: &PgPool) -> Appender {
 
 fn item(org_id: Uuid, key: &str, event_type: &str) -> AppendItem {
     AppendItem {
-        event: FlatEvent {
+        event: NewEvent {
             id: Uuid::now_v7(),
-            seq: 0,
             org_id,
-            event_type: event_type.to_owned(),
-            payload: format!(r#"{{"key":"{key}"}}"#),
-            actor: "user:u1".into(),
+            event_type: EventType::parse(event_type).expect("a valid type"),
+            payload: serde_json::value::RawValue::from_string(format!(r#"{{"key":"{key}"}}"#)).expect("json"),
+            actor: Actor::user("u1").expect("an actor"),
             trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
             correlation_id: "c1".into(),
             causation_id: None,
@@ -143,9 +142,12 @@ async fn one_bad_append_in_a_batch_fails_alone(pool: PgPool) {
     let org = Uuid::new_v4();
     let tasks: Vec<_> = (0..11)
         .map(|n| {
-            // The database refuses this type name (the api would have answered 422).
-            let event_type = if n == 5 { "not-a-type" } else { "xentri.soul.updated.v1" };
-            let (appender, item) = (appender.clone(), item(org, &format!("k-{n}"), event_type));
+            let mut item = item(org, &format!("k-{n}"), "xentri.soul.updated.v1");
+            if n == 5 {
+                // The database refuses a payload that is not an object (the api would have answered 422).
+                item.event.payload = serde_json::value::RawValue::from_string("[5]".to_owned()).expect("json");
+            }
+            let appender = appender.clone();
             tokio::spawn(async move { appender.append(item).await })
         })
         .collect();

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use chrono::{DateTime, Utc};
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
-use xentri_core::stream::FlatEvent;
+use xentri_core::StoredEvent;
 
 use super::{AuditError, PAGE, Sources};
 
@@ -85,12 +85,11 @@ pub(super) async fn page(
     Ok(rows)
 }
 
-/// The events `seqs` as the relay publishes them, in `seq` order.
-pub(super) async fn flat_events(sources: &Sources, seqs: &[i64]) -> Result<Vec<FlatEvent>, AuditError> {
+/// The events `seqs`, in `seq` order.
+pub(super) async fn events(sources: &Sources, seqs: &[i64]) -> Result<Vec<StoredEvent>, AuditError> {
     let mut tx = as_relay(sources).await?;
     let events = sqlx::query_as(
-        "SELECT id, seq, org_id, type, payload::text AS payload, actor, trace_id, correlation_id, causation_id,
-                occurred_at
+        "SELECT id, seq, org_id, type, payload, actor, trace_id, correlation_id, causation_id, occurred_at
            FROM system_events
           WHERE seq = ANY($1)
           ORDER BY seq",

@@ -66,7 +66,7 @@ pub async fn republish(
     let group = handler.group();
     let mut conn = sources.redis.clone();
     for seqs in outcome.audit.missing_seqs.chunks(BATCH) {
-        let events = postgres::flat_events(sources, seqs).await?;
+        let events = postgres::events(sources, seqs).await?;
         if events.len() < seqs.len() {
             outcome.failed += (seqs.len() - events.len()) as u64;
             outcome.first_error.get_or_insert_with(|| "event no longer readable".to_owned());
@@ -74,11 +74,11 @@ pub async fn republish(
         let mut pipe = redis::pipe();
         pipe.ignore_errors();
         for event in &events {
-            let stream = &sources.settings.streams.family(routed_to(event.org_id, &event.actor)).work;
+            let stream = &sources.settings.streams.family(routed_to(event.org_id, event.actor.as_str())).work;
             // No MAXLEN: trimming is the trimmer's, which never drops unread entries.
             let mut xadd = redis::cmd("XADD");
             xadd.arg(sources.keys.key(stream)).arg("*");
-            for (name, value) in event.fields() {
+            for (name, value) in xentri_core::stream::encode(event) {
                 xadd.arg(name).arg(value);
             }
             xadd.arg(field::TARGET_GROUP).arg(group);

@@ -6,7 +6,7 @@
 //! | `site:{org_id}:{site_id}` | `xentri.website.published.v1` (`payload.site_id`) |
 //! | `leads:list:{org_id}` | `xentri.lead.created.v1`, `xentri.lead.updated.v1` |
 
-use xentri_core::Settings;
+use xentri_core::{Settings, StoredEvent};
 
 use crate::handler::{BoxFuture, Delivery, Handler, HandlerError};
 
@@ -25,15 +25,14 @@ impl CacheInvalidation {
     }
 
     /// The cache key an event invalidates (logical name), if any.
-    pub fn key_for(
-        event_type: &str,
-        org: &uuid::Uuid,
-        payload: &serde_json::Map<String, serde_json::Value>,
-    ) -> Result<Option<String>, HandlerError> {
-        Ok(match event_type {
+    pub fn key_for(event: &StoredEvent) -> Result<Option<String>, HandlerError> {
+        let org = event.org_id;
+        Ok(match event.event_type.as_str() {
             "xentri.soul.updated.v1" => Some(format!("soul:{org}")),
             "xentri.lead.created.v1" | "xentri.lead.updated.v1" => Some(format!("leads:list:{org}")),
             "xentri.website.published.v1" => {
+                let payload =
+                    event.payload_object().map_err(|_| HandlerError::permanent("payload is not a JSON object"))?;
                 let site = payload
                     .get("site_id")
                     .and_then(|v| v.as_str())
@@ -68,7 +67,7 @@ impl Handler for CacheInvalidation {
     fn handle<'a>(&'a self, delivery: Delivery<'a>) -> BoxFuture<'a, Result<(), HandlerError>> {
         Box::pin(async move {
             let event = delivery.event;
-            let Some(key) = Self::key_for(event.event_type.as_str(), &event.org_id, &event.payload)? else {
+            let Some(key) = Self::key_for(event)? else {
                 return Ok(());
             };
             // Errors stay causes, not messages: Redis away makes the entry

@@ -23,7 +23,7 @@ use std::time::Instant;
 
 use tracing::Instrument;
 use uuid::Uuid;
-use xentri_core::EventEnvelope;
+use xentri_core::StoredEvent;
 use xentri_core::stream::{StreamEntry, field};
 
 use super::lane::Lane;
@@ -54,7 +54,7 @@ pub async fn handle(lane: &Lane, entries: &[StreamEntry]) -> Vec<Handled> {
     let mut results: Vec<Handled> = entries.iter().map(|_| Handled::Individually(None)).collect();
     // Only entries the handler takes; the rest (malformed, not ours, not its
     // type) are quick to settle one by one.
-    let mut taken: Vec<(usize, EventEnvelope)> = entries
+    let mut taken: Vec<(usize, StoredEvent)> = entries
         .iter()
         .enumerate()
         .filter(|(_, entry)| entry.get(field::TARGET_GROUP).is_none_or(|target| target == lane.group))
@@ -122,7 +122,7 @@ pub async fn handle(lane: &Lane, entries: &[StreamEntry]) -> Vec<Handled> {
 async fn transaction(
     lane: &Lane,
     entries: &[StreamEntry],
-    taken: &[(usize, EventEnvelope)],
+    taken: &[(usize, StoredEvent)],
 ) -> Result<HashSet<Uuid>, Failure> {
     let failed = |e: sqlx::Error| Failure { at: None, error: HandlerError::Transient(e.into()) };
     let mut tx = lane.shared.db.begin().await.map_err(failed)?;
@@ -148,7 +148,7 @@ async fn transaction(
     .map_err(failed)?
     .into_iter()
     .collect();
-    let handled: Vec<(usize, &(usize, EventEnvelope))> =
+    let handled: Vec<(usize, &(usize, StoredEvent))> =
         taken.iter().enumerate().filter(|(_, (_, event))| recorded.contains(&event.id)).collect();
     // Sorted by org: one run of entries per org, under its `app.org_id`.
     for run in handled.chunk_by(|(_, (_, a)), (_, (_, b))| a.org_id == b.org_id) {
@@ -158,7 +158,7 @@ async fn transaction(
             .execute(&mut *tx)
             .await
             .map_err(failed)?;
-        let events: Vec<&EventEnvelope> = run.iter().map(|(_, (_, event))| event).collect();
+        let events: Vec<&StoredEvent> = run.iter().map(|(_, (_, event))| event).collect();
         let started = Instant::now();
         if let Some(together) = lane.handler.handle_org_batch(OrgBatch { events: &events, tx: &mut tx }) {
             let span = tracing::info_span!(

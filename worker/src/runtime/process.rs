@@ -7,7 +7,7 @@ use std::time::Instant;
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
-use xentri_core::EventEnvelope;
+use xentri_core::StoredEvent;
 use xentri_core::dlq::{DeadLetter, dead_letter_fields};
 use xentri_core::stream::{StreamEntry, field};
 
@@ -34,7 +34,7 @@ pub fn entry_from(id: String, map: &HashMap<String, redis::Value>) -> StreamEntr
     })
 }
 
-fn processed_key(lane: &Lane, event: &EventEnvelope) -> String {
+fn processed_key(lane: &Lane, event: &StoredEvent) -> String {
     processed_key_of(lane, &event.id.to_string())
 }
 
@@ -157,7 +157,7 @@ pub async fn process(
 async fn handle(
     lane: &Lane,
     entry: &StreamEntry,
-    event: &EventEnvelope,
+    event: &StoredEvent,
     processed: Option<bool>,
     earlier: Option<HandlerError>,
     shutdown: &CancellationToken,
@@ -257,7 +257,7 @@ async fn handle(
 async fn run_handler(
     lane: &Lane,
     entry: &StreamEntry,
-    event: &EventEnvelope,
+    event: &StoredEvent,
     attempt: u32,
     store: Store,
 ) -> Result<Outcome, HandlerError> {
@@ -302,7 +302,7 @@ async fn run_handler(
     }
 }
 
-async fn already_processed(lane: &Lane, event: &EventEnvelope) -> bool {
+async fn already_processed(lane: &Lane, event: &StoredEvent) -> bool {
     let key = processed_key(lane, event);
     let result = async {
         let mut conn = lane.shared.redis.get().await.map_err(|e| anyhow::anyhow!(e))?;
@@ -325,7 +325,7 @@ pub(super) async fn ack(lane: &Lane, entry_id: &str, processed_key: Option<Strin
 
 /// Moves the entry to the DLQ and acks it, in one script; then calls the
 /// handler's dead-letter hook once. If Redis refuses, the entry stays pending.
-pub async fn dead_letter(lane: &Lane, entry: &StreamEntry, attempts: u32, reason: &str, event: Option<&EventEnvelope>) {
+pub async fn dead_letter(lane: &Lane, entry: &StreamEntry, attempts: u32, reason: &str, event: Option<&StoredEvent>) {
     let letter = DeadLetter {
         stream: lane.stream.clone(),
         id: entry.id.clone(),

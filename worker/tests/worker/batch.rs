@@ -21,7 +21,7 @@ async fn backlog_then_start(
     pool: &PgPool,
     group: &str,
     script: &[Step],
-) -> (crate::helpers::TestWorker, Arc<Recorder>, String, Vec<xentri_core::EventEnvelope>) {
+) -> (crate::helpers::TestWorker, Arc<Recorder>, String, Vec<xentri_core::StoredEvent>) {
     let mut recorder = Recorder::new(group).script(script);
     recorder.store = Store::Postgres;
     let recorder = Arc::new(recorder);

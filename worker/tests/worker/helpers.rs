@@ -11,7 +11,7 @@ use chrono::{SubsecRound, Utc};
 use sqlx::postgres::PgConnectOptions;
 use uuid::Uuid;
 use xentri_core::dlq::DeadLetter;
-use xentri_core::{Actor, EventEnvelope, EventType, Settings};
+use xentri_core::{Actor, EventType, Settings, StoredEvent};
 use xentri_worker::app::Worker;
 use xentri_worker::handler::{BoxFuture, Delivery, Handler, HandlerError, Store};
 
@@ -193,7 +193,7 @@ impl Handler for Recorder {
 
     fn on_dead_letter<'a>(
         &'a self,
-        _event: Option<&'a EventEnvelope>,
+        _event: Option<&'a StoredEvent>,
         _letter: &'a DeadLetter,
     ) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async move {
@@ -203,10 +203,9 @@ impl Handler for Recorder {
     }
 }
 
-pub fn event(org: Uuid, seq: i64) -> EventEnvelope {
-    let mut payload = serde_json::Map::new();
-    payload.insert("n".into(), serde_json::json!(seq));
-    EventEnvelope {
+pub fn event(org: Uuid, seq: i64) -> StoredEvent {
+    let payload = serde_json::value::to_raw_value(&serde_json::json!({ "n": seq })).expect("json");
+    StoredEvent {
         id: Uuid::now_v7(),
         seq,
         org_id: org,
@@ -238,7 +237,7 @@ pub async fn xadd(conn: &mut redis::aio::MultiplexedConnection, key: &str, field
     cmd.query_async(conn).await.expect("xadd")
 }
 
-pub async fn xadd_event(conn: &mut redis::aio::MultiplexedConnection, key: &str, event: &EventEnvelope) -> String {
+pub async fn xadd_event(conn: &mut redis::aio::MultiplexedConnection, key: &str, event: &StoredEvent) -> String {
     let fields: Vec<(String, String)> =
         xentri_core::stream::encode(event).into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
     xadd(conn, key, &fields).await
