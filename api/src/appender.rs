@@ -18,7 +18,7 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 use xentri_core::NewEvent;
 use xentri_core::store::{AppendOutcome, NewEventRecord};
 
-use crate::db::Db;
+use crate::db::{AppendSession, Db};
 
 /// One append: an event and its idempotency key.
 #[derive(Debug, Clone)]
@@ -132,8 +132,7 @@ async fn write(db: &Db, config: &AppenderConfig, batch: Vec<Pending>) {
     // statement's error before it has aborted the transaction and released its
     // key locks, so a retry on another session could find its own key still
     // locked (and answer 409); on the same session it runs after the abort.
-    let (pool, _) = db.scoped();
-    let mut conn = match pool.acquire().await {
+    let mut session = match db.append_session().await {
         Ok(conn) => conn,
         Err(error) => {
             let error = AppendError::Database(Arc::new(error));
@@ -143,7 +142,7 @@ async fn write(db: &Db, config: &AppenderConfig, batch: Vec<Pending>) {
             return;
         }
     };
-    match call(&mut conn, db, config, &batch).await {
+    match call(&mut session, config, &batch).await {
         Ok(outcomes) => {
             for (pending, outcome) in batch.into_iter().zip(outcomes) {
                 let _ = pending.reply.send(Ok(outcome));
@@ -154,7 +153,7 @@ async fn write(db: &Db, config: &AppenderConfig, batch: Vec<Pending>) {
         // append cannot fail the others.
         Err(AppendError::Database(error)) if matches!(*error, sqlx::Error::Database(_)) && batch.len() > 1 => {
             for pending in batch {
-                let outcome = call(&mut conn, db, config, std::slice::from_ref(&pending)).await;
+                let outcome = call(&mut session, config, std::slice::from_ref(&pending)).await;
                 let _ = pending.reply.send(outcome.map(|mut outcomes| outcomes.remove(0)));
             }
         }
@@ -170,8 +169,7 @@ async fn write(db: &Db, config: &AppenderConfig, batch: Vec<Pending>) {
 
 /// One call of `append_events`: an outcome per item, in order.
 async fn call(
-    conn: &mut sqlx::PgConnection,
-    db: &Db,
+    session: &mut AppendSession,
     config: &AppenderConfig,
     batch: &[Pending],
 ) -> Result<Vec<AppendOutcome>, AppendError> {
@@ -182,8 +180,8 @@ async fn call(
             item.event.record(Some((&item.key, &item.request_hash)))
         })
         .collect();
-    let (_, role) = db.scoped();
-    xentri_core::store::append_events(conn, role, &config.stream, config.key_ttl_secs as f64, &records)
+    session
+        .append_events(&config.stream, config.key_ttl_secs as f64, &records)
         .await
         .map_err(|e| AppendError::Database(Arc::new(e)))
 }

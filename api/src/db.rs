@@ -6,14 +6,19 @@
 //! `xentri_service`, which row-level security binds too; the start-up check
 //! refuses a login it would not bind.)
 //! The only statements that run outside such a transaction are calls of the
-//! database functions that do the same as their first step ([`Db::scoped`]).
+//! database functions that do the same as their first step
+//! ([`Db::append_session`], [`Db::list_events`]). The pool is never handed out.
 //! **Invariant:** no code in `api` touches the pool except through this type.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
+use sqlx::pool::PoolConnection;
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use uuid::Uuid;
+use xentri_core::store::{AppendOutcome, NewEventRecord};
+
+use crate::events::{ListQuery, Listed, TypeFilter};
 
 /// Org-scoped access to PostgreSQL.
 #[derive(Clone)]
@@ -42,34 +47,54 @@ impl Db {
     /// is a constant of ours (not a setting), and a UUID prints as hex digits
     /// and dashes.
     pub async fn begin(&self, org_id: Uuid) -> Result<OrgTx, sqlx::Error> {
-        let begin = format!(
-            "BEGIN; SELECT set_config('role', '{}', true), set_config('app.org_id', '{org_id}', true)",
-            self.role
-        );
-        let tx = self.pool.begin_with(begin).await?;
+        let tx = self.pool.begin_with(xentri_core::sql::begin_as(&self.role, org_id)).await?;
         Ok(OrgTx { tx })
     }
 
-    /// The pool and role for a call of a database function that sets the role
-    /// and `app.org_id` transaction-locally itself before anything else
-    /// (`append_events`, through `append_event` per item, and `list_events`):
-    /// one round trip, in the statement's own transaction. Only such calls may
-    /// run on it.
-    pub(crate) fn scoped(&self) -> (&PgPool, &str) {
-        (&self.pool, &self.role)
+    /// A session for appends: its calls of `append_events` set the role and
+    /// each item's `app.org_id` themselves, in the statement's own
+    /// transaction. The appender keeps one session for a batch and the retry
+    /// of its items.
+    pub async fn append_session(&self) -> Result<AppendSession, sqlx::Error> {
+        Ok(AppendSession { conn: self.pool.acquire().await?, role: self.role.clone() })
+    }
+
+    /// One page of `org_id`'s events (and one more, to tell whether more are
+    /// available) with their positions: one call of `list_events`, which sets
+    /// the role and `app.org_id` itself as [`Db::begin`] does, in one round
+    /// trip.
+    pub async fn list_events(&self, org_id: Uuid, query: &ListQuery) -> Result<Vec<Listed>, sqlx::Error> {
+        let (exact, like) = match &query.event_type {
+            Some(TypeFilter::Exact(name)) => (Some(name.as_str()), None),
+            Some(TypeFilter::Prefix(prefix)) => (None, Some(format!("{}%", escape_like(prefix)))),
+            None => (None, None),
+        };
+        sqlx::query_as::<_, Listed>(xentri_core::sql::LIST_EVENTS)
+            .bind(&*self.role)
+            .bind(org_id)
+            .bind(query.after.map(|p| p.tx_id))
+            .bind(query.after.map(|p| p.seq))
+            .bind(i32::try_from(query.limit + 1).unwrap_or(i32::MAX))
+            .bind(exact)
+            .bind(like)
+            .bind(query.correlation_id.as_deref())
+            .bind(query.since)
+            .bind(query.until)
+            .fetch_all(&self.pool)
+            .await
     }
 
     /// Wakes the worker's relay (`NOTIFY xentri_outbox`). Outside any write
     /// transaction on purpose: a NOTIFY inside one would serialise every
     /// commit on PostgreSQL's notification lock.
     pub async fn notify_outbox(&self) -> Result<(), sqlx::Error> {
-        sqlx::query("SELECT pg_notify('xentri_outbox', '')").execute(&self.pool).await.map(|_| ())
+        sqlx::query(xentri_core::sql::NOTIFY_OUTBOX).execute(&self.pool).await.map(|_| ())
     }
 
     /// Checks PostgreSQL answers, within the pool's acquire timeout.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
         let mut conn = self.pool.acquire().await?;
-        sqlx::query("SELECT 1").execute(&mut *conn).await?;
+        sqlx::query(xentri_core::sql::PING).execute(&mut *conn).await?;
         Ok(())
     }
 
@@ -77,6 +102,29 @@ impl Db {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// A pooled session that only appends (see [`Db::append_session`]).
+pub struct AppendSession {
+    conn: PoolConnection<Postgres>,
+    role: Arc<str>,
+}
+
+impl AppendSession {
+    /// Appends `items` with one call of `append_events`, their outbox rows
+    /// aimed at `stream`; an outcome per item, in order.
+    pub async fn append_events(
+        &mut self,
+        stream: &str,
+        key_ttl_secs: f64,
+        items: &[NewEventRecord<'_>],
+    ) -> Result<Vec<AppendOutcome>, sqlx::Error> {
+        xentri_core::store::append_events(&mut self.conn, &self.role, stream, key_ttl_secs, items).await
+    }
+}
+
+fn escape_like(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
 }
 
 impl OrgTx {

@@ -8,6 +8,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 use uuid::Uuid;
+use xentri_core::sql;
 use xentri_core::store::{Position, TxId};
 use xentri_core::{NewEvent, StoredEvent};
 
@@ -16,8 +17,6 @@ use crate::db::{Db, OrgTx};
 use crate::idempotency::IdempotencyKey;
 use crate::problem::ApiError;
 use xentri_core::store::AppendOutcome;
-
-const COLUMNS: &str = "id, seq, org_id, type, payload, actor, trace_id, correlation_id, causation_id, occurred_at";
 
 /// What [`append`] did.
 #[derive(Debug)]
@@ -50,10 +49,7 @@ pub async fn append(
 
 /// One event by id, if this org has it.
 pub async fn get(tx: &mut OrgTx, id: Uuid) -> Result<Option<StoredEvent>, sqlx::Error> {
-    sqlx::query_as::<_, StoredEvent>(&format!("SELECT {COLUMNS} FROM system_events WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(&mut **tx)
-        .await
+    sqlx::query_as::<_, StoredEvent>(sql::EVENT_BY_ID).bind(id).fetch_optional(&mut **tx).await
 }
 
 /// A type filter: one name, or every name under a prefix (`xentri.soul.*`).
@@ -102,33 +98,7 @@ impl Listed {
 /// The org's events in position order (writing transaction, then `seq`),
 /// below the commit horizon: an event that commits later sorts after every
 /// position returned now (see [`xentri_core::store`]). Fetches one more than
-/// asked, to tell whether more are available. One round trip: the
-/// `list_events` database function scopes itself to the api's role and the
-/// org, as [`Db::begin`] does.
+/// asked, to tell whether more are available.
 pub async fn list(db: &Db, org_id: Uuid, query: &ListQuery) -> Result<Vec<Listed>, sqlx::Error> {
-    let (exact, like) = match &query.event_type {
-        Some(TypeFilter::Exact(name)) => (Some(name.as_str()), None),
-        Some(TypeFilter::Prefix(prefix)) => (None, Some(format!("{}%", escape_like(prefix)))),
-        None => (None, None),
-    };
-    let (pool, role) = db.scoped();
-    sqlx::query_as::<_, Listed>(&format!(
-        "SELECT {COLUMNS}, tx_id FROM list_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-    ))
-    .bind(role)
-    .bind(org_id)
-    .bind(query.after.map(|p| p.tx_id))
-    .bind(query.after.map(|p| p.seq))
-    .bind(i32::try_from(query.limit + 1).unwrap_or(i32::MAX))
-    .bind(exact)
-    .bind(like)
-    .bind(query.correlation_id.as_deref())
-    .bind(query.since)
-    .bind(query.until)
-    .fetch_all(pool)
-    .await
-}
-
-fn escape_like(text: &str) -> String {
-    text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+    db.list_events(org_id, query).await
 }

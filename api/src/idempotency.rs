@@ -111,13 +111,8 @@ type KeyRow = (Vec<u8>, i16, Option<String>, Option<Uuid>);
 
 /// Reads back the live answer under `key`, if there is one.
 pub async fn stored(tx: &mut OrgTx, key: &IdempotencyKey) -> Result<Option<StoredKey>, ApiError> {
-    let row: Option<KeyRow> = sqlx::query_as(
-        "SELECT request_hash, response_status, response_body, event_id
-           FROM idempotency_keys WHERE key = $1 AND expires_at > now()",
-    )
-    .bind(key.as_str())
-    .fetch_optional(&mut **tx)
-    .await?;
+    let row: Option<KeyRow> =
+        sqlx::query_as(xentri_core::sql::IDEMPOTENCY_ANSWER).bind(key.as_str()).fetch_optional(&mut **tx).await?;
     let Some((request_hash, status, body, event_id)) = row else {
         return Ok(None);
     };

@@ -18,6 +18,7 @@ pub mod roles;
 pub mod scripts;
 pub mod settings;
 pub mod shutdown;
+pub mod sql;
 pub mod store;
 pub mod stream;
 pub mod telemetry;

@@ -78,6 +78,9 @@ pub enum RoleError {
     },
 }
 
+/// What a role is (or can become, through membership) and what it owns, for
+/// the service roles and, when asked, the session role
+/// ([`crate::sql::ROLE_CHECK`]).
 #[derive(sqlx::FromRow)]
 struct RoleRow {
     role: String,
@@ -87,31 +90,10 @@ struct RoleRow {
     owns: bool,
 }
 
-/// What a role is (or can become, through membership) and what it owns, for
-/// the service roles and, when asked, the session role.
-const ROLES: &str = r"
-SELECT r.rolname::text AS role,
-       r.rolname = session_user AS is_session,
-       r.rolname = ANY($1) AS is_service,
-       ARRAY(SELECT b.rolname::text FROM pg_roles b
-              WHERE (b.rolsuper OR b.rolbypassrls) AND pg_has_role(r.oid, b.oid, 'MEMBER')
-              ORDER BY b.rolname) AS bypasses_through,
-       EXISTS (SELECT 1 FROM pg_namespace n
-                WHERE n.nspname NOT LIKE 'pg\_%' AND n.nspname <> 'information_schema'
-                  AND (pg_has_role(r.oid, n.nspowner, 'MEMBER')
-                       OR EXISTS (SELECT 1 FROM pg_class c
-                                   WHERE c.relnamespace = n.oid AND pg_has_role(r.oid, c.relowner, 'MEMBER'))
-                       OR EXISTS (SELECT 1 FROM pg_proc p
-                                   WHERE p.pronamespace = n.oid AND pg_has_role(r.oid, p.proowner, 'MEMBER'))))
-           AS owns
-  FROM pg_roles r
- WHERE r.rolname = ANY($1) OR (r.rolname = session_user AND $2)
-";
-
 /// Checks, on `conn`, that row-level security binds the service roles and,
 /// unless `allow_privileged_login` (tests only), the session's login role.
 pub async fn check(conn: &mut PgConnection, allow_privileged_login: bool) -> Result<(), RoleError> {
-    let rows: Vec<RoleRow> = sqlx::query_as(ROLES)
+    let rows: Vec<RoleRow> = sqlx::query_as(crate::sql::ROLE_CHECK)
         .bind(&SERVICE_ROLES[..])
         .bind(!allow_privileged_login)
         .fetch_all(conn)

@@ -144,10 +144,6 @@ pub enum AppendOutcome {
     KeyAnswered,
 }
 
-/// The statement that appends a batch: `$1` role, `$2` stream, `$3` key
-/// lifetime in seconds, `$4` the items. One row per item: `(item, claimed, seq)`.
-pub const APPEND_EVENTS: &str = "SELECT item, claimed, seq FROM append_events($1, $2, $3, $4)";
-
 /// Appends `items` with one call of `append_events`, in the connection's
 /// current transaction (or the statement's own). `role` is the role the rows
 /// are written as, `stream` the stream their outbox rows aim at. Returns one
@@ -159,8 +155,13 @@ pub async fn append_events(
     key_ttl_secs: f64,
     items: &[NewEventRecord<'_>],
 ) -> Result<Vec<AppendOutcome>, sqlx::Error> {
-    let rows: Vec<(i32, bool, Option<i64>)> =
-        sqlx::query_as(APPEND_EVENTS).bind(role).bind(stream).bind(key_ttl_secs).bind(items).fetch_all(conn).await?;
+    let rows: Vec<(i32, bool, Option<i64>)> = sqlx::query_as(crate::sql::APPEND_EVENTS)
+        .bind(role)
+        .bind(stream)
+        .bind(key_ttl_secs)
+        .bind(items)
+        .fetch_all(conn)
+        .await?;
     let mut outcomes = vec![None; items.len()];
     for (item, claimed, seq) in rows {
         let slot = usize::try_from(item).ok().and_then(|i| i.checked_sub(1)).and_then(|i| outcomes.get_mut(i));

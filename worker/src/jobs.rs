@@ -121,6 +121,6 @@ pub async fn enqueue(shared: &Shared, job_type: &str, payload: serde_json::Value
         "the job was not appended: {outcome:?}"
     );
     // Wake the relay.
-    sqlx::query("SELECT pg_notify($1, '')").bind(crate::relay::CHANNEL).execute(&mut *conn).await?;
+    sqlx::query(xentri_core::sql::NOTIFY_OUTBOX).execute(&mut *conn).await?;
     Ok(id)
 }

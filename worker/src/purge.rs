@@ -54,33 +54,6 @@ impl Purge {
             Purge::ProcessedEvents { .. } => "processed_events",
         }
     }
-
-    /// One chunk: the oldest rows first (by the index on the column the
-    /// condition reads), found by `ctid` so the `DELETE` is a TID scan. The
-    /// condition is repeated on the outer statement: a key an append refreshed
-    /// while the chunk waited for it is checked again and kept.
-    fn statement(&self) -> &'static str {
-        match self {
-            Purge::ExpiredIdempotencyKeys => {
-                "DELETE FROM idempotency_keys
-                  WHERE ctid = ANY (ARRAY(
-                            SELECT ctid FROM idempotency_keys
-                             WHERE expires_at <= now()
-                             ORDER BY expires_at
-                             LIMIT $1))
-                    AND expires_at <= now()"
-            }
-            Purge::ProcessedEvents { .. } => {
-                "DELETE FROM processed_events
-                  WHERE ctid = ANY (ARRAY(
-                            SELECT ctid FROM processed_events
-                             WHERE processed_at < now() - make_interval(secs => $2)
-                             ORDER BY processed_at
-                             LIMIT $1))
-                    AND processed_at < now() - make_interval(secs => $2)"
-            }
-        }
-    }
 }
 
 /// How far a purge got.
@@ -154,15 +127,17 @@ where
 /// One chunk in its own transaction: the rows it deleted.
 async fn chunk(db: &PgPool, role: &str, purge: Purge, chunk_rows: u32) -> Result<u64, sqlx::Error> {
     let mut tx = db.begin().await?;
-    sqlx::query("SELECT set_config('role', $1, true), set_config('lock_timeout', $2, true)")
-        .bind(role)
-        .bind(LOCK_TIMEOUT)
-        .execute(&mut *tx)
-        .await?;
-    let query = sqlx::query(purge.statement()).bind(i64::from(chunk_rows));
+    sqlx::query(xentri_core::sql::SET_ROLE_AND_LOCK_TIMEOUT).bind(role).bind(LOCK_TIMEOUT).execute(&mut *tx).await?;
+    // One chunk: the oldest rows first (by the index on the column the
+    // condition reads), found by `ctid` so the `DELETE` is a TID scan. The
+    // condition is repeated on the outer statement: a key an append refreshed
+    // while the chunk waited for it is checked again and kept.
+    let chunk = i64::from(chunk_rows);
     let query = match purge {
-        Purge::ExpiredIdempotencyKeys => query,
-        Purge::ProcessedEvents { retention } => query.bind(retention.as_secs_f64()),
+        Purge::ExpiredIdempotencyKeys => sqlx::query(xentri_core::sql::PURGE_EXPIRED_IDEMPOTENCY_KEYS).bind(chunk),
+        Purge::ProcessedEvents { retention } => {
+            sqlx::query(xentri_core::sql::PURGE_PROCESSED_EVENTS).bind(chunk).bind(retention.as_secs_f64())
+        }
     };
     let deleted = query.execute(&mut *tx).await?.rows_affected();
     tx.commit().await?;

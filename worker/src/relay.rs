@@ -25,10 +25,10 @@ use chrono::Utc;
 use sqlx::postgres::PgListener;
 use sqlx::{Connection, PgConnection};
 use tokio_util::sync::CancellationToken;
-use xentri_core::StoredEvent;
 use xentri_core::locks::LockClass;
 use xentri_core::store::TxId;
 use xentri_core::stream::encode;
+use xentri_core::{StoredEvent, sql};
 
 use crate::runtime::Shared;
 
@@ -37,16 +37,6 @@ use crate::runtime::Shared;
 const RELAY_LOCK_KEY: i32 = 0;
 /// The notification channel the api and the job scheduler signal.
 pub const CHANNEL: &str = "xentri_outbox";
-
-/// The statement that reads a batch: rows below the commit horizon after
-/// `($1, $2, $3)`, the last row published, in position order.
-const BATCH: &str = "SELECT o.tx_id, o.stream, e.id, e.seq, e.org_id, e.type, e.payload, e.actor, e.trace_id,
-        e.correlation_id, e.causation_id, e.occurred_at
-   FROM outbox o JOIN system_events e ON e.seq = o.event_seq
-  WHERE o.tx_id < pg_snapshot_xmin(pg_current_snapshot())
-    AND (o.tx_id, o.event_seq, o.stream) > ($1, $2, $3)
-  ORDER BY o.tx_id, o.event_seq, o.stream
-  LIMIT $4";
 
 /// An outbox row with its event.
 #[derive(sqlx::FromRow)]
@@ -113,7 +103,7 @@ impl Relay {
         self.cursor = None;
         if let Some(mut session) = self.session.take() {
             if publishing {
-                let _ = sqlx::query("SELECT pg_advisory_unlock($1, $2)")
+                let _ = sqlx::query(sql::RELAY_UNLOCK)
                     .bind(LockClass::Relay.id())
                     .bind(RELAY_LOCK_KEY)
                     .execute(&mut session)
@@ -129,14 +119,11 @@ impl Relay {
             Some(session) => session,
             None => {
                 let mut session = self.shared.db.acquire().await?.detach();
-                sqlx::query("SELECT set_config('role', $1, false)")
-                    .bind(xentri_core::roles::RELAY)
-                    .execute(&mut session)
-                    .await?;
+                sqlx::query(sql::SET_SESSION_ROLE).bind(xentri_core::roles::RELAY).execute(&mut session).await?;
                 self.session.insert(session)
             }
         };
-        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1, $2)")
+        let locked: bool = sqlx::query_scalar(sql::RELAY_TRY_LOCK)
             .bind(LockClass::Relay.id())
             .bind(RELAY_LOCK_KEY)
             .fetch_one(&mut *session)
@@ -153,7 +140,7 @@ impl Relay {
         let Some(session) = self.session.as_mut().filter(|_| self.publishing) else { return Ok(0) };
         let shared = &self.shared;
         let (after_tx, after_seq, after_stream) = self.cursor.clone().unwrap_or_default();
-        let rows: Vec<Row> = sqlx::query_as(BATCH)
+        let rows: Vec<Row> = sqlx::query_as(sql::RELAY_BATCH)
             .bind(after_tx)
             .bind(after_seq)
             .bind(after_stream)
@@ -178,11 +165,7 @@ impl Relay {
         crate::pause::reached("relay.published").await;
         let seqs: Vec<i64> = rows.iter().map(|r| r.event.seq).collect();
         let streams: Vec<&str> = rows.iter().map(|r| r.stream.as_str()).collect();
-        sqlx::query("DELETE FROM outbox WHERE (event_seq, stream) IN (SELECT * FROM unnest($1::bigint[], $2::text[]))")
-            .bind(&seqs)
-            .bind(&streams)
-            .execute(&mut *session)
-            .await?;
+        sqlx::query(sql::RELAY_DELETE_PUBLISHED).bind(&seqs).bind(&streams).execute(&mut *session).await?;
         self.cursor = Some(last);
         metrics::counter!("relay_events_total").increment(rows.len() as u64);
         let now = Utc::now();
@@ -258,8 +241,8 @@ async fn listen(shared: &Shared) -> Option<PgListener> {
 /// Outbox rows not yet published (for the backlog gauge).
 pub async fn backlog(shared: &Shared) -> anyhow::Result<i64> {
     let mut tx = shared.db.begin().await?;
-    sqlx::query("SELECT set_config('role', $1, true)").bind(xentri_core::roles::RELAY).execute(&mut *tx).await?;
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox").fetch_one(&mut *tx).await?;
+    sqlx::query(sql::SET_ROLE).bind(xentri_core::roles::RELAY).execute(&mut *tx).await?;
+    let count: i64 = sqlx::query_scalar(sql::OUTBOX_BACKLOG).fetch_one(&mut *tx).await?;
     tx.commit().await?;
     Ok(count)
 }

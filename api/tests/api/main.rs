@@ -17,4 +17,5 @@ mod rls;
 mod roles;
 mod shutdown;
 mod slow_clients;
+mod sql;
 mod validation;

@@ -107,7 +107,7 @@ impl Sources {
         database.max_connections = 2;
         let db = xentri_core::db::connect_lazy(&database, "xentri-audit")
             .map_err(|error| AuditError::Usage(error.to_string()))?;
-        sqlx::query("SELECT 1").execute(&db).await.map_err(AuditError::PostgresUnreachable)?;
+        sqlx::query(xentri_core::sql::PING).execute(&db).await.map_err(AuditError::PostgresUnreachable)?;
         let client = redis::Client::open(settings.redis.url.expose_secret()).map_err(|_| {
             // The URL may hold a password: never echo it.
             AuditError::Usage("configuration error: invalid value for `redis.url`: not a Redis URL".to_owned())

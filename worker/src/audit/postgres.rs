@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use chrono::{DateTime, Utc};
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
-use xentri_core::StoredEvent;
+use xentri_core::{StoredEvent, sql};
 
 use super::{AuditError, PAGE, Sources};
 
@@ -35,7 +35,7 @@ pub(super) struct EventRow {
 /// A transaction running as the relay role.
 async fn as_relay(sources: &Sources) -> Result<Transaction<'static, Postgres>, AuditError> {
     let mut tx = sources.db.begin().await?;
-    sqlx::query("SELECT set_config('role', $1, true)").bind(xentri_core::roles::RELAY).execute(&mut *tx).await?;
+    sqlx::query(sql::SET_ROLE).bind(xentri_core::roles::RELAY).execute(&mut *tx).await?;
     Ok(tx)
 }
 
@@ -44,13 +44,8 @@ async fn as_relay(sources: &Sources) -> Result<Transaction<'static, Postgres>, A
 /// that seq is either in this outbox read or already on its stream.
 pub(super) async fn top_and_outbox(sources: &Sources, streams: &[String]) -> Result<(i64, HashSet<i64>), AuditError> {
     let mut tx = as_relay(sources).await?;
-    let (top, outbox): (i64, Vec<i64>) = sqlx::query_as(
-        "SELECT (SELECT coalesce(max(seq), 0) FROM system_events),
-                ARRAY(SELECT event_seq FROM outbox WHERE stream = ANY($1))",
-    )
-    .bind(streams)
-    .fetch_one(&mut *tx)
-    .await?;
+    let (top, outbox): (i64, Vec<i64>) =
+        sqlx::query_as(sql::AUDIT_TOP_AND_OUTBOX).bind(streams).fetch_one(&mut *tx).await?;
     tx.commit().await?;
     Ok((top, outbox.into_iter().collect()))
 }
@@ -66,21 +61,14 @@ pub(super) async fn page(
     since: Option<DateTime<Utc>>,
 ) -> Result<Vec<EventRow>, AuditError> {
     let mut tx = as_relay(sources).await?;
-    let rows = sqlx::query_as(
-        "SELECT e.seq, e.id, e.org_id, e.type, e.actor, e.occurred_at,
-                EXISTS (SELECT 1 FROM processed_events p WHERE p.group_name = $1 AND p.event_id = e.id) AS processed
-           FROM system_events e
-          WHERE e.seq > $2 AND e.seq <= $3 AND ($4::timestamptz IS NULL OR e.occurred_at >= $4)
-          ORDER BY e.seq
-          LIMIT $5",
-    )
-    .bind(group)
-    .bind(after)
-    .bind(through)
-    .bind(since)
-    .bind(PAGE)
-    .fetch_all(&mut *tx)
-    .await?;
+    let rows = sqlx::query_as(sql::AUDIT_PAGE)
+        .bind(group)
+        .bind(after)
+        .bind(through)
+        .bind(since)
+        .bind(PAGE)
+        .fetch_all(&mut *tx)
+        .await?;
     tx.commit().await?;
     Ok(rows)
 }
@@ -88,15 +76,7 @@ pub(super) async fn page(
 /// The events `seqs`, in `seq` order.
 pub(super) async fn events(sources: &Sources, seqs: &[i64]) -> Result<Vec<StoredEvent>, AuditError> {
     let mut tx = as_relay(sources).await?;
-    let events = sqlx::query_as(
-        "SELECT id, seq, org_id, type, payload, actor, trace_id, correlation_id, causation_id, occurred_at
-           FROM system_events
-          WHERE seq = ANY($1)
-          ORDER BY seq",
-    )
-    .bind(seqs)
-    .fetch_all(&mut *tx)
-    .await?;
+    let events = sqlx::query_as(sql::EVENTS_BY_SEQ).bind(seqs).fetch_all(&mut *tx).await?;
     tx.commit().await?;
     Ok(events)
 }

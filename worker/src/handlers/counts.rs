@@ -42,19 +42,13 @@ impl Handler for EventCounts {
         Box::pin(async move {
             let tx = delivery.tx.ok_or_else(|| HandlerError::permanent("no transaction"))?;
             let event = delivery.event;
-            sqlx::query(
-                "INSERT INTO event_counts (org_id, type, count, last_seq) VALUES ($1, $2, 1, $3)
-                 ON CONFLICT (org_id, type) DO UPDATE
-                    SET count = event_counts.count + 1,
-                        last_seq = GREATEST(event_counts.last_seq, EXCLUDED.last_seq),
-                        updated_at = now()",
-            )
-            .bind(event.org_id)
-            .bind(event.event_type.as_str())
-            .bind(event.seq)
-            .execute(tx)
-            .await
-            .map_err(|e| HandlerError::Transient(e.into()))?;
+            sqlx::query(xentri_core::sql::COUNT_EVENT)
+                .bind(event.org_id)
+                .bind(event.event_type.as_str())
+                .bind(event.seq)
+                .execute(tx)
+                .await
+                .map_err(|e| HandlerError::Transient(e.into()))?;
             Ok(())
         })
     }
@@ -73,21 +67,14 @@ impl Handler for EventCounts {
             let types: Vec<&str> = per_type.keys().copied().collect();
             let counts: Vec<i64> = per_type.values().map(|(count, _)| *count).collect();
             let lasts: Vec<i64> = per_type.values().map(|(_, last)| *last).collect();
-            sqlx::query(
-                "INSERT INTO event_counts (org_id, type, count, last_seq)
-                 SELECT $1, t, c, s FROM unnest($2::text[], $3::bigint[], $4::bigint[]) AS u(t, c, s)
-                 ON CONFLICT (org_id, type) DO UPDATE
-                    SET count = event_counts.count + EXCLUDED.count,
-                        last_seq = GREATEST(event_counts.last_seq, EXCLUDED.last_seq),
-                        updated_at = now()",
-            )
-            .bind(first.org_id)
-            .bind(&types)
-            .bind(&counts)
-            .bind(&lasts)
-            .execute(batch.tx)
-            .await
-            .map_err(|e| HandlerError::Transient(e.into()))?;
+            sqlx::query(xentri_core::sql::COUNT_EVENTS)
+                .bind(first.org_id)
+                .bind(&types)
+                .bind(&counts)
+                .bind(&lasts)
+                .execute(batch.tx)
+                .await
+                .map_err(|e| HandlerError::Transient(e.into()))?;
             Ok(())
         }))
     }

@@ -23,8 +23,8 @@ use std::time::Instant;
 
 use tracing::Instrument;
 use uuid::Uuid;
-use xentri_core::StoredEvent;
 use xentri_core::stream::{StreamEntry, field};
+use xentri_core::{StoredEvent, sql};
 
 use super::lane::Lane;
 use super::process::{EventClaim, ack};
@@ -126,38 +126,25 @@ async fn transaction(
 ) -> Result<HashSet<Uuid>, Failure> {
     let failed = |e: sqlx::Error| Failure { at: None, error: HandlerError::Transient(e.into()) };
     let mut tx = lane.shared.db.begin().await.map_err(failed)?;
-    sqlx::query("SELECT set_config('role', $1, true)")
-        .bind(xentri_core::roles::WORKER)
-        .execute(&mut *tx)
-        .await
-        .map_err(failed)?;
+    sqlx::query(sql::SET_ROLE).bind(xentri_core::roles::WORKER).execute(&mut *tx).await.map_err(failed)?;
     let mut ids: Vec<Uuid> = taken.iter().map(|(_, event)| event.id).collect();
     ids.sort_unstable();
     // Concurrent deliveries of one event wait here for each other; the second
     // finds the first's record and skips.
-    let recorded: HashSet<Uuid> = sqlx::query_scalar(
-        "INSERT INTO processed_events (group_name, event_id)
-         SELECT $1, id FROM unnest($2::uuid[]) AS id ORDER BY id
-         ON CONFLICT DO NOTHING
-         RETURNING event_id",
-    )
-    .bind(&lane.group)
-    .bind(&ids)
-    .fetch_all(&mut *tx)
-    .await
-    .map_err(failed)?
-    .into_iter()
-    .collect();
+    let recorded: HashSet<Uuid> = sqlx::query_scalar(sql::RECORD_PROCESSED_BATCH)
+        .bind(&lane.group)
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(failed)?
+        .into_iter()
+        .collect();
     let handled: Vec<(usize, &(usize, StoredEvent))> =
         taken.iter().enumerate().filter(|(_, (_, event))| recorded.contains(&event.id)).collect();
     // Sorted by org: one run of entries per org, under its `app.org_id`.
     for run in handled.chunk_by(|(_, (_, a)), (_, (_, b))| a.org_id == b.org_id) {
         let org = run[0].1.1.org_id;
-        sqlx::query("SELECT set_config('app.org_id', $1, true)")
-            .bind(org.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(failed)?;
+        sqlx::query(sql::SET_ORG).bind(org.to_string()).execute(&mut *tx).await.map_err(failed)?;
         let events: Vec<&StoredEvent> = run.iter().map(|(_, (_, event))| event).collect();
         let started = Instant::now();
         if let Some(together) = lane.handler.handle_org_batch(OrgBatch { events: &events, tx: &mut tx }) {

@@ -276,7 +276,7 @@ async fn run_handler(
         Store::Postgres => {
             let transient = |e: sqlx::Error| HandlerError::Transient(e.into());
             let mut tx = lane.shared.db.begin().await.map_err(transient)?;
-            sqlx::query("SELECT set_config('role', $1, true), set_config('app.org_id', $2, true)")
+            sqlx::query(xentri_core::sql::SET_ROLE_AND_ORG)
                 .bind(xentri_core::roles::WORKER)
                 .bind(event.org_id.to_string())
                 .execute(&mut *tx)
@@ -284,14 +284,12 @@ async fn run_handler(
                 .map_err(transient)?;
             // Concurrent deliveries of one event wait here for each other; the
             // second finds the first's record and skips.
-            let recorded = sqlx::query(
-                "INSERT INTO processed_events (group_name, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            )
-            .bind(&lane.group)
-            .bind(event.id)
-            .execute(&mut *tx)
-            .await
-            .map_err(transient)?;
+            let recorded = sqlx::query(xentri_core::sql::RECORD_PROCESSED)
+                .bind(&lane.group)
+                .bind(event.id)
+                .execute(&mut *tx)
+                .await
+                .map_err(transient)?;
             if recorded.rows_affected() == 0 {
                 return Ok(Outcome::Duplicate);
             }

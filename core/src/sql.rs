@@ -1,0 +1,184 @@
+//! Every SQL statement the api and the worker run, in one place, next to the
+//! schema in `migrations/` they run against.
+//!
+//! **Invariant:** code passes SQL to sqlx only as one of these constants, and
+//! each is checked against the migrated schema: `api/tests/api/sql.rs`
+//! prepares every statement of [`ALL`] on a freshly migrated database (a
+//! statement naming a missing table, column or function fails
+//! `./scripts/test`) and reads the crates' sources for SQL written anywhere
+//! else.
+
+/// Declares each statement as a constant and lists them all in [`ALL`].
+macro_rules! statements {
+    ($($(#[$doc:meta])* $name:ident = $sql:expr;)*) => {
+        $($(#[$doc])* pub const $name: &str = $sql;)*
+
+        /// Every statement, by name: what the schema check prepares.
+        pub const ALL: &[(&str, &str)] = &[$((stringify!($name), $name)),*];
+    };
+}
+
+/// The columns of a [`crate::StoredEvent`], in its order.
+macro_rules! event_columns {
+    () => {
+        "id, seq, org_id, type, payload, actor, trace_id, correlation_id, causation_id, occurred_at"
+    };
+}
+
+statements! {
+    // Sessions and transactions.
+
+    /// Answers at once: PostgreSQL is there.
+    PING = "SELECT 1";
+    /// Switches the transaction to a service role (`$1`).
+    SET_ROLE = "SELECT set_config('role', $1, true)";
+    /// Switches the session to a service role (`$1`), for a session of its
+    /// own that never returns to the pool (the relay's).
+    SET_SESSION_ROLE = "SELECT set_config('role', $1, false)";
+    /// Switches the transaction to a service role (`$1`) and an org (`$2`,
+    /// its UUID as text): row-level security then shows that org only.
+    SET_ROLE_AND_ORG = "SELECT set_config('role', $1, true), set_config('app.org_id', $2, true)";
+    /// Switches the transaction to another org (`$1`).
+    SET_ORG = "SELECT set_config('app.org_id', $1, true)";
+    /// Switches the transaction to a service role (`$1`) with a lock timeout
+    /// (`$2`, e.g. `'2s'`).
+    SET_ROLE_AND_LOCK_TIMEOUT = "SELECT set_config('role', $1, true), set_config('lock_timeout', $2, true)";
+    /// Wakes the relay (`LISTEN xentri_outbox`). Outside any write
+    /// transaction: a NOTIFY inside one would serialise every commit on
+    /// PostgreSQL's notification lock.
+    NOTIFY_OUTBOX = "SELECT pg_notify('xentri_outbox', '')";
+    /// The login and the service roles: what [`crate::roles::check`] judges.
+    /// `$1` the service roles, `$2` whether to include the session's login.
+    ROLE_CHECK = r"
+SELECT r.rolname::text AS role,
+       r.rolname = session_user AS is_session,
+       r.rolname = ANY($1) AS is_service,
+       ARRAY(SELECT b.rolname::text FROM pg_roles b
+              WHERE (b.rolsuper OR b.rolbypassrls) AND pg_has_role(r.oid, b.oid, 'MEMBER')
+              ORDER BY b.rolname) AS bypasses_through,
+       EXISTS (SELECT 1 FROM pg_namespace n
+                WHERE n.nspname NOT LIKE 'pg\_%' AND n.nspname <> 'information_schema'
+                  AND (pg_has_role(r.oid, n.nspowner, 'MEMBER')
+                       OR EXISTS (SELECT 1 FROM pg_class c
+                                   WHERE c.relnamespace = n.oid AND pg_has_role(r.oid, c.relowner, 'MEMBER'))
+                       OR EXISTS (SELECT 1 FROM pg_proc p
+                                   WHERE p.pronamespace = n.oid AND pg_has_role(r.oid, p.proowner, 'MEMBER'))))
+           AS owns
+  FROM pg_roles r
+ WHERE r.rolname = ANY($1) OR (r.rolname = session_user AND $2)
+";
+
+    // The event log.
+
+    /// Appends a batch: `$1` role, `$2` stream, `$3` key lifetime in seconds,
+    /// `$4` the items (`new_event[]`). One row per item: `(item, claimed, seq)`.
+    APPEND_EVENTS = "SELECT item, claimed, seq FROM append_events($1, $2, $3, $4)";
+    /// One page of an org's events with each one's `tx_id` (see
+    /// `list_events` in the migrations for the parameters).
+    LIST_EVENTS = concat!(
+        "SELECT ",
+        event_columns!(),
+        ", tx_id FROM list_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+    );
+    /// One event by id (`$1`), in a transaction scoped to its org.
+    EVENT_BY_ID = concat!("SELECT ", event_columns!(), " FROM system_events WHERE id = $1");
+    /// The live answer under an idempotency key (`$1`), in a transaction
+    /// scoped to its org.
+    IDEMPOTENCY_ANSWER = "SELECT request_hash, response_status, response_body, event_id
+   FROM idempotency_keys WHERE key = $1 AND expires_at > now()";
+
+    // The relay, on its own session as the relay role.
+
+    /// Tries the relay lock (class `$1`, key `$2`), session-level.
+    RELAY_TRY_LOCK = "SELECT pg_try_advisory_lock($1, $2)";
+    /// Releases it.
+    RELAY_UNLOCK = "SELECT pg_advisory_unlock($1, $2)";
+    /// A batch: outbox rows below the commit horizon after `($1, $2, $3)`,
+    /// the last row published, in position order, at most `$4`.
+    RELAY_BATCH = concat!(
+        "SELECT o.tx_id, o.stream, ",
+        "e.id, e.seq, e.org_id, e.type, e.payload, e.actor, e.trace_id, e.correlation_id, e.causation_id, ",
+        "e.occurred_at
+   FROM outbox o JOIN system_events e ON e.seq = o.event_seq
+  WHERE o.tx_id < pg_snapshot_xmin(pg_current_snapshot())
+    AND (o.tx_id, o.event_seq, o.stream) > ($1, $2, $3)
+  ORDER BY o.tx_id, o.event_seq, o.stream
+  LIMIT $4"
+    );
+    /// Deletes published rows: `$1` their seqs, `$2` their streams.
+    RELAY_DELETE_PUBLISHED =
+        "DELETE FROM outbox WHERE (event_seq, stream) IN (SELECT * FROM unnest($1::bigint[], $2::text[]))";
+    /// Outbox rows not yet published (the backlog gauge).
+    OUTBOX_BACKLOG = "SELECT count(*) FROM outbox";
+
+    // Handlers and processed records, as the worker role.
+
+    /// Records that group `$1` processed event `$2`; no row when it had.
+    RECORD_PROCESSED = "INSERT INTO processed_events (group_name, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING";
+    /// Records that group `$1` processed events `$2`; returns the ids it had
+    /// not yet processed.
+    RECORD_PROCESSED_BATCH = "INSERT INTO processed_events (group_name, event_id)
+ SELECT $1, id FROM unnest($2::uuid[]) AS id ORDER BY id
+ ON CONFLICT DO NOTHING
+ RETURNING event_id";
+    /// `event_counts`: one event of org `$1`, type `$2`, seq `$3`.
+    COUNT_EVENT = "INSERT INTO event_counts (org_id, type, count, last_seq) VALUES ($1, $2, 1, $3)
+ ON CONFLICT (org_id, type) DO UPDATE
+    SET count = event_counts.count + 1,
+        last_seq = GREATEST(event_counts.last_seq, EXCLUDED.last_seq),
+        updated_at = now()";
+    /// `event_counts`: events of org `$1` per type (`$2` types, `$3` counts,
+    /// `$4` highest seqs).
+    COUNT_EVENTS = "INSERT INTO event_counts (org_id, type, count, last_seq)
+ SELECT $1, t, c, s FROM unnest($2::text[], $3::bigint[], $4::bigint[]) AS u(t, c, s)
+ ON CONFLICT (org_id, type) DO UPDATE
+    SET count = event_counts.count + EXCLUDED.count,
+        last_seq = GREATEST(event_counts.last_seq, EXCLUDED.last_seq),
+        updated_at = now()";
+
+    // Purges: a chunk of at most `$1` rows, oldest first, each chunk its own
+    // transaction.
+
+    /// Expired idempotency keys.
+    PURGE_EXPIRED_IDEMPOTENCY_KEYS = "DELETE FROM idempotency_keys
+  WHERE ctid = ANY (ARRAY(
+            SELECT ctid FROM idempotency_keys
+             WHERE expires_at <= now()
+             ORDER BY expires_at
+             LIMIT $1))
+    AND expires_at <= now()";
+    /// Processed records older than `$2` seconds.
+    PURGE_PROCESSED_EVENTS = "DELETE FROM processed_events
+  WHERE ctid = ANY (ARRAY(
+            SELECT ctid FROM processed_events
+             WHERE processed_at < now() - make_interval(secs => $2)
+             ORDER BY processed_at
+             LIMIT $1))
+    AND processed_at < now() - make_interval(secs => $2)";
+
+    // `worker audit` and `worker republish`, as the relay role.
+
+    /// The highest committed `seq`, and the seqs still in the outbox for
+    /// streams `$1`, in one snapshot.
+    AUDIT_TOP_AND_OUTBOX = "SELECT (SELECT coalesce(max(seq), 0) FROM system_events),
+        ARRAY(SELECT event_seq FROM outbox WHERE stream = ANY($1))";
+    /// Events with `$2 < seq <= $3` (and `occurred_at >= $4` when given), at
+    /// most `$5`, each with whether group `$1` has a processed record of it.
+    AUDIT_PAGE = "SELECT e.seq, e.id, e.org_id, e.type, e.actor, e.occurred_at,
+        EXISTS (SELECT 1 FROM processed_events p WHERE p.group_name = $1 AND p.event_id = e.id) AS processed
+   FROM system_events e
+  WHERE e.seq > $2 AND e.seq <= $3 AND ($4::timestamptz IS NULL OR e.occurred_at >= $4)
+  ORDER BY e.seq
+  LIMIT $5";
+    /// The events with seqs `$1`, in `seq` order.
+    EVENTS_BY_SEQ = concat!("SELECT ", event_columns!(), " FROM system_events WHERE seq = ANY($1) ORDER BY seq");
+}
+
+/// The statement that opens an api transaction for one org: `BEGIN` and both
+/// settings in one round trip (a simple-query batch, so it cannot be
+/// prepared). Interpolation is safe: `role` is one of
+/// [`crate::roles::SERVICE_ROLES`] (a constant, not a setting), and a UUID
+/// prints as hex digits and dashes.
+pub fn begin_as(role: &str, org_id: uuid::Uuid) -> String {
+    format!("BEGIN; SELECT set_config('role', '{role}', true), set_config('app.org_id', '{org_id}', true)")
+}
