@@ -63,30 +63,32 @@ CREATE FUNCTION append_events(
 ) RETURNS TABLE (item integer, claimed boolean, seq bigint)
 LANGUAGE plpgsql AS $$
 DECLARE
-    it      new_event;
-    i       integer := 0;
-    written bigint;
+    it        new_event;
+    key_class integer := xentri_lock_class('idempotency');
+    expires   timestamptz := now() + make_interval(secs => p_key_ttl_secs);
 BEGIN
     PERFORM set_config('role', p_role, true);
+    item := 0;
     FOREACH it IN ARRAY p_items LOOP
-        i := i + 1;
+        item := item + 1;
+        claimed := true;
+        seq := NULL;
         PERFORM set_config('app.org_id', it.org_id::text, true);
         IF it.idempotency_key IS NOT NULL THEN
-            IF NOT pg_try_advisory_xact_lock(xentri_lock_class('idempotency'),
-                                             hashtext(it.org_id::text || ':' || it.idempotency_key)) THEN
-                RETURN QUERY SELECT i, false, NULL::bigint;
+            IF NOT pg_try_advisory_xact_lock(key_class, hashtext(it.org_id::text || ':' || it.idempotency_key)) THEN
+                claimed := false;
+                RETURN NEXT;
                 CONTINUE;
             END IF;
             INSERT INTO idempotency_keys AS k (org_id, key, request_hash, response_status, event_id, expires_at)
-            VALUES (it.org_id, it.idempotency_key, it.request_hash, 201, it.id,
-                    now() + make_interval(secs => p_key_ttl_secs))
+            VALUES (it.org_id, it.idempotency_key, it.request_hash, 201, it.id, expires)
             ON CONFLICT (org_id, key) DO UPDATE
                 SET request_hash = EXCLUDED.request_hash, response_status = EXCLUDED.response_status,
                     event_id = EXCLUDED.event_id, response_body = NULL,
                     created_at = now(), expires_at = EXCLUDED.expires_at
               WHERE k.expires_at <= now();
             IF NOT FOUND THEN
-                RETURN QUERY SELECT i, true, NULL::bigint;
+                RETURN NEXT;
                 CONTINUE;
             END IF;
         END IF;
@@ -94,9 +96,9 @@ BEGIN
             (id, org_id, type, payload, actor, trace_id, correlation_id, causation_id, occurred_at)
         VALUES (it.id, it.org_id, it.type, it.payload::json, it.actor, it.trace_id, it.correlation_id,
                 it.causation_id, it.occurred_at)
-        RETURNING e.seq INTO written;
-        INSERT INTO outbox (event_seq, stream, org_id) VALUES (written, p_stream, it.org_id);
-        RETURN QUERY SELECT i, true, written;
+        RETURNING e.seq INTO seq;
+        INSERT INTO outbox (event_seq, stream, org_id) VALUES (seq, p_stream, it.org_id);
+        RETURN NEXT;
     END LOOP;
 END
 $$;

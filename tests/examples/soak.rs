@@ -203,9 +203,14 @@ async fn send_all(
     run: &str,
     answers: &Arc<Mutex<Answers>>,
 ) -> Sending {
+    // Idle connections are closed by this side first, 15 s before the api's
+    // keep-alive timeout (75 s), as a well-configured client does: the other
+    // way round a request can go out on a connection the api is just closing
+    // and get no answer (reqwest's default is 90 s).
     let client = reqwest::Client::builder()
         .timeout(REQUEST_TIMEOUT)
         .pool_max_idle_per_host(in_flight)
+        .pool_idle_timeout(Duration::from_secs(60))
         .build()
         .unwrap_or_else(|e| panic!("{e}"));
     let notes = "x".repeat(400);
