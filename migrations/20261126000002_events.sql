@@ -22,8 +22,11 @@ CREATE TABLE system_events (
     -- append answered with, without re-serialising it.
     payload        json        NOT NULL
         CONSTRAINT system_events_payload_object CHECK (json_typeof(payload) = 'object'),
+    -- The same rules as xentri_core's EventType and Actor, so every stored
+    -- row reads back as a StoredEvent (a row that did not would stall the
+    -- relay).
     actor          text        NOT NULL
-        CONSTRAINT system_events_actor CHECK (actor ~ '^(user|service):[!-~]+$'),
+        CONSTRAINT system_events_actor CHECK (actor ~ '^(user|service):[!-~]{1,255}$'),
     trace_id       text        NOT NULL,
     correlation_id text        NOT NULL,
     causation_id   text,

@@ -27,6 +27,38 @@ async fn a_statement_naming_a_missing_column_is_refused(pool: PgPool) {
     assert!(error.to_string().contains("no_such_column"), "{error}");
 }
 
+#[sqlx::test(migrator = "xentri_core::MIGRATOR")]
+async fn the_event_tables_checks_are_the_rust_rules(pool: PgPool) {
+    // Every row the table accepts reads back as a StoredEvent: its type and
+    // actor rules are xentri_core's, to the character.
+    let insert = |event_type: String, actor: String| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query(
+                "INSERT INTO system_events (id, org_id, type, payload, actor, trace_id, correlation_id, occurred_at)
+                 VALUES (gen_random_uuid(), gen_random_uuid(), $1, '{}', $2, 't', 'c', now())",
+            )
+            .bind(event_type)
+            .bind(actor)
+            .execute(&pool)
+            .await
+            .is_ok()
+        }
+    };
+    let longest_type = format!("xentri.{}.updated.v1", "a".repeat(255 - "xentri..updated.v1".len()));
+    for (event_type, actor) in [
+        ("xentri.soul.updated.v1".to_owned(), format!("user:{}", "u".repeat(255))),
+        (longest_type.clone(), "service:worker".to_owned()),
+        (format!("{longest_type}0"), "service:worker".to_owned()),
+        ("xentri.soul.updated.v1".to_owned(), format!("user:{}", "u".repeat(256))),
+        ("xentri.Soul.updated.v1".to_owned(), "user:u".to_owned()),
+        ("xentri.soul.updated.v1".to_owned(), "admin:u".to_owned()),
+    ] {
+        let rust = xentri_core::EventType::parse(&event_type).is_ok() && xentri_core::Actor::parse(&actor).is_ok();
+        assert_eq!(insert(event_type.clone(), actor.clone()).await, rust, "type {event_type:?}, actor {actor:?}");
+    }
+}
+
 fn rust_files(dir: &Path, found: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).expect("a source directory").flatten() {
         let path = entry.path();
