@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
 use uuid::Uuid;
-use xentri_core::store::{AppendOutcome, NewEventRecord, append_events};
+use xentri_core::store::{AppendOutcome, NewEventRecord, TxId, append_events};
 use xentri_e2e::processes::{BACKLOG_TYPES, Database, seed_backlog, start_api, start_worker};
-use xentri_e2e::{delete_keys_under, poll_until, redis_connection, redis_url, unique_key_prefix};
+use xentri_e2e::{delete_keys_under, eventually, redis_connection, redis_url, unique_key_prefix};
 
 /// The dev secret of `config/test.toml`.
 const DEV_SECRET: &str = "xentri-local-dev-secret-change-me";
@@ -139,6 +139,17 @@ async fn tail(base: String, org: Uuid, done: Arc<AtomicBool>) -> Vec<i64> {
     }
 }
 
+/// `Ok` once every transaction still running on the server is younger than
+/// `tx` (lists and the relay then see what it wrote).
+async fn below_horizon(pool: &PgPool, tx: TxId) -> Result<(), String> {
+    let passed: bool = sqlx::query_scalar("SELECT $1 < pg_snapshot_xmin(pg_current_snapshot())")
+        .bind(tx)
+        .fetch_one(pool)
+        .await
+        .map_err(|e| e.to_string())?;
+    if passed { Ok(()) } else { Err(format!("transaction {} is not yet below the horizon", tx.0)) }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_apis_and_a_direct_writer_append_at_once_and_tailing_clients_see_every_event_once() {
     xentri_api::install_crypto_provider();
@@ -171,18 +182,11 @@ async fn two_apis_and_a_direct_writer_append_at_once_and_tailing_clients_see_eve
 
     // Every writer has committed: once the horizon has passed the last of
     // them, a poll that returns nothing means the tail is complete.
-    let last_tx: String =
-        sqlx::query_scalar("SELECT max(tx_id)::text FROM system_events").fetch_one(&pool).await.expect("last tx");
-    poll_until(Duration::from_secs(30), || async {
-        let passed: bool = sqlx::query_scalar("SELECT $1::xid8 < pg_snapshot_xmin(pg_current_snapshot())")
-            .bind(&last_tx)
-            .fetch_one(&pool)
-            .await
-            .map_err(|e| e.to_string())?;
-        if passed { Ok(()) } else { Err("the horizon has not passed the last writer".to_owned()) }
-    })
-    .await
-    .expect("the horizon passes the last writer");
+    let last_tx: TxId = sqlx::query_scalar("SELECT tx_id FROM system_events ORDER BY tx_id DESC LIMIT 1")
+        .fetch_one(&pool)
+        .await
+        .expect("the last writer's transaction");
+    eventually(Duration::from_secs(30), "the horizon to pass the last writer", || below_horizon(&pool, last_tx)).await;
     done.store(true, Ordering::Release);
 
     let mut per_org: BTreeMap<Uuid, Vec<i64>> = BTreeMap::new();
@@ -242,18 +246,17 @@ async fn the_relay_holds_no_transaction_while_redis_answers() {
 
     // So the horizon moves on: an event committed now passes it.
     let (seq, _) = seed_backlog(&pool, 1, &[Uuid::now_v7()], &BACKLOG_TYPES).await;
-    poll_until(Duration::from_secs(10), || async {
-        let passed: bool = sqlx::query_scalar(
-            "SELECT tx_id < pg_snapshot_xmin(pg_current_snapshot()) FROM system_events WHERE seq = $1",
-        )
+    let tx: TxId = sqlx::query_scalar("SELECT tx_id FROM system_events WHERE seq = $1")
         .bind(seq)
         .fetch_one(&pool)
         .await
-        .map_err(|e| e.to_string())?;
-        if passed { Ok(()) } else { Err("the horizon is held back".to_owned()) }
-    })
-    .await
-    .expect("an event committed while the relay waits on Redis passes the horizon");
+        .expect("the new event's transaction");
+    eventually(
+        Duration::from_secs(10),
+        "an event committed while the relay waits on Redis to pass the horizon",
+        || below_horizon(&pool, tx),
+    )
+    .await;
 
     worker.signal("-KILL").await;
     let mut conn = redis_connection().await;

@@ -9,7 +9,8 @@ use uuid::Uuid;
 use xentri_core::store::{AppendOutcome, NewEventRecord};
 
 use crate::helpers::{
-    TestApp, database_url, event_body, json, seed_events, settings, spawn_app, spawn_with, user_token, wait_listable,
+    TestApp, database_url, event_body, json, seed_events, settings, spawn_app, spawn_with, tail, user_token,
+    wait_listable,
 };
 
 async fn spawn(pool: &PgPool) -> TestApp {
@@ -243,26 +244,6 @@ async fn append_in(tx: &mut sqlx::PgConnection, orgs: &[Uuid], actor: &str) -> V
             other => panic!("not appended: {other:?}"),
         })
         .collect()
-}
-
-/// Reads every page after `cursor` as a tailing client does; returns the seqs
-/// and the cursor to poll with next (the last `next`, or `cursor` when
-/// nothing came).
-async fn tail(app: &TestApp, token: &str, mut cursor: Option<String>) -> (Vec<i64>, Option<String>) {
-    let mut seqs = Vec::new();
-    loop {
-        let path = match &cursor {
-            Some(after) => format!("/api/v1/events?after={after}"),
-            None => "/api/v1/events".to_owned(),
-        };
-        let (status, _, page) = json(app.get_as(token, &path).await).await;
-        assert_eq!(status, 200, "{page}");
-        seqs.extend(page["data"].as_array().expect("data").iter().filter_map(|e| e["seq"].as_i64()));
-        cursor = page["next"].as_str().map(str::to_owned).or(cursor);
-        if page["has_more"] != true {
-            return (seqs, cursor);
-        }
-    }
 }
 
 /// The interleaving a design that tails by `seq` skips on, for every org of

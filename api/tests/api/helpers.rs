@@ -180,29 +180,33 @@ pub async fn seed_events(pool: &sqlx::PgPool, org: uuid::Uuid, count: i64, types
     .expect("seed")
 }
 
+/// Reads every page after `cursor` as a tailing client does; returns the seqs
+/// in the order given and the cursor to poll with next (the last `next`, or
+/// `cursor` when nothing came).
+pub async fn tail(app: &TestApp, token: &str, mut cursor: Option<String>) -> (Vec<i64>, Option<String>) {
+    let mut seqs = Vec::new();
+    loop {
+        let path = match &cursor {
+            Some(after) => format!("/api/v1/events?limit=1000&after={after}"),
+            None => "/api/v1/events?limit=1000".to_owned(),
+        };
+        let (status, _, page) = json(app.get_as(token, &path).await).await;
+        assert_eq!(status, 200, "{page}");
+        seqs.extend(page["data"].as_array().expect("data").iter().filter_map(|e| e["seq"].as_i64()));
+        cursor = page["next"].as_str().map(str::to_owned).or(cursor);
+        if page["has_more"] != true {
+            return (seqs, cursor);
+        }
+    }
+}
+
 /// Waits until a list read exposes `seq`. Lists expose only rows below the
 /// commit horizon (older than every running write transaction on the server),
 /// so a row becomes listable shortly after its commit, never before. Reads the
-/// org's whole list each time, a page of 1,000 at a time.
+/// org's whole list each time.
 pub async fn wait_listable(app: &TestApp, token: &str, seq: i64) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    loop {
-        let mut cursor: Option<String> = None;
-        loop {
-            let path = match &cursor {
-                Some(after) => format!("/api/v1/events?limit=1000&after={after}"),
-                None => "/api/v1/events?limit=1000".to_owned(),
-            };
-            let (status, _, page) = json(app.get_as(token, &path).await).await;
-            assert_eq!(status, 200, "{page}");
-            if page["data"].as_array().is_some_and(|data| data.iter().any(|e| e["seq"].as_i64() == Some(seq))) {
-                return;
-            }
-            if page["has_more"] != true {
-                break;
-            }
-            cursor = page["next"].as_str().map(str::to_owned);
-        }
+    while !tail(app, token, None).await.0.contains(&seq) {
         assert!(std::time::Instant::now() < deadline, "seq {seq} never became listable");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
