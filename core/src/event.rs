@@ -161,16 +161,25 @@ pub struct EventType(String);
 impl EventType {
     /// Checks `name` against the naming rule.
     pub fn parse(name: &str) -> Result<Self, InvalidEventField> {
-        let rule = "must look like xentri.{context}[.{entity}].{action}.v{N}, lower-case";
+        Self::check(name).map(|()| Self(name.to_owned()))
+    }
+
+    /// The rule, without allocating: every stored event read back (a list
+    /// page, the relay's batch, a stream entry) passes it.
+    fn check(name: &str) -> Result<(), InvalidEventField> {
         if name.len() > MAX_TYPE_LEN {
             return Err(InvalidEventField::new("type", format!("must be at most {MAX_TYPE_LEN} characters")));
         }
-        let segments: Vec<&str> = name.split('.').collect();
-        let well_formed = matches!(segments.len(), 4 | 5)
-            && segments[0] == "xentri"
-            && segments[1..segments.len() - 1].iter().all(|s| is_word(s))
-            && is_version(segments[segments.len() - 1]);
-        if well_formed { Ok(Self(name.to_owned())) } else { Err(InvalidEventField::new("type", rule)) }
+        let well_formed =
+            name.strip_prefix("xentri.").and_then(|rest| rest.rsplit_once('.')).is_some_and(|(words, version)| {
+                let count = words.split('.').count();
+                matches!(count, 2 | 3) && words.split('.').all(is_word) && is_version(version)
+            });
+        if well_formed {
+            Ok(())
+        } else {
+            Err(InvalidEventField::new("type", "must look like xentri.{context}[.{entity}].{action}.v{N}, lower-case"))
+        }
     }
 
     /// The name as a string.
@@ -197,7 +206,7 @@ impl TryFrom<String> for EventType {
     type Error = InvalidEventField;
 
     fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value)
+        Self::check(&value).map(|()| Self(value))
     }
 }
 
@@ -232,11 +241,13 @@ impl Actor {
     /// Checks `value` is `user:<sub>` or `service:<name>` with a printable,
     /// non-empty remainder of at most 255 bytes.
     pub fn parse(value: &str) -> Result<Self, InvalidEventField> {
+        Self::check(value).map(|()| Self(value.to_owned()))
+    }
+
+    fn check(value: &str) -> Result<(), InvalidEventField> {
         let rest = value.strip_prefix("user:").or_else(|| value.strip_prefix("service:"));
         match rest {
-            Some(rest) if !rest.is_empty() && rest.len() <= 255 && rest.chars().all(|c| c.is_ascii_graphic()) => {
-                Ok(Self(value.to_owned()))
-            }
+            Some(rest) if !rest.is_empty() && rest.len() <= 255 && rest.chars().all(|c| c.is_ascii_graphic()) => Ok(()),
             _ => Err(InvalidEventField::new("actor", "must be user:<sub> or service:<name>")),
         }
     }
@@ -251,7 +262,7 @@ impl TryFrom<String> for Actor {
     type Error = InvalidEventField;
 
     fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value)
+        Self::check(&value).map(|()| Self(value))
     }
 }
 
