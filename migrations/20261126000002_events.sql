@@ -24,9 +24,12 @@ CREATE TABLE system_events (
         CONSTRAINT system_events_payload_object CHECK (json_typeof(payload) = 'object'),
     -- The same rules as xentri_core's EventType and Actor, so every stored
     -- row reads back as a StoredEvent (a row that did not would stall the
-    -- relay).
+    -- relay). The actor's length is checked apart from its pattern: a bounded
+    -- repeat such as [!-~]{1,255} builds an automaton that costs tens of
+    -- microseconds per row, more than the rest of the insert.
     actor          text        NOT NULL
-        CONSTRAINT system_events_actor CHECK (actor ~ '^(user|service):[!-~]{1,255}$'),
+        CONSTRAINT system_events_actor
+        CHECK (actor ~ '^(user|service):[!-~]+$' AND length(actor) - strpos(actor, ':') <= 255),
     trace_id       text        NOT NULL,
     correlation_id text        NOT NULL,
     causation_id   text,

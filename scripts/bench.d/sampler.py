@@ -3,6 +3,8 @@
 
 Usage: sampler.py OUT [OWN_PID...]   (runs until SIGTERM or SIGINT)
 
+With several OWN_PIDs each is listed apart as NAME#n, n its place in the list.
+
 Every half second it reads utime+stime of every process in /proc; on exit it
 writes one line to OUT:
 
@@ -53,7 +55,11 @@ def snapshot(own_pids, me):
         fields = stat[stat.rfind(")") + 2 :].split()
         # fields[0] is the state (stat field 3): utime and stime are 14 and 15.
         ticks = int(fields[11]) + int(fields[12])
-        if pid in own_pids or comm in OWN_COMMS:
+        if pid in own_pids:
+            # Several own pids of one name (two api processes) apart: api#1, api#2.
+            found[pid] = (own_pids[pid], ticks, True)
+            continue
+        if comm in OWN_COMMS:
             found[pid] = (comm, ticks, True)
             continue
         label = comm
@@ -112,7 +118,15 @@ def listing(totals, limit):
 def main():
     out = sys.argv[1]
     me = os.getpid()
-    own = {int(p) for p in sys.argv[2:]}
+    pids = [int(p) for p in sys.argv[2:]]
+    own = {}
+    for n, pid in enumerate(pids, 1):
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                comm = f.read().strip()
+        except OSError:
+            comm = str(pid)
+        own[pid] = f"{comm}#{n}" if len(pids) > 1 else comm
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
     signal.signal(signal.SIGINT, lambda *_: stop.append(1))

@@ -51,6 +51,12 @@ async fn the_event_tables_checks_are_the_rust_rules(pool: PgPool) {
         (longest_type.clone(), "service:worker".to_owned()),
         (format!("{longest_type}0"), "service:worker".to_owned()),
         ("xentri.soul.updated.v1".to_owned(), format!("user:{}", "u".repeat(256))),
+        ("xentri.soul.updated.v1".to_owned(), format!("service:{}", "s".repeat(255))),
+        ("xentri.soul.updated.v1".to_owned(), format!("service:{}", "s".repeat(256))),
+        ("xentri.soul.updated.v1".to_owned(), "user:".to_owned()),
+        ("xentri.soul.updated.v1".to_owned(), "user:a b".to_owned()),
+        ("xentri.soul.updated.v1".to_owned(), "user:a:b".to_owned()),
+        ("xentri.soul.updated.v1".to_owned(), "user:é".to_owned()),
         ("xentri.Soul.updated.v1".to_owned(), "user:u".to_owned()),
         ("xentri.soul.updated.v1".to_owned(), "admin:u".to_owned()),
     ] {
