@@ -18,7 +18,9 @@ use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 use xentri_core::store::{AppendOutcome, NewEventRecord};
 
-use crate::events::{ListQuery, Listed, TypeFilter};
+use xentri_core::TypeFilter;
+
+use crate::events::{ListQuery, Listed};
 
 /// Org-scoped access to PostgreSQL.
 #[derive(Clone)]

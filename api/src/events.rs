@@ -10,24 +10,13 @@ use sqlx::FromRow;
 use uuid::Uuid;
 use xentri_core::sql;
 use xentri_core::store::{Position, TxId};
-use xentri_core::{NewEvent, StoredEvent};
+use xentri_core::{NewEvent, StoredEvent, TypeFilter};
 
 use crate::appender::{AppendItem, Appender};
 use crate::db::{Db, OrgTx};
 use crate::idempotency::IdempotencyKey;
 use crate::problem::ApiError;
 use xentri_core::store::AppendOutcome;
-
-/// What [`append`] did.
-#[derive(Debug)]
-pub enum Appended {
-    /// Stored; the envelope as stored.
-    Created(StoredEvent),
-    /// Another request with the same idempotency key is still in flight.
-    KeyInFlight,
-    /// The key already has a live answer (see [`crate::idempotency::stored`]).
-    KeyAnswered,
-}
 
 /// Appends `event`, its outbox row and its idempotency key, with the next
 /// batch of the [`Appender`]: the `append_events` database function sets the
@@ -38,27 +27,14 @@ pub async fn append(
     event: &NewEvent,
     key: &IdempotencyKey,
     request_hash: &[u8],
-) -> Result<Appended, ApiError> {
+) -> Result<AppendOutcome, ApiError> {
     let item = AppendItem { event: event.clone(), key: key.as_str().to_owned(), request_hash: request_hash.to_vec() };
-    Ok(match appender.append(item).await? {
-        AppendOutcome::KeyInFlight => Appended::KeyInFlight,
-        AppendOutcome::KeyAnswered => Appended::KeyAnswered,
-        AppendOutcome::Appended(seq) => Appended::Created(event.clone().stored(seq)),
-    })
+    Ok(appender.append(item).await?)
 }
 
 /// One event by id, if this org has it.
 pub async fn get(tx: &mut OrgTx, id: Uuid) -> Result<Option<StoredEvent>, sqlx::Error> {
     sqlx::query_as::<_, StoredEvent>(sql::EVENT_BY_ID).bind(id).fetch_optional(&mut **tx).await
-}
-
-/// A type filter: one name, or every name under a prefix (`xentri.soul.*`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TypeFilter {
-    /// Exactly this type.
-    Exact(String),
-    /// Types starting with this prefix, which ends in a dot.
-    Prefix(String),
 }
 
 /// What to list.

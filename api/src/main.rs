@@ -43,7 +43,7 @@ enum Command {
         /// The user id (`sub`); events record `user:<sub>`.
         #[arg(long)]
         sub: String,
-        /// Lifetime: 90s, 15m, 1h, 7d.
+        /// Lifetime: 90s, 15m, 1h30m, 7d.
         #[arg(long, default_value = "1h", value_parser = parse_ttl)]
         ttl: std::time::Duration,
     },
@@ -57,9 +57,14 @@ enum Command {
     },
 }
 
+/// A token's lifetime: a duration in the one grammar every command takes
+/// ([`xentri_core::human::parse_duration`]: `90s`, `15m`, `1h30m`, `7d`; a bare
+/// number is refused), more than zero.
 fn parse_ttl(text: &str) -> Result<std::time::Duration, String> {
-    xentri_api::auth::token::parse_ttl(text)
-        .ok_or_else(|| format!("`{text}` is not a duration like 90s, 15m, 1h or 7d"))
+    match xentri_core::human::parse_duration(text)? {
+        ttl if ttl.is_zero() => Err(format!("invalid lifetime `{text}`: a token must live more than zero seconds")),
+        ttl => Ok(ttl),
+    }
 }
 
 #[tokio::main]
@@ -132,4 +137,19 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     app.run_until_stopped(shutdown_signal()).await;
     tracing::info!("api stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    #[test]
+    fn a_token_lifetime_is_a_duration_in_the_shared_grammar_and_more_than_zero() {
+        assert_eq!(super::parse_ttl("1h30m"), Ok(Duration::from_secs(5_400)));
+        assert_eq!(super::parse_ttl("90s"), Ok(Duration::from_secs(90)));
+        // The unit is required, as everywhere else (dlq-tool's --older-than).
+        assert!(super::parse_ttl("90").is_err());
+        assert!(super::parse_ttl("0s").is_err());
+        assert!(super::parse_ttl("1y").is_err());
+    }
 }

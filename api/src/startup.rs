@@ -31,19 +31,9 @@ use crate::state::AppState;
 /// Why the api could not start; each is one line on stderr.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
-    /// `database.url` is not a PostgreSQL URL.
+    /// PostgreSQL or Redis could not be opened, migrated or trusted.
     #[error(transparent)]
-    Database(#[from] xentri_core::db::DbError),
-    /// `redis.url` is not a Redis URL.
-    #[error(transparent)]
-    Redis(#[from] xentri_core::redis_pool::RedisPoolError),
-    /// Migrations could not be applied.
-    #[error(transparent)]
-    Migrate(#[from] xentri_core::migrate::MigrateError),
-    /// Row-level security would not bind the login or a service role (the
-    /// reason is the whole line: not a source, so it is not printed twice).
-    #[error("refusing to run: {0}")]
-    Roles(xentri_core::roles::RoleError),
+    Stores(#[from] xentri_core::startup::StoresError),
     /// The token keys could not be loaded.
     #[error("cannot load token keys: {0}")]
     Auth(#[from] crate::auth::jwks::JwksError),
@@ -82,12 +72,8 @@ impl Application {
         if settings.auth.dev_secret().is_some() && !settings.api.host.is_loopback() {
             return Err(StartupError::DevSecretOnPublicAddress { host: settings.api.host });
         }
-        let pool = xentri_core::db::connect_lazy(&settings.database, "xentri-api")?;
-        if settings.database.migrate_on_start {
-            xentri_core::migrate::apply(&settings.database).await?;
-        }
-        xentri_core::db::check_roles_at_start(&settings.database, "xentri-api").await.map_err(StartupError::Roles)?;
-        let redis = xentri_core::redis_pool::connect_lazy(&settings.redis)?;
+        let xentri_core::startup::Stores { db: pool, redis } =
+            xentri_core::startup::open_stores(&settings, "xentri-api").await?;
         let auth = Arc::new(Authenticator::new(&settings.auth).await?);
         let address = SocketAddr::new(settings.api.host, settings.api.port);
         let listener = TcpListener::bind(address).await.map_err(|source| StartupError::Bind { address, source })?;

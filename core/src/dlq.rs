@@ -6,14 +6,116 @@
 //! `redis-cli XADD jobs:work * [fields from the DLQ entry]` works; a proper replay
 //! ([`replay_fields`]) strips them and sets `target_group`.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::stream::{DecodeError, StreamEntry, field};
+use crate::stream_id::StreamId;
 
 /// Every `dlq_*` field starts with this.
 pub const PREFIX: &str = "dlq_";
 /// Longest `dlq_error` kept; longer messages are cut at a character boundary.
 pub const MAX_ERROR_LEN: usize = 1024;
+
+/// The least lifetime an archive key is given: a dead letter archived long
+/// after it failed still stays this long to be looked at.
+pub const ARCHIVE_MIN_TTL_SECS: u64 = 3_600;
+
+/// When a dead letter failed: its `dlq_failed_at`, or else the time in its
+/// entry id (when it entered the DLQ). `None` only for an entry that has
+/// neither (one built by hand with another id).
+pub fn failed_at(entry: &StreamEntry) -> Option<DateTime<Utc>> {
+    entry
+        .get(dlq_field::FAILED_AT)
+        .and_then(|text| DateTime::parse_from_rfc3339(text).ok())
+        .map(|instant| instant.with_timezone(&Utc))
+        .or_else(|| StreamId::parse(&entry.id).ok().and_then(StreamId::time))
+}
+
+/// The lifetime, at `now`, of the archive key of a dead letter that failed at
+/// `failed`: what is left of `ttl_secs` since it failed, at least
+/// [`ARCHIVE_MIN_TTL_SECS`].
+pub fn archive_ttl_secs(ttl_secs: u64, failed: DateTime<Utc>, now: DateTime<Utc>) -> u64 {
+    let age = u64::try_from((now - failed).num_seconds()).unwrap_or(0);
+    ttl_secs.saturating_sub(age).max(ARCHIVE_MIN_TTL_SECS)
+}
+
+/// A DLQ's dead letters counted for the alert conditions, added one by one:
+/// the worker's alert evaluation and `dlq-tool stats` count through this, so
+/// they agree on what holds.
+///
+/// - **growth**: more than the family's threshold of dead letters failed
+///   ([`failed_at`]) at or after the window's start;
+/// - **a repeated correlation id** (a systemic issue): one `correlation_id`
+///   on at least the repeat threshold of dead letters.
+#[derive(Debug, Clone)]
+pub struct DlqTally {
+    window_start: DateTime<Utc>,
+    /// Dead letters counted.
+    pub seen: usize,
+    /// Of those, the ones that failed within the window.
+    pub in_window: usize,
+    /// Of those, the ones whose fields could not be decoded (counted by the
+    /// time in their id, with no correlation id).
+    pub undecodable: usize,
+    /// How many dead letters carry each `correlation_id`.
+    pub per_correlation: HashMap<String, usize>,
+}
+
+/// The alert conditions holding for one DLQ.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DlqConditions {
+    /// More dead letters within the window than the threshold.
+    pub growth: bool,
+    /// The correlation ids on at least the repeat threshold of dead letters,
+    /// most frequent first, ties by id.
+    pub repeated: Vec<(String, usize)>,
+}
+
+impl DlqTally {
+    /// An empty tally for a window starting at `window_start`.
+    pub fn new(window_start: DateTime<Utc>) -> Self {
+        Self { window_start, seen: 0, in_window: 0, undecodable: 0, per_correlation: HashMap::new() }
+    }
+
+    /// Counts one dead letter.
+    pub fn add(&mut self, entry: &StreamEntry) {
+        self.count(failed_at(entry));
+        if let Some(correlation) = entry.get(field::CORRELATION_ID) {
+            *self.per_correlation.entry(correlation.to_owned()).or_default() += 1;
+        }
+    }
+
+    /// Counts a dead letter whose fields could not be decoded, by the time in
+    /// its entry id.
+    pub fn add_undecodable(&mut self, id: &str) {
+        self.undecodable += 1;
+        self.count(StreamId::parse(id).ok().and_then(StreamId::time));
+    }
+
+    fn count(&mut self, failed: Option<DateTime<Utc>>) {
+        self.seen += 1;
+        if failed.is_some_and(|failed| failed >= self.window_start) {
+            self.in_window += 1;
+        }
+    }
+
+    /// The conditions holding for `threshold` (growth: more than this many
+    /// within the window) and `repeat` (a correlation id on at least this
+    /// many).
+    pub fn conditions(&self, threshold: u32, repeat: u32) -> DlqConditions {
+        let at_least = |limit: u32| usize::try_from(limit).unwrap_or(usize::MAX);
+        let mut repeated: Vec<(String, usize)> = self
+            .per_correlation
+            .iter()
+            .filter(|(_, n)| **n >= at_least(repeat))
+            .map(|(c, n)| (c.clone(), *n))
+            .collect();
+        repeated.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        DlqConditions { growth: self.in_window > at_least(threshold), repeated }
+    }
+}
 
 /// Names of the `dlq_*` fields.
 pub mod dlq_field {
@@ -130,6 +232,49 @@ fn truncate(text: &str, max: usize) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn dead(id: &str, failed: &str, correlation: Option<&str>) -> StreamEntry {
+        let mut fields = vec![(dlq_field::FAILED_AT.to_owned(), failed.to_owned())];
+        fields.extend(correlation.map(|c| (field::CORRELATION_ID.to_owned(), c.to_owned())));
+        StreamEntry { id: id.to_owned(), fields }
+    }
+
+    #[test]
+    fn the_alert_conditions_count_the_window_and_repeated_correlation_ids() {
+        let start = DateTime::parse_from_rfc3339("2026-11-26T10:00:00Z").map(|t| t.with_timezone(&Utc));
+        let mut tally = DlqTally::new(start.expect("a time"));
+        tally.add(&dead("1-0", "2026-11-26T09:59:59Z", Some("order-1")));
+        tally.add(&dead("2-0", "2026-11-26T10:00:00Z", Some("order-1")));
+        tally.add(&dead("3-0", "2026-11-26T10:30:00Z", Some("order-2")));
+        tally.add(&dead("4-0", "2026-11-26T10:31:00Z", Some("order-1")));
+        // Undecodable: counted by its id's time (1795687200000 ms is 10:00Z).
+        tally.add_undecodable("1795687200000-0");
+        assert_eq!((tally.seen, tally.in_window, tally.undecodable), (5, 4, 1));
+        assert_eq!(tally.conditions(4, 3), DlqConditions { growth: false, repeated: vec![("order-1".to_owned(), 3)] });
+        assert_eq!(tally.conditions(3, 4), DlqConditions { growth: true, repeated: Vec::new() });
+        let both = tally.conditions(0, 1).repeated;
+        assert_eq!(both, [("order-1".to_owned(), 3), ("order-2".to_owned(), 1)]);
+    }
+
+    #[test]
+    fn a_dead_letter_failed_at_its_field_else_at_its_id() {
+        let mut entry = StreamEntry { id: "1732600000000-0".into(), fields: Vec::new() };
+        assert_eq!(failed_at(&entry).map(|t| t.timestamp_millis()), Some(1_732_600_000_000));
+        entry.fields.push((dlq_field::FAILED_AT.into(), "2026-11-26T10:00:00Z".into()));
+        assert_eq!(failed_at(&entry).map(|t| t.to_rfc3339()), Some("2026-11-26T10:00:00+00:00".to_owned()));
+        assert_eq!(failed_at(&StreamEntry { id: "by-hand".into(), fields: Vec::new() }), None);
+    }
+
+    #[test]
+    fn an_archive_lives_what_is_left_of_its_ttl_and_at_least_an_hour() {
+        let failed = DateTime::parse_from_rfc3339("2026-11-26T10:00:00Z").map(|t| t.with_timezone(&Utc));
+        let failed = failed.expect("a time");
+        let now = failed + chrono::Duration::hours(10);
+        assert_eq!(archive_ttl_secs(86_400, failed, now), 86_400 - 36_000);
+        assert_eq!(archive_ttl_secs(7_200, failed, now), ARCHIVE_MIN_TTL_SECS);
+        // A failure in the future (clock skew) counts as age zero.
+        assert_eq!(archive_ttl_secs(86_400, now, failed), 86_400);
+    }
 
     fn original() -> StreamEntry {
         StreamEntry {

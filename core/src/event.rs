@@ -222,6 +222,45 @@ impl fmt::Display for EventType {
     }
 }
 
+/// A filter on event types, as the list route's `type` and dlq-tool's
+/// `--type` take it: one type (`xentri.soul.updated.v1`), or every type under
+/// a prefix of whole words followed by `*` (`xentri.soul.*`, `xentri.*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TypeFilter {
+    /// Exactly this type.
+    Exact(EventType),
+    /// Types starting with this prefix, which ends in a dot (`xentri.soul.`).
+    Prefix(String),
+}
+
+impl TypeFilter {
+    /// Parses a type or a prefix ending in `.*`; anything else is refused.
+    pub fn parse(text: &str) -> Result<Self, InvalidEventField> {
+        let refused =
+            || InvalidEventField::new("type", "must be an event type or a prefix ending in .* (xentri.soul.*)");
+        let Some(prefix) = text.strip_suffix('*') else {
+            return EventType::parse(text).map(Self::Exact).map_err(|_| refused());
+        };
+        // After `xentri.`: at most three whole words (context, entity,
+        // action), each followed by its dot.
+        let well_formed = prefix.strip_prefix("xentri.").is_some_and(|rest| {
+            rest.is_empty()
+                || rest
+                    .strip_suffix('.')
+                    .is_some_and(|words| words.split('.').count() <= 3 && words.split('.').all(is_word))
+        });
+        if well_formed { Ok(Self::Prefix(prefix.to_owned())) } else { Err(refused()) }
+    }
+
+    /// True when `event_type` passes the filter.
+    pub fn matches(&self, event_type: &str) -> bool {
+        match self {
+            Self::Exact(name) => name.as_str() == event_type,
+            Self::Prefix(prefix) => event_type.starts_with(prefix.as_str()),
+        }
+    }
+}
+
 /// Who caused an event: `user:<sub>` or `service:<name>`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -304,6 +343,27 @@ pub fn is_trace_id(value: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn type_filters_are_a_type_or_a_prefix_of_whole_words() {
+        let prefix = |p: &str| Ok(TypeFilter::Prefix(p.to_owned()));
+        assert_eq!(TypeFilter::parse("xentri.soul.*"), prefix("xentri.soul."));
+        assert_eq!(TypeFilter::parse("xentri.*"), prefix("xentri."));
+        assert_eq!(TypeFilter::parse("xentri.finance.invoice.created.*"), prefix("xentri.finance.invoice.created."));
+        let exact = TypeFilter::parse("xentri.soul.updated.v1");
+        assert_eq!(exact, EventType::parse("xentri.soul.updated.v1").map(TypeFilter::Exact));
+        let refusal = TypeFilter::parse("xentri.soul").map_err(|e| e.message);
+        assert_eq!(refusal, Err("must be an event type or a prefix ending in .* (xentri.soul.*)".to_owned()));
+        for refused in
+            ["*", "xentri.soul*", "other.*", "xentri.So%.*", "xentri.soul", "xentri..*", "xentri.a.b.c.d.*", "nothing"]
+        {
+            assert!(TypeFilter::parse(refused).is_err(), "{refused} should be refused");
+        }
+        let soul = TypeFilter::parse("xentri.soul.*").expect("a prefix");
+        assert!(soul.matches("xentri.soul.updated.v1"));
+        assert!(!soul.matches("xentri.soulmate.updated.v1"));
+        assert!(exact.is_ok_and(|f| f.matches("xentri.soul.updated.v1") && !f.matches("xentri.soul.updated.v2")));
+    }
 
     #[test]
     fn valid_type_names() {

@@ -19,10 +19,12 @@ pub mod scripts;
 pub mod settings;
 pub mod shutdown;
 pub mod sql;
+pub mod startup;
 pub mod store;
 pub mod stream;
+pub mod stream_id;
 pub mod telemetry;
 
-pub use event::{Actor, EventType, InvalidEventField, NewEvent, StoredEvent};
+pub use event::{Actor, EventType, InvalidEventField, NewEvent, StoredEvent, TypeFilter};
 pub use migrate::MIGRATOR;
 pub use settings::{ConfigError, Settings};

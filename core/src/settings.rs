@@ -109,6 +109,31 @@ pub struct FamilySettings {
     pub dlq: String,
     /// More than this many dead letters within an hour raises an alert.
     pub alert_threshold: u32,
+    /// The `severity` label of the alerts on this family's DLQ.
+    pub alert_severity: Severity,
+}
+
+/// An alert's `severity` label, as Alertmanager routes on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Worth a look; pages no one.
+    Info,
+    /// Needs attention soon.
+    Warning,
+    /// Needs attention now.
+    Critical,
+}
+
+impl Severity {
+    /// The label value: `info`, `warning` or `critical`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Info => "info",
+            Self::Warning => "warning",
+            Self::Critical => "critical",
+        }
+    }
 }
 
 /// `[worker]`

@@ -54,7 +54,7 @@ impl BatchRun {
     /// Reports failed entries on stderr and turns the run into the command's
     /// outcome: an early stop is its error (with `rerun_hint`), failures make
     /// it partly done.
-    pub fn finish(self, rerun_hint: &str) -> Result<crate::error::Outcome, Error> {
+    pub fn finish(self, rerun_hint: &str) -> Result<crate::error::Completion, Error> {
         for (id, why) in &self.failed {
             crate::output::err_line(&format!("failed: {id}: {why}"));
         }
@@ -62,7 +62,7 @@ impl BatchRun {
             crate::output::err_line(rerun_hint);
             return Err(error);
         }
-        Ok(if self.failed.is_empty() { crate::error::Outcome::Done } else { crate::error::Outcome::PartlyDone })
+        Ok(if self.failed.is_empty() { crate::error::Completion::Done } else { crate::error::Completion::PartlyDone })
     }
 
     /// Entries done per second.

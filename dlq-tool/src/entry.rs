@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use xentri_core::dlq::dlq_field;
 use xentri_core::stream::{StreamEntry, field};
 
-use crate::time::{format_age, id_time};
+use crate::time::format_age;
 
 /// The column headers of [`DeadEntry::row`].
 pub const ROW_HEADERS: [&str; 7] = ["ID", "AGE", "TYPE", "ORG", "GROUP", "ATTEMPTS", "ERROR"];
@@ -25,12 +25,9 @@ pub struct DeadEntry {
 impl DeadEntry {
     /// Wraps `entry`, working out when it failed.
     pub fn new(entry: StreamEntry) -> Self {
-        let failed_at = entry
-            .get(dlq_field::FAILED_AT)
-            .and_then(|text| DateTime::parse_from_rfc3339(text).ok())
-            .map(|instant| instant.with_timezone(&Utc))
-            .or_else(|| id_time(&entry.id))
-            .unwrap_or_default();
+        // An entry read from Redis has an id with a time in it: the default
+        // (the epoch) is only for one built by hand.
+        let failed_at = xentri_core::dlq::failed_at(&entry).unwrap_or_default();
         Self { entry, failed_at }
     }
 

@@ -151,19 +151,19 @@ pub fn is_unreachable(error: &redis::RedisError) -> bool {
 
 /// How a command that ran ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub enum Completion {
     /// Everything asked for was done.
     Done,
     /// Some of it was done; the failures were printed.
     PartlyDone,
 }
 
-impl Outcome {
+impl Completion {
     /// The process exit code.
     pub fn exit_code(self) -> ExitCode {
         match self {
-            Outcome::Done => ExitCode::from(EXIT_DONE),
-            Outcome::PartlyDone => ExitCode::from(EXIT_PARTLY_DONE),
+            Completion::Done => ExitCode::from(EXIT_DONE),
+            Completion::PartlyDone => ExitCode::from(EXIT_PARTLY_DONE),
         }
     }
 }

@@ -7,18 +7,20 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 use regex::Regex;
+use xentri_core::TypeFilter;
 use xentri_core::stream::field;
+use xentri_core::stream_id::StreamId;
 
 use crate::entry::DeadEntry;
 use crate::error::Error;
-use crate::time::{is_entry_id, parse_since};
+use crate::time::parse_since;
 
 /// The filter options, as typed.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct FilterArgs {
     /// Only entries of this event type: exact, or a prefix ending in `*` (`xentri.soul.*`)
-    #[arg(long = "type", value_name = "TYPE")]
-    pub event_type: Option<String>,
+    #[arg(long = "type", value_name = "TYPE", value_parser = parse_type_filter)]
+    pub event_type: Option<TypeFilter>,
     /// Only entries of this org (`org_id`)
     #[arg(long, value_name = "ORG_ID")]
     pub org: Option<String>,
@@ -48,6 +50,10 @@ impl FilterArgs {
     }
 }
 
+fn parse_type_filter(text: &str) -> Result<TypeFilter, String> {
+    TypeFilter::parse(text).map_err(|e| e.message)
+}
+
 fn parse_regex(text: &str) -> Result<Regex, String> {
     Regex::new(text).map_err(|e| format!("invalid regular expression: {e}"))
 }
@@ -55,7 +61,7 @@ fn parse_regex(text: &str) -> Result<Regex, String> {
 /// The filters, ready to test entries.
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
-    event_type: Option<String>,
+    event_type: Option<TypeFilter>,
     org: Option<String>,
     since: Option<DateTime<Utc>>,
     correlation_id: Option<String>,
@@ -93,13 +99,8 @@ impl Filter {
     /// True when `entry` passes every given filter.
     pub fn matches(&self, entry: &DeadEntry) -> bool {
         let equals = |want: &Option<String>, name: &str| want.as_deref().is_none_or(|w| entry.get(name) == Some(w));
-        let type_matches = self.event_type.as_deref().is_none_or(|want| {
-            let have = entry.get(field::TYPE).unwrap_or("");
-            match want.strip_suffix('*') {
-                Some(prefix) => have.starts_with(prefix),
-                None => have == want,
-            }
-        });
+        let type_matches =
+            self.event_type.as_ref().is_none_or(|want| want.matches(entry.get(field::TYPE).unwrap_or("")));
         type_matches
             && equals(&self.org, field::ORG_ID)
             && equals(&self.correlation_id, field::CORRELATION_ID)
@@ -119,7 +120,7 @@ fn read_ids(path: &PathBuf) -> Result<HashSet<String>, Error> {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        if !is_entry_id(line) {
+        if StreamId::parse(line).is_err() {
             return Err(Error::BadInput(format!(
                 "--ids-from {} line {}: `{line}` is not a stream entry id (<ms>-<seq>)",
                 path.display(),
@@ -158,8 +159,9 @@ mod tests {
         );
         let filter = |args: FilterArgs| Filter::compile(&args).expect("valid").matches(&e);
         assert!(filter(FilterArgs::default()));
-        assert!(filter(FilterArgs { event_type: Some("xentri.soul.*".into()), ..Default::default() }));
-        assert!(!filter(FilterArgs { event_type: Some("xentri.soul".into()), ..Default::default() }));
+        assert!(filter(FilterArgs { event_type: parse_type_filter("xentri.soul.*").ok(), ..Default::default() }));
+        assert!(!filter(FilterArgs { event_type: parse_type_filter("xentri.site.*").ok(), ..Default::default() }));
+        assert!(parse_type_filter("xentri.soul").is_err());
         assert!(filter(FilterArgs { org: Some("o1".into()), correlation_id: Some("c1".into()), ..Default::default() }));
         assert!(!filter(FilterArgs { org: Some("o2".into()), ..Default::default() }));
         assert!(filter(FilterArgs { error_match: parse_regex("^time.*\\d+s$").ok(), ..Default::default() }));

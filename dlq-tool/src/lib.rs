@@ -24,10 +24,10 @@ use xentri_core::Settings;
 
 use crate::cli::{Cli, Command};
 use crate::context::Ctx;
-pub use crate::error::{Error, Outcome};
+pub use crate::error::{Completion, Error};
 
 /// Runs the command `cli` names with `settings`.
-pub async fn run(cli: Cli, settings: Settings) -> Result<Outcome, Error> {
+pub async fn run(cli: Cli, settings: Settings) -> Result<Completion, Error> {
     // Input that can be refused without Redis is refused before connecting.
     match &cli.command {
         Command::Replay(args) => cmd::replay::check(args)?,

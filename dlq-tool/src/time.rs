@@ -1,31 +1,7 @@
-//! Durations and instants as people type them (`2h`, `1h30m`, RFC 3339), ages as
-//! people read them (`2h30m`), and the time hidden in a stream entry id.
-
-use chrono::{DateTime, TimeZone, Utc};
+//! Durations and instants as people type them (`2h`, `1h30m`, RFC 3339), and
+//! ages as people read them (`2h30m`).
 
 pub use xentri_core::human::{parse_duration, parse_since};
-
-/// The millisecond part of a stream entry id (`1732600000000-0` → 1732600000000).
-pub fn id_millis(id: &str) -> Option<i64> {
-    id.split_once('-').map_or(id, |(ms, _)| ms).parse().ok()
-}
-
-/// The instant a stream entry id was created.
-pub fn id_time(id: &str) -> Option<DateTime<Utc>> {
-    id_millis(id).and_then(|ms| Utc.timestamp_millis_opt(ms).single())
-}
-
-/// True for a complete stream entry id, `<ms>-<seq>`.
-pub fn is_entry_id(id: &str) -> bool {
-    id.split_once('-').is_some_and(|(ms, seq)| {
-        !ms.is_empty()
-            && !seq.is_empty()
-            && ms.bytes().all(|b| b.is_ascii_digit())
-            && seq.bytes().all(|b| b.is_ascii_digit())
-            && ms.parse::<u64>().is_ok()
-            && seq.parse::<u64>().is_ok()
-    })
-}
 
 /// An age (or TTL) in its two most significant units: `45s`, `5m12s`,
 /// `2h30m`, `3d4h`, `1d` (a zero second unit is left out). Negative ages (clock skew) read as `0s`.
@@ -50,15 +26,6 @@ pub fn format_age(secs: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ids() {
-        assert_eq!(id_millis("1732600000000-3"), Some(1_732_600_000_000));
-        assert!(is_entry_id("1732600000000-3"));
-        for bad in ["1732600000000", "-1", "1-", "a-1", "1-2-3", "", "99999999999999999999-0"] {
-            assert!(!is_entry_id(bad), "{bad}");
-        }
-    }
 
     #[test]
     fn ages() {

@@ -164,7 +164,7 @@ struct Answers {
 }
 
 /// How one request ended.
-enum Outcome {
+enum Reply {
     /// 201, with the event's id and the microseconds until the answer.
     Created(Uuid, u64),
     /// Any other status.
@@ -263,21 +263,21 @@ async fn send_all(
                     let took = posted_at.elapsed().as_micros() as u64;
                     let body: Option<serde_json::Value> = response.json().await.ok();
                     match body.as_ref().and_then(|b| b["id"].as_str()).and_then(|id| id.parse::<Uuid>().ok()) {
-                        Some(id) => Outcome::Created(id, took),
-                        None => Outcome::Failed("a 201 without an event id".to_owned()),
+                        Some(id) => Reply::Created(id, took),
+                        None => Reply::Failed("a 201 without an event id".to_owned()),
                     }
                 }
-                Ok(response) => Outcome::Status(response.status().as_u16()),
-                Err(error) => Outcome::Failed(error.to_string()),
+                Ok(response) => Reply::Status(response.status().as_u16()),
+                Err(error) => Reply::Failed(error.to_string()),
             };
             if let Ok(mut answers) = answers.lock() {
                 match outcome {
-                    Outcome::Created(id, took) => {
+                    Reply::Created(id, took) => {
                         answers.created.push(id);
                         answers.response_us.push(took);
                     }
-                    Outcome::Status(status) => *answers.other.entry(status).or_default() += 1,
-                    Outcome::Failed(error) => {
+                    Reply::Status(status) => *answers.other.entry(status).or_default() += 1,
+                    Reply::Failed(error) => {
                         answers.errors += 1;
                         answers.first_error.get_or_insert(error);
                     }

@@ -1,8 +1,10 @@
-//! DLQ alerts. Two conditions per DLQ:
-//! - growth: more than the family's threshold of new dead letters within the
-//!   window (an hour by default);
+//! DLQ alerts. Two conditions per DLQ, counted by [`DlqTally`]:
+//! - growth: more than the family's threshold of dead letters failed within
+//!   the window (an hour by default);
 //! - a systemic issue: one `correlation_id` in the DLQ
 //!   `alerts.repeated_correlation_threshold` (3) or more times.
+//!
+//! Each alert carries its family's `alert_severity` as its `severity` label.
 //!
 //! A condition that starts holding raises an alert: one error-level log line
 //! with `alert=true`, a gauge, and a POST to `alerts.webhook_url` in
@@ -19,7 +21,9 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use redis::streams::StreamRangeReply;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
-use xentri_core::stream::{Family, StreamEntry, field};
+use xentri_core::dlq::DlqTally;
+use xentri_core::settings::Severity;
+use xentri_core::stream::{Family, StreamEntry};
 
 use crate::runtime::Shared;
 
@@ -66,68 +70,69 @@ pub fn client() -> anyhow::Result<reqwest::Client> {
     Ok(reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?)
 }
 
-/// The conditions holding now, over every configured DLQ.
+/// The conditions holding now, over every configured DLQ: each DLQ's newest
+/// dead letters (at most [`SCAN_LIMIT`]) counted by [`DlqTally`], as
+/// `dlq-tool stats` counts them.
 pub async fn conditions(shared: &Shared, now: DateTime<Utc>) -> anyhow::Result<Vec<Alert>> {
     let settings = &shared.settings;
     let window = Duration::from_secs(settings.alerts.window_secs);
-    let repeat = settings.alerts.repeated_correlation_threshold as usize;
+    let window_start = chrono::Duration::from_std(window)
+        .ok()
+        .and_then(|window| now.checked_sub_signed(window))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC);
     let mut conn = shared.redis.get().await?;
     let mut alerts = Vec::new();
     for family in Family::ALL {
         let names = settings.streams.family(family);
         let key = shared.keys.key(&names.dlq);
-        let since_ms = now.timestamp_millis() - window.as_millis() as i64;
-        let recent: StreamRangeReply = redis::cmd("XRANGE")
-            .arg(&key)
-            .arg(since_ms.max(0))
-            .arg("+")
-            .arg("COUNT")
-            .arg(SCAN_LIMIT)
-            .query_async(&mut conn)
-            .await?;
-        let count = recent.ids.len();
-        metrics::gauge!("worker_dlq_recent_entries", "stream" => names.dlq.clone()).set(count as f64);
-        if count > names.alert_threshold as usize {
-            alerts.push(alert(
-                "XentriDlqGrowth",
-                &names.dlq,
-                &[],
-                format!("{} has {count} new dead letters within {}s", names.dlq, window.as_secs()),
-                format!("more than {} dead letters within the window", names.alert_threshold),
-            ));
-        }
-        let mut per_correlation: HashMap<String, usize> = HashMap::new();
-        let mut start = "-".to_owned();
-        let mut seen = 0;
-        while seen < SCAN_LIMIT {
-            let page: StreamRangeReply = redis::cmd("XRANGE")
+        let mut tally = DlqTally::new(window_start);
+        // Newest first: the window's dead letters are all counted even when
+        // the DLQ holds more than the scan looks at.
+        let mut end = "+".to_owned();
+        while tally.seen < SCAN_LIMIT {
+            let page: StreamRangeReply = redis::cmd("XREVRANGE")
                 .arg(&key)
-                .arg(&start)
-                .arg("+")
+                .arg(&end)
+                .arg("-")
                 .arg("COUNT")
                 .arg(PAGE)
                 .query_async(&mut conn)
                 .await?;
             let Some(last) = page.ids.last().map(|e| e.id.clone()) else { break };
-            seen += page.ids.len();
             for id in &page.ids {
-                let entry = StreamEntry::from_redis(id.id.clone(), &id.map).unwrap_or_default();
-                if let Some(correlation) = entry.get(field::CORRELATION_ID) {
-                    *per_correlation.entry(correlation.to_owned()).or_default() += 1;
+                match StreamEntry::from_redis(id.id.clone(), &id.map) {
+                    Ok(entry) => tally.add(&entry),
+                    Err(error) => {
+                        tracing::warn!(dlq = %names.dlq, entry_id = %id.id, %error, "undecodable dead letter");
+                        tally.add_undecodable(&id.id);
+                    }
                 }
             }
             if page.ids.len() < PAGE {
                 break;
             }
-            start = format!("({last}");
+            end = format!("({last}");
         }
-        let mut repeated: Vec<(String, usize)> = per_correlation.into_iter().filter(|(_, n)| *n >= repeat).collect();
-        repeated.sort();
-        metrics::gauge!("worker_dlq_repeated_correlations", "stream" => names.dlq.clone()).set(repeated.len() as f64);
-        for (correlation, n) in repeated {
+        metrics::gauge!("worker_dlq_recent_entries", "stream" => names.dlq.clone()).set(tally.in_window as f64);
+        let holding = tally.conditions(names.alert_threshold, settings.alerts.repeated_correlation_threshold);
+        let severity = names.alert_severity;
+        if holding.growth {
+            alerts.push(alert(
+                "XentriDlqGrowth",
+                &names.dlq,
+                severity,
+                &[],
+                format!("{} has {} new dead letters within {}s", names.dlq, tally.in_window, window.as_secs()),
+                format!("more than {} dead letters within the window", names.alert_threshold),
+            ));
+        }
+        metrics::gauge!("worker_dlq_repeated_correlations", "stream" => names.dlq.clone())
+            .set(holding.repeated.len() as f64);
+        for (correlation, n) in holding.repeated {
             alerts.push(alert(
                 "XentriDlqRepeatedCorrelation",
                 &names.dlq,
+                severity,
                 &[("correlation_id", correlation.as_str())],
                 format!("correlation id {correlation} is in {} {n} times", names.dlq),
                 "the same business operation keeps failing: a systemic issue".to_owned(),
@@ -137,11 +142,18 @@ pub async fn conditions(shared: &Shared, now: DateTime<Utc>) -> anyhow::Result<V
     Ok(alerts)
 }
 
-fn alert(name: &str, stream: &str, extra: &[(&str, &str)], summary: String, description: String) -> Alert {
+fn alert(
+    name: &str,
+    stream: &str,
+    severity: Severity,
+    extra: &[(&str, &str)],
+    summary: String,
+    description: String,
+) -> Alert {
     let mut labels = BTreeMap::from([
         ("alertname".to_owned(), name.to_owned()),
         ("stream".to_owned(), stream.to_owned()),
-        ("severity".to_owned(), if stream.starts_with("sync") { "info" } else { "warning" }.to_owned()),
+        ("severity".to_owned(), severity.as_str().to_owned()),
         ("service".to_owned(), "xentri-worker".to_owned()),
     ]);
     labels.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));

@@ -19,22 +19,12 @@ use crate::supervisor::{GaveUp, Policy, Task, supervise};
 /// Why the worker could not start; each is one line on stderr.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
-    /// `database.url` is not a PostgreSQL URL.
+    /// PostgreSQL or Redis could not be opened, migrated or trusted.
     #[error(transparent)]
-    Database(#[from] xentri_core::db::DbError),
-    /// `redis.url` is not a Redis URL.
-    #[error(transparent)]
-    Redis(#[from] xentri_core::redis_pool::RedisPoolError),
+    Stores(#[from] xentri_core::startup::StoresError),
     /// `redis.url` is not a Redis URL (dedicated connections).
     #[error("configuration error: invalid value for `redis.url`: {0}")]
     RedisClient(#[source] redis::RedisError),
-    /// Migrations could not be applied.
-    #[error(transparent)]
-    Migrate(#[from] xentri_core::migrate::MigrateError),
-    /// Row-level security would not bind the login or a service role (the
-    /// reason is the whole line: not a source, so it is not printed twice).
-    #[error("refusing to run: {0}")]
-    Roles(xentri_core::roles::RoleError),
     /// The groups are misconfigured.
     #[error("{0}")]
     Groups(String),
@@ -68,14 +58,8 @@ impl Worker {
             crate::pause::arm(point);
             tracing::warn!(point, "test hook armed: the task reaching this point will be parked");
         }
-        let db = xentri_core::db::connect_lazy(&settings.database, "xentri-worker")?;
-        if settings.database.migrate_on_start {
-            xentri_core::migrate::apply(&settings.database).await?;
-        }
-        xentri_core::db::check_roles_at_start(&settings.database, "xentri-worker")
-            .await
-            .map_err(StartupError::Roles)?;
-        let redis = xentri_core::redis_pool::connect_lazy(&settings.redis)?;
+        let xentri_core::startup::Stores { db, redis } =
+            xentri_core::startup::open_stores(&settings, "xentri-worker").await?;
         let redis_client =
             redis::Client::open(settings.redis.url.expose_secret()).map_err(StartupError::RedisClient)?;
         let others: Vec<&str> = extra.iter().map(|h| h.group()).collect();

@@ -10,15 +10,14 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use redis::streams::StreamRangeReply;
 use tokio_util::sync::CancellationToken;
-use xentri_core::dlq::dlq_field;
+use xentri_core::dlq;
 use xentri_core::stream::{Family, StreamEntry, archive_key};
+use xentri_core::stream_id::StreamId;
 
 use crate::runtime::Shared;
 
 /// Entries archived per round trip.
 const BATCH: usize = 500;
-/// Least lifetime given to an archive key.
-const MIN_TTL_SECS: u64 = 3600;
 
 /// Archives until `shutdown`.
 pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -36,19 +35,6 @@ pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) -> anyhow::Re
     })
     .await;
     Ok(())
-}
-
-/// When a dead letter failed: its `dlq_failed_at`, else the time its id says
-/// it entered the DLQ.
-pub fn failed_at(entry: &StreamEntry) -> Option<DateTime<Utc>> {
-    entry
-        .get(dlq_field::FAILED_AT)
-        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-        .map(|t| t.with_timezone(&Utc))
-        .or_else(|| {
-            let ms: i64 = entry.id.split('-').next()?.parse().ok()?;
-            DateTime::from_timestamp_millis(ms)
-        })
 }
 
 /// Moves every entry of `dlq` (logical name) that entered it more than
@@ -82,12 +68,18 @@ pub async fn archive_older_than(
         }
         let mut pipe = redis::pipe();
         for id in &page.ids {
-            let entry = StreamEntry::from_redis(id.id.clone(), &id.map).unwrap_or_default();
-            let failed = failed_at(&entry).unwrap_or(now);
-            let age = (now - failed).num_seconds().max(0) as u64;
+            let failed = match StreamEntry::from_redis(id.id.clone(), &id.map) {
+                Ok(entry) => dlq::failed_at(&entry),
+                Err(error) => {
+                    // Moved as it is, by the time in its id.
+                    tracing::warn!(dlq, entry_id = %id.id, %error, "undecodable dead letter archived");
+                    StreamId::parse(&id.id).ok().and_then(StreamId::time)
+                }
+            }
+            .unwrap_or(now);
             let key = shared.keys.key(&archive_key(dlq, failed.date_naive()));
             let mut invocation = xentri_core::scripts::ARCHIVE.prepare_invoke();
-            invocation.key(&dlq_key).key(&key).arg(&id.id).arg(ttl.saturating_sub(age).max(MIN_TTL_SECS));
+            invocation.key(&dlq_key).key(&key).arg(&id.id).arg(dlq::archive_ttl_secs(ttl, failed, now));
             pipe.invoke_script(&invocation);
         }
         let results: Vec<Option<String>> = pipe.query_async(&mut conn).await?;

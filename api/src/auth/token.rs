@@ -42,34 +42,3 @@ pub fn service_token(secret: &str, name: &str, org: Uuid, ttl: Duration) -> Resu
     header.kid = Some(name.to_owned());
     Ok(jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(secret.as_bytes()))?)
 }
-
-/// Parses `90s`, `15m`, `1h`, `7d` (or plain seconds).
-pub fn parse_ttl(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: u64 = number.parse().ok()?;
-    let seconds = match unit {
-        "" | "s" => number,
-        "m" => number.checked_mul(60)?,
-        "h" => number.checked_mul(3600)?,
-        "d" => number.checked_mul(86_400)?,
-        _ => return None,
-    };
-    (seconds > 0).then(|| Duration::from_secs(seconds))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ttls() {
-        assert_eq!(parse_ttl("1h"), Some(Duration::from_secs(3600)));
-        assert_eq!(parse_ttl("90"), Some(Duration::from_secs(90)));
-        assert_eq!(parse_ttl("15m"), Some(Duration::from_secs(900)));
-        assert_eq!(parse_ttl("0s"), None);
-        assert_eq!(parse_ttl("1y"), None);
-        assert_eq!(parse_ttl("h"), None);
-    }
-}

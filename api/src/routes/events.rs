@@ -12,13 +12,13 @@ use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::reply::{Reply, Response};
 use xentri_core::event::validate_id;
-use xentri_core::store::Position;
-use xentri_core::{EventType, StoredEvent};
+use xentri_core::store::{AppendOutcome, Position};
+use xentri_core::{EventType, StoredEvent, TypeFilter};
 
 use super::with_state;
 use crate::auth::{Authenticator, Principal, authenticated};
 use crate::edge::RequestContext;
-use crate::events::{self, Appended, ListQuery, TypeFilter};
+use crate::events::{self, ListQuery};
 use crate::idempotency::{self, IdempotencyKey, StoredResponse};
 use crate::problem::{ApiError, FieldError, Problem, ProblemDocument, ProblemKind, respond};
 use crate::state::AppState;
@@ -214,15 +214,16 @@ async fn append_event(
     // the read-back: the key can then be taken over.
     for _ in 0..2 {
         match events::append(&state.appender, &event, &key, &hash).await? {
-            Appended::Created(stored) => {
+            AppendOutcome::Appended(seq) => {
+                let stored = event.clone().stored(seq);
                 state.outbox.committed();
                 metrics::counter!("events_appended_total").increment(1);
                 tracing::debug!(event_id = %stored.id, seq = stored.seq, event_type = %stored.event_type, "event appended");
                 let body = serde_json::to_string(&stored).map_err(|e| ApiError::Internal(e.into()))?;
                 return Ok(json_response(StatusCode::CREATED, body));
             }
-            Appended::KeyInFlight => return Err(idempotency::in_flight()),
-            Appended::KeyAnswered => {
+            AppendOutcome::KeyInFlight => return Err(idempotency::in_flight()),
+            AppendOutcome::KeyAnswered => {
                 let mut tx = state.db.begin(principal.org_id).await?;
                 let stored = idempotency::stored(&mut tx, &key).await?;
                 tx.finish_read();
@@ -366,11 +367,9 @@ pub fn parse_list_query(raw: &str) -> Result<ListQuery, ApiError> {
                 Ok(after) => query.after = Some(after),
                 Err(_) => errors.push(field_error(&field, "must be a cursor returned as next")),
             },
-            "type" => match parse_type_filter(&value) {
-                Some(filter) => query.event_type = Some(filter),
-                None => {
-                    errors.push(field_error(&field, "must be an event type or a prefix ending in .* (xentri.soul.*)"))
-                }
+            "type" => match TypeFilter::parse(&value) {
+                Ok(filter) => query.event_type = Some(filter),
+                Err(e) => errors.push(field_error(&field, &e.message)),
             },
             "correlation_id" => match validate_id("correlation_id", &value) {
                 Ok(()) => query.correlation_id = Some(value),
@@ -392,23 +391,6 @@ pub fn parse_list_query(raw: &str) -> Result<ListQuery, ApiError> {
     }
 }
 
-fn parse_type_filter(value: &str) -> Option<TypeFilter> {
-    match value.strip_suffix('*') {
-        None => EventType::parse(value).ok().map(|t| TypeFilter::Exact(t.as_str().to_owned())),
-        Some(prefix) => {
-            let segments = prefix.strip_suffix('.')?.split('.').collect::<Vec<_>>();
-            let valid = segments.first() == Some(&"xentri")
-                && segments.len() <= 4
-                && segments[1..].iter().all(|s| {
-                    let mut chars = s.chars();
-                    chars.next().is_some_and(|c| c.is_ascii_lowercase())
-                        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-                });
-            valid.then(|| TypeFilter::Prefix(prefix.to_owned()))
-        }
-    }
-}
-
 async fn get_event(id: String, principal: Result<Principal, ApiError>, state: AppState) -> Result<Response, ApiError> {
     let principal = principal?;
     let Ok(id) = id.parse::<Uuid>() else {
@@ -426,20 +408,6 @@ async fn get_event(id: String, principal: Result<Principal, ApiError>, state: Ap
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn type_filters() {
-        assert_eq!(parse_type_filter("xentri.soul.*"), Some(TypeFilter::Prefix("xentri.soul.".into())));
-        assert_eq!(parse_type_filter("xentri.*"), Some(TypeFilter::Prefix("xentri.".into())));
-        assert_eq!(
-            parse_type_filter("xentri.soul.updated.v1"),
-            Some(TypeFilter::Exact("xentri.soul.updated.v1".into()))
-        );
-        assert_eq!(parse_type_filter("xentri.soul*"), None);
-        assert_eq!(parse_type_filter("other.*"), None);
-        assert_eq!(parse_type_filter("xentri.So%.*"), None);
-        assert_eq!(parse_type_filter("*"), None);
-    }
 
     #[test]
     fn list_query_errors_are_all_reported() {

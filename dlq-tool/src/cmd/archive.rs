@@ -8,20 +8,18 @@ use std::time::Duration;
 
 use chrono::SecondsFormat;
 use serde_json::json;
+use xentri_core::dlq::archive_ttl_secs;
 use xentri_core::scripts::ARCHIVE;
 use xentri_core::stream::archive_key;
+use xentri_core::stream_id::StreamId;
 
 use crate::batch::{self, Item, Pace};
 use crate::cli::ArchiveArgs;
 use crate::context::Ctx;
-use crate::error::{Error, Outcome};
+use crate::error::{Completion, Error};
 use crate::output::{out, out_json, out_line, progress_bar};
 use crate::table;
-use crate::time::{format_age, id_millis};
-
-/// An archive never gets less than this TTL, seconds: an entry archived late
-/// (near the end of its retention) stays findable for a while.
-pub const MIN_TTL_SECS: i64 = 3_600;
+use crate::time::format_age;
 
 /// One entry to archive.
 struct Planned {
@@ -46,31 +44,31 @@ impl Item for Planned {
 }
 
 /// Runs `archive`.
-pub async fn run(ctx: &mut Ctx, args: &ArchiveArgs) -> Result<Outcome, Error> {
+pub async fn run(ctx: &mut Ctx, args: &ArchiveArgs) -> Result<Completion, Error> {
     let dlq = ctx.dlq(&args.dlq).await?;
     let older_than = args.older_than.unwrap_or(Duration::from_secs(ctx.settings.dlq.archive_after_secs));
     let older_than =
         chrono::Duration::from_std(older_than).map_err(|_| Error::BadInput("--older-than is too long".to_owned()))?;
     let cutoff_ms = (ctx.now - older_than).timestamp_millis();
-    let ttl_secs = i64::try_from(ctx.settings.dlq.archive_ttl_secs).unwrap_or(i64::MAX);
+    let ttl_secs = ctx.settings.dlq.archive_ttl_secs;
     let now = ctx.now;
 
     // An entry id's milliseconds are when it entered the DLQ, so the old
     // entries are exactly the range up to the cut-off.
     let mut planned = Vec::new();
-    if cutoff_ms >= 0 {
+    if let Ok(cutoff) = u64::try_from(cutoff_ms) {
         let keys = ctx.keys.clone();
         let dlq_name = dlq.name.clone();
         ctx.scan(&dlq.key, "-", &cutoff_ms.to_string(), |entry| {
             // Only whole milliseconds before the cut-off: `XRANGE` includes the end's.
-            if id_millis(entry.id()).is_some_and(|ms| ms < cutoff_ms) {
+            if StreamId::parse(entry.id()).is_ok_and(|id| id.ms() < cutoff) {
                 let archive = archive_key(&dlq_name, entry.failed_at.date_naive());
                 let age = entry.age_secs(now);
                 planned.push(Planned {
                     id: entry.id().to_owned(),
                     archive_key: keys.key(&archive),
                     archive,
-                    ttl_secs: u64::try_from(ttl_secs.saturating_sub(age).max(MIN_TTL_SECS)).unwrap_or(u64::MAX),
+                    ttl_secs: archive_ttl_secs(ttl_secs, entry.failed_at, now),
                     failed_at: entry.failed_at.to_rfc3339_opts(SecondsFormat::Secs, true),
                     age: format_age(age),
                 });
@@ -136,7 +134,7 @@ pub async fn run(ctx: &mut Ctx, args: &ArchiveArgs) -> Result<Outcome, Error> {
     run.finish("stopped early; re-run to archive the rest (archived entries are not archived twice)")
 }
 
-fn print_dry_run(args: &ArchiveArgs, dlq: &str, planned: &[Planned]) -> Result<Outcome, Error> {
+fn print_dry_run(args: &ArchiveArgs, dlq: &str, planned: &[Planned]) -> Result<Completion, Error> {
     if args.json {
         out_json(&json!({
             "dlq": dlq,
@@ -147,7 +145,7 @@ fn print_dry_run(args: &ArchiveArgs, dlq: &str, planned: &[Planned]) -> Result<O
                 .map(|p| json!({"id": p.id, "archive": p.archive, "ttl_secs": p.ttl_secs, "failed_at": p.failed_at}))
                 .collect::<Vec<_>>(),
         }))?;
-        return Ok(Outcome::Done);
+        return Ok(Completion::Done);
     }
     out_line(&format!("dry run: would archive {} entries from {dlq}; nothing changed", planned.len()))?;
     if !planned.is_empty() {
@@ -164,5 +162,5 @@ fn print_dry_run(args: &ArchiveArgs, dlq: &str, planned: &[Planned]) -> Result<O
             .collect();
         out(&table::render(&["ID", "AGE", "ARCHIVE", "TTL"], &rows))?;
     }
-    Ok(Outcome::Done)
+    Ok(Completion::Done)
 }

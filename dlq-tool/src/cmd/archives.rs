@@ -6,7 +6,7 @@ use xentri_core::stream::archive_keys;
 
 use crate::cli::ArchivesArgs;
 use crate::context::Ctx;
-use crate::error::{Error, Outcome};
+use crate::error::{Completion, Error};
 use crate::output::{out, out_json, out_line};
 use crate::table;
 use crate::time::format_age;
@@ -15,7 +15,7 @@ use crate::time::format_age;
 const SCAN_COUNT: usize = 1000;
 
 /// Runs `archives`.
-pub async fn run(ctx: &mut Ctx, args: &ArchivesArgs) -> Result<Outcome, Error> {
+pub async fn run(ctx: &mut Ctx, args: &ArchivesArgs) -> Result<Completion, Error> {
     let dlq = ctx.dlq(&args.dlq).await?;
     let keys = archive_keys(&mut ctx.conn, &ctx.keys, &dlq.name, SCAN_COUNT).await?;
 
@@ -60,5 +60,5 @@ pub async fn run(ctx: &mut Ctx, args: &ArchivesArgs) -> Result<Outcome, Error> {
             .collect();
         out(&table::render(&["ARCHIVE", "ENTRIES", "TTL"], &rows))?;
     }
-    Ok(Outcome::Done)
+    Ok(Completion::Done)
 }

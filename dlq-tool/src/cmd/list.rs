@@ -6,13 +6,13 @@ use serde_json::json;
 use crate::cli::ListArgs;
 use crate::context::Ctx;
 use crate::entry::{DeadEntry, ROW_HEADERS};
-use crate::error::{Error, Outcome};
+use crate::error::{Completion, Error};
 use crate::filter::Filter;
 use crate::output::{out, out_json, out_line};
 use crate::table;
 
 /// Runs `list`.
-pub async fn run(ctx: &mut Ctx, args: &ListArgs) -> Result<Outcome, Error> {
+pub async fn run(ctx: &mut Ctx, args: &ListArgs) -> Result<Completion, Error> {
     let filter = Filter::compile(&args.filters)?;
     let dlq = ctx.dlq(&args.dlq).await?;
     let (mut depth, mut matched) = (0usize, 0usize);
@@ -44,5 +44,5 @@ pub async fn run(ctx: &mut Ctx, args: &ListArgs) -> Result<Outcome, Error> {
         out(&table::render(&ROW_HEADERS, &rows))?;
         out_line(&format!("{} of {matched} matching entries shown; {} holds {depth}", shown.len(), dlq.name))?;
     }
-    Ok(Outcome::Done)
+    Ok(Completion::Done)
 }

@@ -5,16 +5,17 @@ use std::collections::BTreeSet;
 
 use indicatif::ProgressBar;
 use serde_json::json;
+use xentri_core::stream_id::StreamId;
 
 use crate::batch::{self, Pace};
 use crate::cli::PurgeArgs;
 use crate::context::Ctx;
 use crate::entry::{DeadEntry, ROW_HEADERS};
-use crate::error::{Error, Outcome};
+use crate::error::{Completion, Error};
 use crate::filter::Filter;
 use crate::output::{out, out_json, out_line, progress_bar};
 use crate::table;
-use crate::time::{format_age, id_millis, is_entry_id};
+use crate::time::format_age;
 
 /// Refuses what can be refused without Redis: no `--yes` (unless
 /// `--dry-run`), malformed ids, filters with ids.
@@ -22,8 +23,8 @@ pub fn check(args: &PurgeArgs) -> Result<(), Error> {
     if !args.yes && !args.dry_run {
         return Err(Error::MissingYes);
     }
-    if let Some(bad) = args.ids.iter().find(|id| !is_entry_id(id)) {
-        return Err(Error::BadInput(format!("`{bad}` is not a stream entry id (<ms>-<seq>)")));
+    if let Some(bad) = args.ids.iter().find_map(|id| StreamId::parse(id).err()) {
+        return Err(Error::BadInput(bad.to_string()));
     }
     if args.filters.any() && args.older_than.is_none() {
         return Err(Error::BadInput(
@@ -36,7 +37,7 @@ pub fn check(args: &PurgeArgs) -> Result<(), Error> {
 }
 
 /// Runs `purge`.
-pub async fn run(ctx: &mut Ctx, args: &PurgeArgs) -> Result<Outcome, Error> {
+pub async fn run(ctx: &mut Ctx, args: &PurgeArgs) -> Result<Completion, Error> {
     check(args)?;
     let filter = Filter::compile(&args.filters)?;
     let dlq = ctx.dlq(&args.dlq).await?;
@@ -48,9 +49,9 @@ pub async fn run(ctx: &mut Ctx, args: &PurgeArgs) -> Result<Outcome, Error> {
                 .map_err(|_| Error::BadInput("--older-than is too long".to_owned()))?;
             let cutoff_ms = (now - older_than).timestamp_millis();
             let mut selected = Vec::new();
-            if cutoff_ms >= 0 {
+            if let Ok(cutoff) = u64::try_from(cutoff_ms) {
                 ctx.scan(&dlq.key, "-", &cutoff_ms.to_string(), |entry| {
-                    if id_millis(entry.id()).is_some_and(|ms| ms < cutoff_ms) && filter.matches(&entry) {
+                    if StreamId::parse(entry.id()).is_ok_and(|id| id.ms() < cutoff) && filter.matches(&entry) {
                         selected.push(entry);
                     }
                     true
@@ -86,7 +87,7 @@ pub async fn run(ctx: &mut Ctx, args: &PurgeArgs) -> Result<Outcome, Error> {
                 out(&table::render(&ROW_HEADERS, &rows))?;
             }
         }
-        return Ok(Outcome::Done);
+        return Ok(Completion::Done);
     }
 
     // Bulk work shows progress; a few named ids do not need it.

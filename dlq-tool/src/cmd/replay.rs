@@ -11,16 +11,16 @@ use indicatif::ProgressBar;
 use serde_json::json;
 use xentri_core::scripts::REPLAY;
 use xentri_core::stream::{Keys, field};
+use xentri_core::stream_id::StreamId;
 
 use crate::batch::{self, Item, Pace, StepResult};
 use crate::cli::ReplayArgs;
 use crate::context::Ctx;
 use crate::entry::DeadEntry;
-use crate::error::{Error, Outcome};
+use crate::error::{Completion, Error};
 use crate::filter::Filter;
 use crate::output::{err_line, out, out_json, out_line, progress_bar};
 use crate::table;
-use crate::time::is_entry_id;
 
 /// Where entries are replayed from, as typed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,8 +83,8 @@ pub fn check(args: &ReplayArgs) -> Result<(), Error> {
         (false, true) => return Err(Error::BadInput("name ids or pass --all, not both".into())),
         _ => {}
     }
-    if let Some(bad) = ids.iter().find(|id| !is_entry_id(id)) {
-        return Err(Error::BadInput(format!("`{bad}` is not a stream entry id (<ms>-<seq>)")));
+    if let Some(bad) = ids.iter().find_map(|id| StreamId::parse(id).err()) {
+        return Err(Error::BadInput(bad.to_string()));
     }
     if args.filters.any() && !args.all {
         return Err(Error::BadInput(
@@ -100,7 +100,7 @@ pub fn check(args: &ReplayArgs) -> Result<(), Error> {
 }
 
 /// Runs `replay`.
-pub async fn run(ctx: &mut Ctx, args: &ReplayArgs) -> Result<Outcome, Error> {
+pub async fn run(ctx: &mut Ctx, args: &ReplayArgs) -> Result<Completion, Error> {
     check(args)?;
     let (source_arg, ids) = split(args)?;
     let filter = Filter::compile(&args.filters)?;
@@ -129,7 +129,7 @@ pub async fn run(ctx: &mut Ctx, args: &ReplayArgs) -> Result<Outcome, Error> {
 
     if args.dry_run {
         print_dry_run(args, &source, &planned, &unplannable)?;
-        return Ok(if unplannable.is_empty() { Outcome::Done } else { Outcome::PartlyDone });
+        return Ok(if unplannable.is_empty() { Completion::Done } else { Completion::PartlyDone });
     }
 
     // Bulk work shows progress; a few named ids do not need it.
@@ -215,7 +215,7 @@ pub async fn run(ctx: &mut Ctx, args: &ReplayArgs) -> Result<Outcome, Error> {
         ));
         return Err(error);
     }
-    Ok(if failed.is_empty() { Outcome::Done } else { Outcome::PartlyDone })
+    Ok(if failed.is_empty() { Completion::Done } else { Completion::PartlyDone })
 }
 
 /// Checks an archive key (`dlq:archive:{dlq}:{YYYY-MM-DD}` of a DLQ) and that it exists.

@@ -7,21 +7,19 @@ use xentri_core::stream::field;
 
 use crate::cli::ShowArgs;
 use crate::context::Ctx;
-use crate::error::{Error, Outcome};
+use crate::error::{Completion, Error};
 use crate::output::{out, out_json};
 use crate::table;
-use crate::time::{format_age, is_entry_id};
+use crate::time::format_age;
+use xentri_core::stream_id::StreamId;
 
 /// Refuses an id that is not a stream entry id.
 pub fn check(args: &ShowArgs) -> Result<(), Error> {
-    if !is_entry_id(&args.id) {
-        return Err(Error::BadInput(format!("`{}` is not a stream entry id (<ms>-<seq>)", args.id)));
-    }
-    Ok(())
+    StreamId::parse(&args.id).map(|_| ()).map_err(|bad| Error::BadInput(bad.to_string()))
 }
 
 /// Runs `show`.
-pub async fn run(ctx: &mut Ctx, args: &ShowArgs) -> Result<Outcome, Error> {
+pub async fn run(ctx: &mut Ctx, args: &ShowArgs) -> Result<Completion, Error> {
     let dlq = ctx.dlq(&args.dlq).await?;
     let ids = [args.id.clone()];
     let Some(Some(entry)) = ctx.fetch(&dlq.key, &ids).await?.pop() else {
@@ -39,7 +37,7 @@ pub async fn run(ctx: &mut Ctx, args: &ShowArgs) -> Result<Outcome, Error> {
             map.insert("fields".into(), Value::Object(fields));
         }
         out_json(&document)?;
-        return Ok(Outcome::Done);
+        return Ok(Completion::Done);
     }
     let text = |name: &str| entry.get(name).unwrap_or("-").to_owned();
     let summary = vec![
@@ -80,5 +78,5 @@ pub async fn run(ctx: &mut Ctx, args: &ShowArgs) -> Result<Outcome, Error> {
     }
     report.push_str(&table::render(&["FIELD", "VALUE"], &rows));
     out(&report)?;
-    Ok(Outcome::Done)
+    Ok(Completion::Done)
 }

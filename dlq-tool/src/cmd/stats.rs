@@ -3,16 +3,16 @@
 //! frequent errors and the correlation ids seen more than once — the same
 //! conditions the worker alerts on.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
-use xentri_core::stream::field;
+use xentri_core::dlq::DlqTally;
 
 use crate::cli::StatsArgs;
 use crate::context::Ctx;
 use crate::entry::one_line;
-use crate::error::{Error, Outcome};
+use crate::error::{Completion, Error};
 use crate::output::{out, out_json};
 use crate::table;
 use crate::time::format_age;
@@ -29,12 +29,17 @@ struct DlqStats {
     oldest: Option<DateTime<Utc>>,
     in_window: usize,
     threshold: u32,
+    /// The growth alert holds.
+    growth: bool,
+    /// The correlation ids the repeated-correlation alert holds for.
+    alerting: HashSet<String>,
     top_errors: Vec<(String, usize)>,
+    /// Correlation ids seen more than once, most frequent first.
     repeated: Vec<(String, usize)>,
 }
 
 /// Runs `stats`.
-pub async fn run(ctx: &mut Ctx, args: &StatsArgs) -> Result<Outcome, Error> {
+pub async fn run(ctx: &mut Ctx, args: &StatsArgs) -> Result<Completion, Error> {
     let now = ctx.now;
     let window_secs = i64::try_from(ctx.settings.alerts.window_secs).unwrap_or(i64::MAX);
     let window_start = now - chrono::Duration::seconds(window_secs.min(i64::from(i32::MAX)));
@@ -48,26 +53,28 @@ pub async fn run(ctx: &mut Ctx, args: &StatsArgs) -> Result<Outcome, Error> {
             oldest: None,
             in_window: 0,
             threshold: settings.alert_threshold,
+            growth: false,
+            alerting: HashSet::new(),
             top_errors: Vec::new(),
             repeated: Vec::new(),
         };
         let mut errors: HashMap<String, usize> = HashMap::new();
-        let mut correlations: HashMap<String, usize> = HashMap::new();
+        // The worker's alert conditions, counted the same way.
+        let mut tally = DlqTally::new(window_start);
         ctx.scan(&dlq.key, "-", "+", |entry| {
             stats.depth += 1;
             stats.oldest = Some(stats.oldest.map_or(entry.failed_at, |o| o.min(entry.failed_at)));
-            if entry.failed_at >= window_start {
-                stats.in_window += 1;
-            }
+            tally.add(&entry.entry);
             *errors.entry(one_line(entry.error().unwrap_or("-"), ERROR_CHARS)).or_default() += 1;
-            if let Some(correlation) = entry.get(field::CORRELATION_ID) {
-                *correlations.entry(correlation.to_owned()).or_default() += 1;
-            }
             true
         })
         .await?;
+        let holding = tally.conditions(settings.alert_threshold, ctx.settings.alerts.repeated_correlation_threshold);
+        stats.in_window = tally.in_window;
+        stats.growth = holding.growth;
+        stats.alerting = holding.repeated.into_iter().map(|(correlation, _)| correlation).collect();
         stats.top_errors = top(errors, 1);
-        stats.repeated = top(correlations, 2);
+        stats.repeated = top(tally.per_correlation, 2);
         all.push(stats);
     }
 
@@ -75,8 +82,7 @@ pub async fn run(ctx: &mut Ctx, args: &StatsArgs) -> Result<Outcome, Error> {
         let dlqs: Vec<Value> = all
             .iter()
             .map(|s| {
-                let growth = s.in_window > s.threshold as usize;
-                let repeated = s.repeated.iter().any(|(_, n)| *n >= repeat_threshold);
+                let (growth, repeated) = (s.growth, !s.alerting.is_empty());
                 json!({
                     "dlq": s.name,
                     "depth": s.depth,
@@ -91,7 +97,7 @@ pub async fn run(ctx: &mut Ctx, args: &StatsArgs) -> Result<Outcome, Error> {
                     "repeated_correlation_ids": s
                         .repeated
                         .iter()
-                        .map(|(c, n)| json!({"correlation_id": c, "count": n, "alert": *n >= repeat_threshold}))
+                        .map(|(c, n)| json!({"correlation_id": c, "count": n, "alert": s.alerting.contains(c)}))
                         .collect::<Vec<_>>(),
                 })
             })
@@ -99,7 +105,7 @@ pub async fn run(ctx: &mut Ctx, args: &StatsArgs) -> Result<Outcome, Error> {
         out_json(
             &json!({"window_secs": window_secs, "repeated_correlation_threshold": repeat_threshold, "dlqs": dlqs}),
         )?;
-        return Ok(Outcome::Done);
+        return Ok(Completion::Done);
     }
 
     let window =
@@ -107,9 +113,7 @@ pub async fn run(ctx: &mut Ctx, args: &StatsArgs) -> Result<Outcome, Error> {
     let rows: Vec<Vec<String>> = all
         .iter()
         .map(|s| {
-            let growth = s.in_window > s.threshold as usize;
-            let repeated = s.repeated.iter().any(|(_, n)| *n >= repeat_threshold);
-            let status = match (growth, repeated) {
+            let status = match (s.growth, !s.alerting.is_empty()) {
                 (false, false) => "ok",
                 (true, false) => "ALERT: growth",
                 (false, true) => "ALERT: repeated correlation id",
@@ -136,7 +140,7 @@ pub async fn run(ctx: &mut Ctx, args: &StatsArgs) -> Result<Outcome, Error> {
                 .iter()
                 .map(|(c, n)| {
                     let flag =
-                        if *n >= repeat_threshold { format!("ALERT (>= {repeat_threshold})") } else { String::new() };
+                        if s.alerting.contains(c) { format!("ALERT (>= {repeat_threshold})") } else { String::new() };
                     vec![n.to_string(), c.clone(), flag]
                 })
                 .collect();
@@ -145,7 +149,7 @@ pub async fn run(ctx: &mut Ctx, args: &StatsArgs) -> Result<Outcome, Error> {
         }
     }
     out(&report)?;
-    Ok(Outcome::Done)
+    Ok(Completion::Done)
 }
 
 /// The `TOP` most frequent keys seen at least `min` times, most frequent

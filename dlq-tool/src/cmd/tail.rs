@@ -5,7 +5,7 @@
 use crate::cli::TailArgs;
 use crate::context::{Ctx, parse_range};
 use crate::entry::ROW_HEADERS;
-use crate::error::{Error, Outcome};
+use crate::error::{Completion, Error};
 use crate::output::{err_line, out_line};
 
 /// How long one `XREAD` blocks, ms (below the connection's response timeout).
@@ -17,7 +17,7 @@ const READ_COUNT: usize = 100;
 const WIDTHS: [usize; 6] = [15, 6, 32, 36, 16, 8];
 
 /// Runs `tail`.
-pub async fn run(ctx: &mut Ctx, args: &TailArgs) -> Result<Outcome, Error> {
+pub async fn run(ctx: &mut Ctx, args: &TailArgs) -> Result<Completion, Error> {
     let dlq = ctx.dlq(&args.dlq).await?;
     err_line(&format!("following {} (Ctrl-C to stop)", dlq.name));
     if !args.json {
@@ -32,7 +32,7 @@ pub async fn run(ctx: &mut Ctx, args: &TailArgs) -> Result<Outcome, Error> {
         xread.arg("COUNT").arg(READ_COUNT).arg("BLOCK").arg(BLOCK_MS).arg("STREAMS").arg(&dlq.key).arg(&last);
         let read = xread.query_async::<redis::Value>(&mut conn);
         let reply = tokio::select! {
-            _ = &mut stop => return Ok(Outcome::Done),
+            _ = &mut stop => return Ok(Completion::Done),
             reply = read => reply?,
         };
         // `[[key, [[id, [field, value, …]], …]]]`, or nil when the block timed out.

@@ -59,7 +59,7 @@ async fn ids_that_are_missing_or_malformed_are_refused() {
     refused(&mut env, &["purge", "jobs:dlq", &ids[1], "1-0", "--yes"], 2, "not found in `jobs:dlq`: 1-0").await;
     refused(&mut env, &["replay", "jobs:dlq", "latest"], 2, "`latest` is not a stream entry id").await;
     refused(&mut env, &["replay", "jobs:dlq"], 2, "name the ids to replay, or pass --all").await;
-    refused(&mut env, &["replay", "jobs:dlq", &ids[0], "--type", "x"], 2, "filters (--type").await;
+    refused(&mut env, &["replay", "jobs:dlq", &ids[0], "--type", "xentri.soul.*"], 2, "filters (--type").await;
     env.cleanup().await;
 }
 

@@ -117,8 +117,11 @@ async fn list_filters_select_entries() {
 
     let run = env.run(&["list", "jobs:dlq", "--count", "2"]).await;
     assert!(run.stdout.ends_with("2 of 3 matching entries shown; jobs:dlq holds 3\n"), "{run:?}");
-    let run = env.run(&["list", "jobs:dlq", "--type", "nothing"]).await;
+    let run = env.run(&["list", "jobs:dlq", "--type", "xentri.lead.*"]).await;
     assert_eq!(run.stdout, "no matching entries in jobs:dlq (depth 3)\n");
+    let run = env.run(&["list", "jobs:dlq", "--type", "nothing"]).await;
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("must be an event type or a prefix ending in .* (xentri.soul.*)"), "{run:?}");
 
     let run = env.run(&["purge", "jobs:dlq", "--older-than", "5m", "--org", other_org, "--yes", "--json"]).await;
     assert_eq!(run.code, 0, "{run:?}");

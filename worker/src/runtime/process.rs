@@ -104,7 +104,9 @@ impl Drop for EventClaim<'_> {
     }
 }
 
-enum Outcome {
+/// How a delivery was settled: its handler ran, or its event had a processed
+/// record already (a duplicate delivery).
+enum Settled {
     Done,
     Duplicate,
 }
@@ -204,7 +206,7 @@ async fn handle(
             }
         };
         match result {
-            Ok(Outcome::Done) => {
+            Ok(Settled::Done) => {
                 crate::pause::reached("entry.handled").await;
                 if let Ok(mut recent) = lane.recently_done.lock() {
                     recent.insert(event.id);
@@ -214,7 +216,7 @@ async fn handle(
                 lane.metrics.acked(&entry.id, attempt);
                 return;
             }
-            Ok(Outcome::Duplicate) => {
+            Ok(Settled::Duplicate) => {
                 ack(lane, &entry.id, None).await;
                 lane.metrics.skipped(&entry.id, "already processed");
                 return;
@@ -260,7 +262,7 @@ async fn run_handler(
     event: &StoredEvent,
     attempt: u32,
     store: Store,
-) -> Result<Outcome, HandlerError> {
+) -> Result<Settled, HandlerError> {
     let delivery = |tx| Delivery {
         event,
         stream: &lane.stream,
@@ -272,7 +274,7 @@ async fn run_handler(
         db: &lane.shared.db,
     };
     match store {
-        Store::Redis => lane.handler.handle(delivery(None)).await.map(|()| Outcome::Done),
+        Store::Redis => lane.handler.handle(delivery(None)).await.map(|()| Settled::Done),
         Store::Postgres => {
             let transient = |e: sqlx::Error| HandlerError::Transient(e.into());
             let mut tx = lane.shared.db.begin().await.map_err(transient)?;
@@ -291,11 +293,11 @@ async fn run_handler(
                 .await
                 .map_err(transient)?;
             if recorded.rows_affected() == 0 {
-                return Ok(Outcome::Duplicate);
+                return Ok(Settled::Duplicate);
             }
             lane.handler.handle(delivery(Some(&mut *tx))).await?;
             tx.commit().await.map_err(transient)?;
-            Ok(Outcome::Done)
+            Ok(Settled::Done)
         }
     }
 }

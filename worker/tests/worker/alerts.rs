@@ -98,7 +98,12 @@ async fn dlq_growth_alerts_once_and_resolves(pool: PgPool) {
 async fn a_correlation_id_three_times_alerts(pool: PgPool) {
     let (url, received) = receiver().await;
     let prefix = prefix();
-    let shared = shared(&pool, &prefix, &[("XENTRI_ALERTS__WEBHOOK_URL", &url)]);
+    // The events family's severity, set rather than derived from its name.
+    let shared = shared(
+        &pool,
+        &prefix,
+        &[("XENTRI_ALERTS__WEBHOOK_URL", &url), ("XENTRI_STREAMS__EVENTS__ALERT_SEVERITY", "critical")],
+    );
     let client = xentri_worker::alerts::client().expect("client");
     let mut conn = redis().await;
     let dlq = format!("{prefix}events:dlq");
@@ -114,6 +119,7 @@ async fn a_correlation_id_three_times_alerts(pool: PgPool) {
     assert_eq!(repeated.len(), 1, "{all:#?}");
     assert_eq!(repeated[0]["labels"]["correlation_id"], "order-42");
     assert_eq!(repeated[0]["labels"]["stream"], "events:dlq");
+    assert_eq!(repeated[0]["labels"]["severity"], "critical");
 }
 
 #[sqlx::test(migrator = "xentri_core::MIGRATOR")]
