@@ -14,6 +14,7 @@ use std::time::Duration;
 use redis::streams::{StreamInfoGroupsReply, StreamPendingReply};
 use tokio_util::sync::CancellationToken;
 use xentri_core::stream::Family;
+use xentri_core::stream_id::StreamId;
 
 use crate::runtime::Shared;
 
@@ -80,11 +81,11 @@ pub async fn trim(shared: &Shared, stream: &str) -> anyhow::Result<u64> {
             let summary: StreamPendingReply =
                 redis::cmd("XPENDING").arg(&key).arg(&group.name).query_async(&mut conn).await?;
             match summary {
-                StreamPendingReply::Data(data) => StreamId::parse(&data.start_id),
-                _ => StreamId::parse(&group.last_delivered_id).map(StreamId::next),
+                StreamPendingReply::Data(data) => StreamId::parse(&data.start_id).ok(),
+                _ => StreamId::parse(&group.last_delivered_id).ok().map(StreamId::next),
             }
         } else {
-            StreamId::parse(&group.last_delivered_id).map(StreamId::next)
+            StreamId::parse(&group.last_delivered_id).ok().map(StreamId::next)
         };
         if let Some(oldest) = oldest {
             needed = Some(needed.map_or(oldest, |n| n.min(oldest)));
@@ -132,48 +133,4 @@ async fn sample_dlq(shared: &Shared, dlq: &str) -> anyhow::Result<()> {
     let depth: u64 = redis::cmd("XLEN").arg(shared.keys.key(dlq)).query_async(&mut conn).await?;
     metrics::gauge!("worker_dlq_depth", "stream" => dlq.to_owned()).set(depth as f64);
     Ok(())
-}
-
-/// A stream entry id, ordered as Redis orders them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct StreamId {
-    ms: u64,
-    seq: u64,
-}
-
-impl StreamId {
-    /// Parses `ms-seq`.
-    pub fn parse(id: &str) -> Option<Self> {
-        let (ms, seq) = id.split_once('-')?;
-        Some(Self { ms: ms.parse().ok()?, seq: seq.parse().ok()? })
-    }
-
-    /// The smallest id after this one.
-    pub fn next(self) -> Self {
-        match self.seq.checked_add(1) {
-            Some(seq) => Self { ms: self.ms, seq },
-            None => Self { ms: self.ms + 1, seq: 0 },
-        }
-    }
-}
-
-impl std::fmt::Display for StreamId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}-{}", self.ms, self.seq)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ids_order_like_redis() {
-        let a = StreamId::parse("1700000000000-5").expect("id");
-        let b = StreamId::parse("1700000000001-0").expect("id");
-        assert!(a < b);
-        assert_eq!(a.next().to_string(), "1700000000000-6");
-        assert_eq!(StreamId::parse("0-0").map(StreamId::next).map(|i| i.to_string()).as_deref(), Some("0-1"));
-        assert!(StreamId::parse("nope").is_none());
-    }
 }
