@@ -4,7 +4,7 @@
 //! A dead letter is the original entry's fields followed by `dlq_*` fields.
 //! Consumers ignore `dlq_*` fields, so the manual procedure
 //! `redis-cli XADD jobs:work * [fields from the DLQ entry]` works; a proper replay
-//! ([`replay_fields`]) strips them and sets `target_group`.
+//! ([`crate::scripts::REPLAY`]) strips them and sets `target_group`.
 
 use std::collections::HashMap;
 
@@ -207,17 +207,6 @@ pub fn dead_letter_fields(original: &StreamEntry, letter: &DeadLetter) -> Vec<(S
     fields
 }
 
-/// The fields to put back on the origin stream when replaying a DLQ entry:
-/// the original fields, without `dlq_*`, with `target_group` set to the group
-/// that gave up so that other groups skip it.
-pub fn replay_fields(dead: &StreamEntry) -> Result<Vec<(String, String)>, DecodeError> {
-    let group = dead.get(dlq_field::GROUP).ok_or(DecodeError::MissingField(dlq_field::GROUP))?.to_owned();
-    let mut fields: Vec<(String, String)> =
-        dead.fields.iter().filter(|(name, _)| !is_dlq_field(name) && name != field::TARGET_GROUP).cloned().collect();
-    fields.push((field::TARGET_GROUP.to_owned(), group));
-    Ok(fields)
-}
-
 fn truncate(text: &str, max: usize) -> &str {
     if text.len() <= max {
         return text;
@@ -321,22 +310,6 @@ mod tests {
         );
         let dead = StreamEntry { id: "9-0".into(), fields };
         assert_eq!(DeadLetter::read(&dead), Ok(letter()));
-    }
-
-    #[test]
-    fn replay_strips_dlq_fields_and_targets_the_group() {
-        let dead = StreamEntry { id: "9-0".into(), fields: dead_letter_fields(&original(), &letter()) };
-        let replay = replay_fields(&dead).expect("has a group");
-        assert_eq!(
-            replay,
-            vec![
-                ("id".to_owned(), "0193".to_owned()),
-                ("type".to_owned(), "xentri.soul.updated.v1".to_owned()),
-                ("payload".to_owned(), "{}".to_owned()),
-                ("target_group".to_owned(), "cache".to_owned()),
-            ]
-        );
-        assert_eq!(replay_fields(&original()), Err(DecodeError::MissingField("dlq_group")));
     }
 
     #[test]

@@ -154,6 +154,30 @@ pub enum DecodeError {
     NotText(String),
 }
 
+/// A stream entry whose fields are not all text: [`StreamEntry::from_redis`]
+/// and [`StreamEntry::from_flat`] report it rather than read it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{error}")]
+pub struct Undecodable {
+    /// Which field is not text (the first).
+    pub error: DecodeError,
+    /// The entry with every byte that is not UTF-8 replaced by U+FFFD: what
+    /// can be shown of it, and what a dead letter keeps.
+    pub lossy: StreamEntry,
+}
+
+/// A reply value as text; `Err` holds what can be shown of a value that is
+/// not text (its bytes with those that are not UTF-8 replaced).
+fn text_of(value: &redis::Value) -> Result<String, String> {
+    match value {
+        redis::Value::BulkString(bytes) => {
+            String::from_utf8(bytes.clone()).map_err(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+        }
+        redis::Value::SimpleString(text) => Ok(text.clone()),
+        other => Err(format!("{other:?}")),
+    }
+}
+
 /// An entry as read from a stream: its id and its fields, in order.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct StreamEntry {
@@ -173,21 +197,49 @@ impl StreamEntry {
         self.get(name).ok_or(DecodeError::MissingField(name))
     }
 
-    /// Builds an entry from what `redis` returns for `XRANGE`/`XREADGROUP`.
-    pub fn from_redis(id: String, map: &HashMap<String, redis::Value>) -> Result<Self, DecodeError> {
-        let mut fields = Vec::with_capacity(map.len());
-        for (name, value) in map {
-            let text = match value {
-                redis::Value::BulkString(bytes) => String::from_utf8(bytes.clone()).ok(),
-                redis::Value::SimpleString(s) => Some(s.clone()),
-                _ => None,
-            };
-            fields.push((name.clone(), text.ok_or_else(|| DecodeError::NotText(name.clone()))?));
-        }
-        // Envelope fields first, in their written order, then the rest by name,
-        // so the same entry always reads the same way.
+    /// Reads an entry out of what `redis` returns for `XREADGROUP`,
+    /// `XCLAIM` and `XRANGE` as a map. The fields come out envelope fields
+    /// first, in their written order, then the rest by name, so the same
+    /// entry always reads the same way.
+    ///
+    /// The one rule every reader of stream entries follows: every field value
+    /// is UTF-8 text, or the entry is [`Undecodable`] (never an entry with
+    /// those bytes replaced, never an empty one).
+    pub fn from_redis(id: String, map: &HashMap<String, redis::Value>) -> Result<Self, Undecodable> {
+        let mut fields: Vec<(String, Result<String, String>)> =
+            map.iter().map(|(name, value)| (name.clone(), text_of(value))).collect();
         fields.sort_by(|(a, _), (b, _)| (field_rank(a), a).cmp(&(field_rank(b), b)));
-        Ok(Self { id, fields })
+        Self::checked(id, fields)
+    }
+
+    /// Reads an entry out of an `XRANGE`-style reply's flat field list
+    /// (`[name, value, …]`), keeping the order the fields were written in
+    /// (envelope, then `dlq_*`). The same rule as [`StreamEntry::from_redis`],
+    /// names included.
+    pub fn from_flat(id: String, flat: Vec<redis::Value>) -> Result<Self, Undecodable> {
+        let mut fields = Vec::with_capacity(flat.len() / 2);
+        let mut flat = flat.into_iter();
+        while let (Some(name), Some(value)) = (flat.next(), flat.next()) {
+            let (name, value) = match text_of(&name) {
+                Ok(name) => (name, text_of(&value)),
+                // A name that is not text: the value's text cannot save it.
+                Err(lossy) => (lossy, Err(text_of(&value).unwrap_or_else(|lossy| lossy))),
+            };
+            fields.push((name, value));
+        }
+        Self::checked(id, fields)
+    }
+
+    /// The entry when every value is text; else [`Undecodable`], naming the
+    /// first field that is not.
+    fn checked(id: String, fields: Vec<(String, Result<String, String>)>) -> Result<Self, Undecodable> {
+        let first_bad = fields.iter().find(|(_, value)| value.is_err()).map(|(name, _)| name.clone());
+        let fields = fields.into_iter().map(|(name, value)| (name, value.unwrap_or_else(|lossy| lossy))).collect();
+        let entry = Self { id, fields };
+        match first_bad {
+            None => Ok(entry),
+            Some(name) => Err(Undecodable { error: DecodeError::NotText(name), lossy: entry }),
+        }
     }
 
     /// Reads the event out of the entry's fields.
@@ -344,12 +396,34 @@ mod tests {
         let read = StreamEntry::from_redis("1-0".into(), &map).expect("text");
         assert_eq!(read.fields[0].0, "id");
         assert_eq!(read.fields.last().map(|(k, _)| k.as_str()), Some("dlq_error"));
-        assert_eq!(read.decode(), Ok(event));
+        assert_eq!(read.decode().as_ref(), Ok(&event));
 
-        map.insert("seq".into(), redis::Value::BulkString(vec![0xff, 0xfe]));
-        assert_eq!(StreamEntry::from_redis("1-0".into(), &map), Err(DecodeError::NotText("seq".into())));
+        map.insert("seq".into(), redis::Value::BulkString(b"4\xff".to_vec()));
+        let undecodable = StreamEntry::from_redis("1-0".into(), &map).expect_err("not text");
+        assert_eq!(undecodable.error, DecodeError::NotText("seq".into()));
+        // What can be kept is kept, the bad bytes replaced: never an empty entry.
+        assert_eq!(undecodable.lossy.id, "1-0");
+        assert_eq!(undecodable.lossy.get("seq"), Some("4\u{fffd}"));
+        assert_eq!(undecodable.lossy.get("type"), Some(event.event_type.as_str()));
         map.insert("seq".into(), redis::Value::Int(4));
-        assert_eq!(StreamEntry::from_redis("1-0".into(), &map), Err(DecodeError::NotText("seq".into())));
+        let undecodable = StreamEntry::from_redis("1-0".into(), &map).expect_err("not text");
+        assert_eq!(undecodable.error, DecodeError::NotText("seq".into()));
+    }
+
+    #[test]
+    fn from_flat_keeps_the_written_order_and_reports_what_is_not_text() {
+        let bulk = |bytes: &[u8]| redis::Value::BulkString(bytes.to_vec());
+        let flat = vec![bulk(b"type"), bulk(b"t"), bulk(b"dlq_error"), bulk(b"boom"), bulk(b"id"), bulk(b"1")];
+        let entry = StreamEntry::from_flat("5-0".into(), flat).expect("text");
+        let names: Vec<&str> = entry.fields.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(names, ["type", "dlq_error", "id"]);
+
+        let flat =
+            vec![bulk(b"type"), bulk(b"t"), bulk(b"dlq_error"), bulk(b"bad \xff byte"), bulk(b"n\xffme"), bulk(b"v")];
+        let undecodable = StreamEntry::from_flat("5-0".into(), flat).expect_err("not text");
+        assert_eq!(undecodable.error, DecodeError::NotText("dlq_error".into()));
+        assert_eq!(undecodable.lossy.get("dlq_error"), Some("bad \u{fffd} byte"));
+        assert_eq!(undecodable.lossy.get("n\u{fffd}me"), Some("v"));
     }
 
     #[test]

@@ -232,26 +232,16 @@ pub fn parse_range(reply: redis::Value) -> Result<Vec<DeadEntry>, Error> {
         let (Some(id), Some(redis::Value::Array(flat))) = (parts.next(), parts.next()) else {
             return Err(unexpected());
         };
-        let mut fields = Vec::with_capacity(flat.len() / 2);
-        let mut flat = flat.into_iter();
-        while let (Some(name), Some(value)) = (flat.next(), flat.next()) {
-            fields.push((text(name), text(value)));
-        }
-        entries.push(DeadEntry::new(StreamEntry { id: text(id), fields }));
+        // Ids are Redis's own `<ms>-<seq>`: anything else is a broken reply.
+        let id = redis::from_redis_value::<String>(id).map_err(|_| unexpected())?;
+        // An entry that is not all text is still listed (an operator must be
+        // able to see it), marked undecodable.
+        entries.push(match StreamEntry::from_flat(id, flat) {
+            Ok(entry) => DeadEntry::new(entry),
+            Err(undecodable) => DeadEntry::undecodable(undecodable),
+        });
     }
     Ok(entries)
-}
-
-/// A reply value as text; bytes that are not UTF-8 are replaced rather than
-/// refused (a tool that inspects broken entries must be able to show them).
-fn text(value: redis::Value) -> String {
-    match value {
-        redis::Value::BulkString(bytes) => {
-            String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
-        }
-        redis::Value::SimpleString(text) => text,
-        other => format!("{other:?}"),
-    }
 }
 
 #[cfg(test)]
@@ -276,6 +266,10 @@ mod tests {
         let names: Vec<&str> = entries[0].entry.fields.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(names, ["type", "dlq_error"]);
         assert_eq!(entries[0].error(), Some("bad \u{fffd} byte"));
+        assert_eq!(
+            entries[0].undecodable.as_ref().map(ToString::to_string).as_deref(),
+            Some("field `dlq_error` is not a UTF-8 string")
+        );
         assert!(parse_range(Value::Nil).expect("empty").is_empty());
         assert!(parse_range(Value::Int(1)).is_err());
     }

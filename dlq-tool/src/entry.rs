@@ -4,7 +4,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 use xentri_core::dlq::dlq_field;
-use xentri_core::stream::{StreamEntry, field};
+use xentri_core::stream::{DecodeError, StreamEntry, Undecodable, field};
 
 use crate::time::format_age;
 
@@ -20,6 +20,9 @@ pub struct DeadEntry {
     pub entry: StreamEntry,
     /// When it was dead-lettered: `dlq_failed_at`, or else the entry id's time.
     pub failed_at: DateTime<Utc>,
+    /// Why the entry could not be read as text, when it could not: `entry`
+    /// then holds its fields with the bad bytes replaced (U+FFFD).
+    pub undecodable: Option<DecodeError>,
 }
 
 impl DeadEntry {
@@ -28,7 +31,13 @@ impl DeadEntry {
         // An entry read from Redis has an id with a time in it: the default
         // (the epoch) is only for one built by hand.
         let failed_at = xentri_core::dlq::failed_at(&entry).unwrap_or_default();
-        Self { entry, failed_at }
+        Self { entry, failed_at, undecodable: None }
+    }
+
+    /// Wraps an entry that could not be read as text: what can be shown of
+    /// it, marked with why.
+    pub fn undecodable(undecodable: Undecodable) -> Self {
+        Self { undecodable: Some(undecodable.error), ..Self::new(undecodable.lossy) }
     }
 
     /// The entry id in its stream.
@@ -95,6 +104,7 @@ impl DeadEntry {
             "consumer": text(dlq_field::CONSUMER),
             "attempts": attempts,
             "error": text(dlq_field::ERROR),
+            "undecodable": self.undecodable.as_ref().map(ToString::to_string),
         })
     }
 }

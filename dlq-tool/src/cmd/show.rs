@@ -40,7 +40,7 @@ pub async fn run(ctx: &mut Ctx, args: &ShowArgs) -> Result<Completion, Error> {
         return Ok(Completion::Done);
     }
     let text = |name: &str| entry.get(name).unwrap_or("-").to_owned();
-    let summary = vec![
+    let mut summary = vec![
         vec!["entry".to_owned(), format!("{} in {}", entry.id(), dlq.name)],
         vec![
             "failed at".to_owned(),
@@ -62,6 +62,9 @@ pub async fn run(ctx: &mut Ctx, args: &ShowArgs) -> Result<Completion, Error> {
         ],
         vec!["error".to_owned(), text(dlq_field::ERROR)],
     ];
+    if let Some(reason) = &entry.undecodable {
+        summary.push(vec!["undecodable".to_owned(), format!("{reason}; bytes that are not UTF-8 show as U+FFFD")]);
+    }
     let mut report = table::render(&["DEAD LETTER", ""], &summary);
     report.push('\n');
     let mut rows: Vec<Vec<String>> = Vec::new();

@@ -130,3 +130,39 @@ async fn list_filters_select_entries() {
     assert_eq!(listed(env.run(&list(&[])).await), [ids[0].clone(), ids[2].clone()]);
     env.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_dead_letter_that_is_not_text_is_shown_marked_undecodable() {
+    let mut env = Env::new().await;
+    // Written by hand with a byte that is not UTF-8 in its error.
+    let id: String = redis::cmd("XADD")
+        .arg(env.key("jobs:dlq"))
+        .arg("*")
+        .arg("type")
+        .arg("xentri.soul.updated.v1")
+        .arg("dlq_group")
+        .arg("jobs")
+        .arg("dlq_error")
+        .arg(&b"bad \xff byte"[..])
+        .query_async(&mut env.conn)
+        .await
+        .expect("XADD");
+    let run = env.run(&["list", "jobs:dlq", "--json"]).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).expect("json");
+    let entry = &doc["entries"][0];
+    assert_eq!(entry["id"], id.as_str());
+    assert_eq!(entry["undecodable"], "field `dlq_error` is not a UTF-8 string");
+    assert_eq!(entry["error"], "bad \u{fffd} byte");
+    let run = env.run(&["show", "jobs:dlq", &id]).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout
+            .contains("undecodable  field `dlq_error` is not a UTF-8 string; bytes that are not UTF-8 show as U+FFFD"),
+        "{}",
+        run.stdout
+    );
+    // The test helpers read every key as text: this one goes first.
+    let _: i64 = redis::cmd("DEL").arg(env.key("jobs:dlq")).query_async(&mut env.conn).await.expect("DEL");
+    env.cleanup().await;
+}

@@ -175,12 +175,13 @@ async fn read_loop(lane: &Arc<Lane>, concurrency: usize, shutdown: &Cancellation
             .await;
         match reply {
             Ok(reply) => {
-                let batch: Vec<StreamEntry> = reply
-                    .keys
-                    .into_iter()
-                    .flat_map(|key| key.ids)
-                    .map(|id| process::entry_from(id.id, &id.map))
-                    .collect();
+                let mut batch: Vec<StreamEntry> = Vec::new();
+                for id in reply.keys.into_iter().flat_map(|key| key.ids) {
+                    match StreamEntry::from_redis(id.id, &id.map) {
+                        Ok(entry) => batch.push(entry),
+                        Err(undecodable) => process::dead_letter_undecodable(lane, &undecodable).await,
+                    }
+                }
                 let mut permits = Vec::with_capacity(batch.len());
                 for _ in &batch {
                     permits.push(capacity.clone().acquire_owned().await?);
@@ -361,7 +362,13 @@ async fn reclaim(
     }
     for id in claimed.ids {
         let previous = candidates.iter().find(|p| p.id == id.id).map_or(0, |p| p.times_delivered);
-        let entry = process::entry_from(id.id, &id.map);
+        let entry = match StreamEntry::from_redis(id.id, &id.map) {
+            Ok(entry) => entry,
+            Err(undecodable) => {
+                process::dead_letter_undecodable(lane, &undecodable).await;
+                continue;
+            }
+        };
         tracing::info!(group = %lane.group, stream = %lane.stream, entry_id = %entry.id, deliveries = previous + 1, "reclaimed");
         if previous >= settings.max_deliveries as usize {
             let reason = format!(

@@ -1,7 +1,6 @@
 //! What happens to one entry: decode, skip what is not ours, skip what was
 //! processed, run the handler with retries, then ack or dead-letter.
 
-use std::collections::HashMap;
 use std::time::Instant;
 
 use chrono::Utc;
@@ -9,30 +8,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use xentri_core::StoredEvent;
 use xentri_core::dlq::{DeadLetter, dead_letter_fields};
-use xentri_core::stream::{StreamEntry, field};
+use xentri_core::stream::{StreamEntry, Undecodable, field};
 
 use super::acker::Ack;
 use super::lane::Lane;
 use super::retry;
 use crate::handler::{Delivery, HandlerError, Store};
-
-/// The entry as text fields; bytes that are not UTF-8 are replaced (such an
-/// entry is malformed anyway, and the DLQ keeps what can be kept).
-pub fn entry_from(id: String, map: &HashMap<String, redis::Value>) -> StreamEntry {
-    StreamEntry::from_redis(id.clone(), map).unwrap_or_else(|_| {
-        let fields = map
-            .iter()
-            .map(|(k, v)| {
-                let text = match v {
-                    redis::Value::BulkString(bytes) => String::from_utf8_lossy(bytes).into_owned(),
-                    other => format!("{other:?}"),
-                };
-                (k.clone(), text)
-            })
-            .collect();
-        StreamEntry { id, fields }
-    })
-}
 
 fn processed_key(lane: &Lane, event: &StoredEvent) -> String {
     processed_key_of(lane, &event.id.to_string())
@@ -321,6 +302,13 @@ pub(super) async fn ack(lane: &Lane, entry_id: &str, processed_key: Option<Strin
     // Only fails when the acker is gone, i.e. the lane is being torn down; the
     // entry then stays pending and is delivered again.
     let _ = lane.acks.send(Ack { entry_id: entry_id.to_owned(), processed_key }).await;
+}
+
+/// Dead-letters an entry whose fields are not all text (see
+/// [`StreamEntry::from_redis`]): what can be kept of it, and which field is not.
+/// No handler sees it.
+pub async fn dead_letter_undecodable(lane: &Lane, undecodable: &Undecodable) {
+    dead_letter(lane, &undecodable.lossy, 0, &format!("malformed entry: {}", undecodable.error), None).await;
 }
 
 /// Moves the entry to the DLQ and acks it, in one script; then calls the

@@ -131,6 +131,40 @@ async fn malformed_entries_are_dead_lettered_and_consuming_goes_on(pool: PgPool)
 }
 
 #[sqlx::test(migrator = "xentri_core::MIGRATOR")]
+async fn an_entry_that_is_not_text_is_dead_lettered_unread_with_what_can_be_kept(pool: PgPool) {
+    let recorder = Arc::new(Recorder::new("strict"));
+    let (worker, prefix) = setup(&pool, std::slice::from_ref(&recorder), &[]).await;
+    let mut conn = redis().await;
+    let (work, dlq) = (format!("{prefix}events:work"), format!("{prefix}events:dlq"));
+    // A whole event whose payload holds a byte that is not UTF-8: with the
+    // byte replaced it would still parse as JSON, and a handler would run on
+    // a payload nobody sent.
+    let sent = event(Uuid::new_v4(), 1);
+    let mut cmd = redis::cmd("XADD");
+    cmd.arg(&work).arg("*");
+    for (name, value) in xentri_core::stream::encode(&sent) {
+        match name {
+            "payload" => cmd.arg(name).arg(&b"{\"note\":\"caf\xe9\"}"[..]),
+            _ => cmd.arg(name).arg(value),
+        };
+    }
+    let _: String = cmd.query_async(&mut conn).await.expect("xadd");
+    let good = event(Uuid::new_v4(), 2);
+    xadd_event(&mut conn, &work, &good).await;
+    eventually("good entry handled", || async { recorder.finished() == 1 }).await;
+    eventually("the entry dead-lettered", || async { xlen(&mut conn.clone(), &dlq).await == 1 }).await;
+    let calls = recorder.calls();
+    assert_eq!(calls.len(), 1, "no handler saw the entry that is not text");
+    assert_eq!(calls[0].event_id, good.id);
+    let dead = entries(&mut conn, &dlq).await;
+    assert_eq!(dead[0].get("dlq_error"), Some("malformed entry: field `payload` is not a UTF-8 string"));
+    assert_eq!(dead[0].get("payload"), Some("{\"note\":\"caf\u{fffd}\"}"), "kept, the bad byte replaced");
+    assert_eq!(dead[0].get("id"), Some(sent.id.to_string().as_str()));
+    eventually("nothing pending", || async { pending(&mut conn.clone(), &work, "strict").await == 0 }).await;
+    worker.stop().await;
+}
+
+#[sqlx::test(migrator = "xentri_core::MIGRATOR")]
 async fn entries_left_by_a_crashed_consumer_are_reclaimed(pool: PgPool) {
     let recorder = Arc::new(Recorder::new("reclaimer"));
     let prefix = prefix();
