@@ -37,21 +37,26 @@ pub async fn get(tx: &mut OrgTx, id: Uuid) -> Result<Option<StoredEvent>, sqlx::
     sqlx::query_as::<_, StoredEvent>(sql::EVENT_BY_ID).bind(id).fetch_optional(&mut **tx).await
 }
 
-/// What to list.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// What to list: the list route's query parameters, as parsed
+/// (`routes::events::parse_list_query`) and as the OpenAPI document states them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    /// Only events after this position (the previous page's last).
-    pub after: Option<Position>,
-    /// At most this many.
-    pub limit: i64,
-    /// By type.
+    /// Exact type, or a prefix ending in `.*` (`xentri.soul.*`).
+    #[param(rename = "type", value_type = Option<String>)]
     pub event_type: Option<TypeFilter>,
-    /// By correlation id.
+    /// Only events of this correlation id.
     pub correlation_id: Option<String>,
-    /// `occurred_at >= since`.
+    /// Only events that occurred at or after this RFC 3339 time.
     pub since: Option<DateTime<Utc>>,
-    /// `occurred_at < until`.
+    /// Only events that occurred before this RFC 3339 time.
     pub until: Option<DateTime<Utc>>,
+    /// The `next` cursor of the previous page.
+    #[param(value_type = Option<String>)]
+    pub after: Option<Position>,
+    /// Page size, 1 to 1000 (default 50).
+    #[param(value_type = Option<i64>, required = false, minimum = 1, maximum = 1000)]
+    pub limit: i64,
 }
 
 /// An event of a list, with its position for the next page's cursor.

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use chrono::{DateTime, SubsecRound, Utc};
 use http::{HeaderMap, HeaderValue, StatusCode};
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Serialize;
+use utoipa::ToSchema;
 use uuid::Uuid;
 use warp::Filter;
 use warp::filters::BoxedFilter;
@@ -28,22 +28,24 @@ pub const DEFAULT_LIMIT: i64 = 50;
 /// Largest page size.
 pub const MAX_LIMIT: i64 = 1000;
 
-/// A new event, as posted.
-#[derive(Debug, Deserialize, ToSchema)]
-#[allow(dead_code)] // The schema of the body; the handler validates field by field.
-pub struct NewEvent {
+// The body as the OpenAPI document states it and as `parse_new_event` builds
+// it, checking every field and reporting every error at once.
+/// A new event, as posted. Unknown fields are refused; every field error is
+/// reported at once.
+#[derive(Debug, ToSchema)]
+#[schema(as = NewEvent)]
+pub struct NewEventBody {
     /// `xentri.{boundedContext}[.{entity}].{action}.v{N}`, lower-case.
-    #[serde(rename = "type")]
-    #[schema(rename = "type", example = "xentri.soul.updated.v1")]
-    event_type: String,
+    #[schema(rename = "type", value_type = String, example = "xentri.soul.updated.v1")]
+    pub event_type: EventType,
     /// Any JSON object.
     #[schema(value_type = Object)]
-    payload: serde_json::Value,
+    pub payload: serde_json::Map<String, serde_json::Value>,
     /// Groups the events of one operation; generated (UUID v7) when absent.
     #[schema(example = "order-42")]
-    correlation_id: Option<String>,
+    pub correlation_id: Option<String>,
     /// The event that caused this one.
-    causation_id: Option<String>,
+    pub causation_id: Option<String>,
 }
 
 /// A page of events.
@@ -59,28 +61,6 @@ pub struct EventPage {
     pub next: Option<String>,
     /// Whether more events are available right now.
     pub has_more: bool,
-}
-
-/// Query parameters of the list (documentation; parsed by [`parse_list_query`]).
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-#[allow(dead_code)]
-pub struct ListParams {
-    /// Exact type, or a prefix ending in `.*` (`xentri.soul.*`).
-    #[serde(rename = "type")]
-    #[param(rename = "type")]
-    event_type: Option<String>,
-    /// Only events of this correlation id.
-    correlation_id: Option<String>,
-    /// Only events that occurred at or after this RFC 3339 time.
-    since: Option<DateTime<Utc>>,
-    /// Only events that occurred before this RFC 3339 time.
-    until: Option<DateTime<Utc>>,
-    /// The `next` cursor of the previous page.
-    after: Option<String>,
-    /// Page size, 1 to 1000 (default 50).
-    #[param(minimum = 1, maximum = 1000)]
-    limit: Option<i64>,
 }
 
 /// The three routes.
@@ -101,7 +81,7 @@ fn context() -> impl Filter<Extract = (RequestContext,), Error = std::convert::I
 
 /// Appends an event.
 #[utoipa::path(post, path = "/api/v1/events", tag = "events",
-    request_body(content = NewEvent, content_type = "application/json"),
+    request_body(content = NewEventBody, content_type = "application/json"),
     params(
         ("Idempotency-Key" = String, Header, description = "Required. 1-255 visible ASCII characters, scoped to the org; a retry with the same key and request replays the stored answer (with `Idempotent-Replayed: true`)"),
         ("x-org-id" = Option<Uuid>, Header, description = "Act for this org instead of the token's active one; it must be one the token grants (`org_id` or `orgs`), else 403"),
@@ -135,7 +115,7 @@ pub fn append(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Respons
 
 /// Lists the caller's org's events.
 #[utoipa::path(get, path = "/api/v1/events", tag = "events",
-    params(ListParams, ("x-org-id" = Option<Uuid>, Header, description = "Act for this org instead of the token's active one; it must be one the token grants (`org_id` or `orgs`), else 403")),
+    params(ListQuery, ("x-org-id" = Option<Uuid>, Header, description = "Act for this org instead of the token's active one; it must be one the token grants (`org_id` or `orgs`), else 403")),
     security(("bearer" = []), ("session_cookie" = [])),
     responses(
         (status = 200, description = "A page of events in seq order", body = EventPage),
@@ -260,16 +240,8 @@ fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-/// The validated fields of a new event.
-struct NewEventFields {
-    event_type: EventType,
-    payload: serde_json::Map<String, serde_json::Value>,
-    correlation_id: Option<String>,
-    causation_id: Option<String>,
-}
-
 /// Parses and validates the body, collecting every field error at once.
-fn parse_new_event(body: &[u8]) -> Result<(serde_json::Value, NewEventFields), ApiError> {
+fn parse_new_event(body: &[u8]) -> Result<(serde_json::Value, NewEventBody), ApiError> {
     let value: serde_json::Value = serde_json::from_slice(body)
         .map_err(|e| Problem::new(ProblemKind::MalformedRequest, format!("The request body is not valid JSON: {e}")))?;
     let serde_json::Value::Object(object) = &value else {
@@ -319,7 +291,7 @@ fn parse_new_event(body: &[u8]) -> Result<(serde_json::Value, NewEventFields), A
     let causation_id = optional_id("causation_id");
     match (event_type, payload) {
         (Some(event_type), Some(payload)) if errors.is_empty() => {
-            Ok((value.clone(), NewEventFields { event_type, payload, correlation_id, causation_id }))
+            Ok((value.clone(), NewEventBody { event_type, payload, correlation_id, causation_id }))
         }
         _ => Err(Problem::validation(errors).into()),
     }

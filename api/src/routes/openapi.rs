@@ -9,7 +9,7 @@ use warp::filters::BoxedFilter;
 use warp::reply::{Reply, Response};
 
 use crate::problem::{FieldError, ProblemDocument};
-use crate::routes::events::{EventPage, NewEvent};
+use crate::routes::events::{EventPage, NewEventBody};
 use crate::routes::health::HealthStatus;
 use xentri_core::StoredEvent;
 
@@ -27,7 +27,7 @@ use xentri_core::StoredEvent;
         super::events::list,
         super::events::get,
     ),
-    components(schemas(ProblemDocument, FieldError, HealthStatus, StoredEvent, EventPage, NewEvent)),
+    components(schemas(ProblemDocument, FieldError, HealthStatus, StoredEvent, EventPage, NewEventBody)),
     modifiers(&SecuritySchemes),
     tags(
         (name = "events", description = "The immutable event log of the caller's org"),
