@@ -25,22 +25,12 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
+use xentri_e2e::{flag, number_flag};
 
 /// A request sent this much after it was due counts as late.
 const LATE_AFTER: Duration = Duration::from_millis(2);
 /// A request gets this long before it counts as a transport error.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-
-fn arg_text(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
-}
-
-fn arg(name: &str, default: u64) -> u64 {
-    arg_text(name)
-        .map(|v| v.parse().unwrap_or_else(|_| panic!("{name} takes a whole number, not {v}")))
-        .unwrap_or(default)
-}
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -183,8 +173,7 @@ fn figures(sending: &Sending, answers: Answers) -> serde_json::Value {
 #[tokio::main]
 async fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let (Some(base), Some(kind), Some(tokens_file)) = (arg_text("--url"), arg_text("--kind"), arg_text("--tokens"))
-    else {
+    let (Some(base), Some(kind), Some(tokens_file)) = (flag("--url"), flag("--kind"), flag("--tokens")) else {
         eprintln!(
             "usage: openloop --url URL --kind write|read --tokens FILE [--rate 1000] [--seconds 30] \
              [--warmup-seconds 2] [--in-flight 4096]"
@@ -196,8 +185,9 @@ async fn main() {
         "read" => Kind::Read,
         other => panic!("--kind is write or read, not {other}"),
     };
-    let (rate, seconds, warmup) = (arg("--rate", 1000), arg("--seconds", 30), arg("--warmup-seconds", 2));
-    let in_flight = arg("--in-flight", 4096) as usize;
+    let (rate, seconds, warmup) =
+        (number_flag("--rate", 1000), number_flag("--seconds", 30), number_flag("--warmup-seconds", 2));
+    let in_flight = number_flag("--in-flight", 4096) as usize;
     assert!(rate > 0 && seconds > 0 && in_flight > 0, "rate, seconds and in-flight must be ≥ 1");
     let tokens: Vec<String> = std::fs::read_to_string(&tokens_file)
         .unwrap_or_else(|e| panic!("{tokens_file}: {e}"))

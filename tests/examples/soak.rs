@@ -38,6 +38,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::Semaphore;
 use uuid::Uuid;
+use xentri_e2e::{flag, number_flag};
 
 /// The dev secret of `config/default.toml`, which the api accepts dev tokens for.
 const DEV_SECRET: &str = "xentri-local-dev-secret-change-me";
@@ -47,17 +48,6 @@ const LATE_AFTER: Duration = Duration::from_millis(10);
 const RSS_EVERY: Duration = Duration::from_secs(10);
 /// A request gets this long before it counts as a transport error.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-
-fn arg_text(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
-}
-
-fn arg(name: &str, default: u64) -> u64 {
-    arg_text(name)
-        .map(|v| v.parse().unwrap_or_else(|_| panic!("{name} takes a whole number, not {v}")))
-        .unwrap_or(default)
-}
 
 fn epoch_us() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
@@ -402,7 +392,7 @@ async fn stored(db: &sqlx::PgPool, run: &str) -> (i64, i64) {
 #[tokio::main]
 async fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let Some(base) = arg_text("--url") else {
+    let Some(base) = flag("--url") else {
         eprintln!(
             "usage: soak --url URL --api-pid P --worker-pid P [--rate 2000] [--seconds 600] [--orgs 20] \
              [--in-flight 512] [--drain-seconds 120] [--rss-out FILE]"
@@ -410,9 +400,9 @@ async fn main() {
         std::process::exit(2);
     };
     let url = format!("{}/api/v1/events", base.trim_end_matches('/'));
-    let (rate, seconds, orgs) = (arg("--rate", 2000), arg("--seconds", 600), arg("--orgs", 20));
-    let (in_flight, drain_seconds) = (arg("--in-flight", 512) as usize, arg("--drain-seconds", 120));
-    let pids = (arg("--api-pid", 0) as u32, arg("--worker-pid", 0) as u32);
+    let (rate, seconds, orgs) = (number_flag("--rate", 2000), number_flag("--seconds", 600), number_flag("--orgs", 20));
+    let (in_flight, drain_seconds) = (number_flag("--in-flight", 512) as usize, number_flag("--drain-seconds", 120));
+    let pids = (number_flag("--api-pid", 0) as u32, number_flag("--worker-pid", 0) as u32);
     assert!(rate > 0 && seconds > 0 && orgs > 0 && in_flight > 0, "rate, seconds, orgs and in-flight must be ≥ 1");
     assert!(pids.0 > 0 && pids.1 > 0, "--api-pid and --worker-pid are required");
     let database_url = std::env::var("DATABASE_URL").unwrap_or_else(|_| panic!("DATABASE_URL is required"));
@@ -430,8 +420,7 @@ async fn main() {
                 .unwrap_or_else(|e| panic!("{e}"))
         })
         .collect();
-    let rss_out =
-        arg_text("--rss-out").map(|path| std::fs::File::create(&path).unwrap_or_else(|e| panic!("{path}: {e}")));
+    let rss_out = flag("--rss-out").map(|path| std::fs::File::create(&path).unwrap_or_else(|e| panic!("{path}: {e}")));
     let warmup = (seconds as f64 * 0.2).min(120.0);
     let answers = Arc::new(Mutex::new(Answers::default()));
 

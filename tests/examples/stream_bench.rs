@@ -17,13 +17,8 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use uuid::Uuid;
 use xentri_core::{Actor, EventType, Settings, StoredEvent};
-use xentri_e2e::{config_dir, delete_keys_under, redis_connection, redis_url, unique_key_prefix};
+use xentri_e2e::{config_dir, delete_keys_under, number_flag, redis_connection, redis_url, unique_key_prefix};
 use xentri_worker::handler::{BoxFuture, Delivery, Handler, HandlerError};
-
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
-}
 
 fn sample_event(seq: i64) -> StoredEvent {
     let payload = serde_json::json!({ "name": "Ada Lovelace", "notes": "x".repeat(400) });
@@ -310,10 +305,10 @@ async fn latency(rate: u64, seconds: u64) {
 async fn main() {
     let scenario = std::env::args().nth(1).unwrap_or_default();
     match scenario.as_str() {
-        "raw" => raw(arg("--entries", 200_000)).await,
-        "runtime" => runtime(arg("--entries", 200_000)).await,
-        "relay" => relay(arg("--entries", 100_000)).await,
-        "latency" => latency(arg("--rate", 1000), arg("--seconds", 20)).await,
+        "raw" => raw(number_flag("--entries", 200_000)).await,
+        "runtime" => runtime(number_flag("--entries", 200_000)).await,
+        "relay" => relay(number_flag("--entries", 100_000)).await,
+        "latency" => latency(number_flag("--rate", 1000), number_flag("--seconds", 20)).await,
         _ => {
             eprintln!("usage: stream_bench <raw|runtime|relay|latency> [--entries N] [--rate R] [--seconds S]");
             std::process::exit(2);

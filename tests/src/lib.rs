@@ -19,6 +19,19 @@ use std::time::{Duration, Instant};
 use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamInfoGroupsReply, StreamInfoStreamReply};
 
+/// The value after `--name` on the command line of a bench driver
+/// (`tests/examples`), if given.
+pub fn flag(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
+}
+
+/// The whole number after `--name`, or `default` when it is not given; a
+/// value that is not a whole number stops the driver with a message.
+pub fn number_flag(name: &str, default: u64) -> u64 {
+    flag(name).map(|v| v.parse().unwrap_or_else(|_| panic!("{name} takes a whole number, not {v}"))).unwrap_or(default)
+}
+
 /// The workspace root (binaries run with it as their working directory, so
 /// they find `config/`).
 pub fn workspace() -> PathBuf {

@@ -62,36 +62,32 @@ fn every_source_module_starts_with_a_module_doc() {
     assert!(bare.is_empty(), "these modules have no `//!` header saying what they are: {bare:#?}");
 }
 
-#[test]
-fn no_code_is_kept_alive_by_allow_dead_code() {
-    let marker = ["#[allow(", "dead_code)]"].concat();
-    let found: Vec<String> = files(&[&SOURCES[..], &TESTS[..]].concat())
+/// `path:line: text` of every line of the files under `roots` that `matches`.
+fn lines_where(roots: &[&str], matches: impl Fn(&str) -> bool) -> Vec<String> {
+    files(roots)
         .into_iter()
         .flat_map(|(path, text)| {
             text.lines()
                 .enumerate()
-                .filter(|(_, line)| line.contains(&marker))
-                .map(|(n, _)| format!("{path}:{}", n + 1))
+                .filter(|(_, line)| matches(line))
+                .map(|(n, line)| format!("{path}:{}: {}", n + 1, line.trim()))
                 .collect::<Vec<_>>()
         })
-        .collect();
+        .collect()
+}
+
+#[test]
+fn no_code_is_kept_alive_by_allow_dead_code() {
+    let marker = ["#[allow(", "dead_code)]"].concat();
+    let found = lines_where(&[&SOURCES[..], &TESTS[..]].concat(), |line| line.contains(&marker));
     assert!(found.is_empty(), "remove the dead code, or use it: {found:#?}");
 }
 
 #[test]
 fn every_todo_names_its_issue() {
     let todo = ["TO", "DO"].concat();
-    let found: Vec<String> = files(&[&SOURCES[..], &TESTS[..]].concat())
-        .into_iter()
-        .flat_map(|(path, text)| {
-            text.lines()
-                .enumerate()
-                .filter(|(_, line)| {
-                    line.match_indices(&todo).any(|(at, _)| !line[at + todo.len()..].trim_start().starts_with("(#"))
-                })
-                .map(|(n, line)| format!("{path}:{}: {}", n + 1, line.trim()))
-                .collect::<Vec<_>>()
-        })
-        .collect();
+    let found = lines_where(&[&SOURCES[..], &TESTS[..]].concat(), |line| {
+        line.match_indices(&todo).any(|(at, _)| !line[at + todo.len()..].trim_start().starts_with("(#"))
+    });
     assert!(found.is_empty(), "write these as `{todo}(#<issue>)`: {found:#?}");
 }
