@@ -49,7 +49,7 @@ impl Db {
     /// is a constant of ours (not a setting), and a UUID prints as hex digits
     /// and dashes.
     pub async fn begin(&self, org_id: Uuid) -> Result<OrgTx, sqlx::Error> {
-        let tx = self.pool.begin_with(xentri_core::sql::begin_as(&self.role, org_id)).await?;
+        let tx = xentri_core::db::begin_as(&self.pool, &self.role, Some(org_id)).await?;
         Ok(OrgTx { tx })
     }
 

@@ -59,6 +59,22 @@ fn connect_options(settings: &DatabaseSettings, application_name: &str) -> Resul
     Ok(options.application_name(application_name).options([("idle_in_transaction_session_timeout", "15s")]))
 }
 
+/// Opens a transaction as the service role `role`, scoped to `org_id` when
+/// given (`app.org_id`, which row-level security reads), in one round trip:
+/// the one way the api and the worker begin a transaction on their pools.
+pub async fn begin_as(
+    pool: &PgPool,
+    role: &str,
+    org_id: Option<uuid::Uuid>,
+) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+    pool.begin_with(crate::sql::begin_as(role, org_id)).await
+}
+
+/// Moves an open transaction to another org.
+pub async fn switch_org(conn: &mut sqlx::PgConnection, org_id: uuid::Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query(crate::sql::SET_ORG).bind(org_id.to_string()).execute(conn).await.map(|_| ())
+}
+
 /// Runs the role check on a connection of its own, once, at start-up. A
 /// refusal is an error the binary stops with; so is a login PostgreSQL
 /// refuses (wrong password, no such role or database). When PostgreSQL is away

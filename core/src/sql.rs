@@ -30,19 +30,14 @@ statements! {
 
     /// Answers at once: PostgreSQL is there.
     PING = "SELECT 1";
-    /// Switches the transaction to a service role (`$1`).
-    SET_ROLE = "SELECT set_config('role', $1, true)";
     /// Switches the session to a service role (`$1`), for a session of its
     /// own that never returns to the pool (the relay's).
     SET_SESSION_ROLE = "SELECT set_config('role', $1, false)";
-    /// Switches the transaction to a service role (`$1`) and an org (`$2`,
-    /// its UUID as text): row-level security then shows that org only.
-    SET_ROLE_AND_ORG = "SELECT set_config('role', $1, true), set_config('app.org_id', $2, true)";
-    /// Switches the transaction to another org (`$1`).
+    /// Switches the transaction to another org (`$1`, its UUID as text):
+    /// row-level security then shows that org only.
     SET_ORG = "SELECT set_config('app.org_id', $1, true)";
-    /// Switches the transaction to a service role (`$1`) with a lock timeout
-    /// (`$2`, e.g. `'2s'`).
-    SET_ROLE_AND_LOCK_TIMEOUT = "SELECT set_config('role', $1, true), set_config('lock_timeout', $2, true)";
+    /// Sets the transaction's lock timeout (`$1`, e.g. `'2s'`).
+    SET_LOCK_TIMEOUT = "SELECT set_config('lock_timeout', $1, true)";
     /// Wakes the relay (`LISTEN xentri_outbox`). Outside any write
     /// transaction: a NOTIFY inside one would serialise every commit on
     /// PostgreSQL's notification lock.
@@ -174,11 +169,16 @@ SELECT r.rolname::text AS role,
     EVENTS_BY_SEQ = concat!("SELECT ", event_columns!(), " FROM system_events WHERE seq = ANY($1) ORDER BY seq");
 }
 
-/// The statement that opens an api transaction for one org: `BEGIN` and both
-/// settings in one round trip (a simple-query batch, so it cannot be
-/// prepared). Interpolation is safe: `role` is one of
+/// The statement that opens a transaction as a service role, for one org or
+/// none: `BEGIN` and the settings in one round trip (a simple-query batch, so
+/// it cannot be prepared). Interpolation is safe: `role` is one of
 /// [`crate::roles::SERVICE_ROLES`] (a constant, not a setting), and a UUID
-/// prints as hex digits and dashes.
-pub fn begin_as(role: &str, org_id: uuid::Uuid) -> String {
-    format!("BEGIN; SELECT set_config('role', '{role}', true), set_config('app.org_id', '{org_id}', true)")
+/// prints as hex digits and dashes. Run it through [`crate::db::begin_as`].
+pub fn begin_as(role: &str, org_id: Option<uuid::Uuid>) -> String {
+    match org_id {
+        Some(org_id) => {
+            format!("BEGIN; SELECT set_config('role', '{role}', true), set_config('app.org_id', '{org_id}', true)")
+        }
+        None => format!("BEGIN; SELECT set_config('role', '{role}', true)"),
+    }
 }

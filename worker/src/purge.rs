@@ -126,8 +126,8 @@ where
 
 /// One chunk in its own transaction: the rows it deleted.
 async fn chunk(db: &PgPool, role: &str, purge: Purge, chunk_rows: u32) -> Result<u64, sqlx::Error> {
-    let mut tx = db.begin().await?;
-    sqlx::query(xentri_core::sql::SET_ROLE_AND_LOCK_TIMEOUT).bind(role).bind(LOCK_TIMEOUT).execute(&mut *tx).await?;
+    let mut tx = xentri_core::db::begin_as(db, role, None).await?;
+    sqlx::query(xentri_core::sql::SET_LOCK_TIMEOUT).bind(LOCK_TIMEOUT).execute(&mut *tx).await?;
     // One chunk: the oldest rows first (by the index on the column the
     // condition reads), found by `ctid` so the `DELETE` is a TID scan. The
     // condition is repeated on the outer statement: a key an append refreshed

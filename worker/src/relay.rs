@@ -240,8 +240,7 @@ async fn listen(shared: &Shared) -> Option<PgListener> {
 
 /// Outbox rows not yet published (for the backlog gauge).
 pub async fn backlog(shared: &Shared) -> anyhow::Result<i64> {
-    let mut tx = shared.db.begin().await?;
-    sqlx::query(sql::SET_ROLE).bind(xentri_core::roles::RELAY).execute(&mut *tx).await?;
+    let mut tx = xentri_core::db::begin_as(&shared.db, xentri_core::roles::RELAY, None).await?;
     let count: i64 = sqlx::query_scalar(sql::OUTBOX_BACKLOG).fetch_one(&mut *tx).await?;
     tx.commit().await?;
     Ok(count)

@@ -34,9 +34,7 @@ pub(super) struct EventRow {
 
 /// A transaction running as the relay role.
 async fn as_relay(sources: &Sources) -> Result<Transaction<'static, Postgres>, AuditError> {
-    let mut tx = sources.db.begin().await?;
-    sqlx::query(sql::SET_ROLE).bind(xentri_core::roles::RELAY).execute(&mut *tx).await?;
-    Ok(tx)
+    Ok(xentri_core::db::begin_as(&sources.db, xentri_core::roles::RELAY, None).await?)
 }
 
 /// The highest committed `seq`, and the seqs still in the outbox for

@@ -125,8 +125,7 @@ async fn transaction(
     taken: &[(usize, StoredEvent)],
 ) -> Result<HashSet<Uuid>, Failure> {
     let failed = |e: sqlx::Error| Failure { at: None, error: HandlerError::Transient(e.into()) };
-    let mut tx = lane.shared.db.begin().await.map_err(failed)?;
-    sqlx::query(sql::SET_ROLE).bind(xentri_core::roles::WORKER).execute(&mut *tx).await.map_err(failed)?;
+    let mut tx = xentri_core::db::begin_as(&lane.shared.db, xentri_core::roles::WORKER, None).await.map_err(failed)?;
     let mut ids: Vec<Uuid> = taken.iter().map(|(_, event)| event.id).collect();
     ids.sort_unstable();
     // Concurrent deliveries of one event wait here for each other; the second
@@ -144,7 +143,7 @@ async fn transaction(
     // Sorted by org: one run of entries per org, under its `app.org_id`.
     for run in handled.chunk_by(|(_, (_, a)), (_, (_, b))| a.org_id == b.org_id) {
         let org = run[0].1.1.org_id;
-        sqlx::query(sql::SET_ORG).bind(org.to_string()).execute(&mut *tx).await.map_err(failed)?;
+        xentri_core::db::switch_org(&mut tx, org).await.map_err(failed)?;
         let events: Vec<&StoredEvent> = run.iter().map(|(_, (_, event))| event).collect();
         let started = Instant::now();
         if let Some(together) = lane.handler.handle_org_batch(OrgBatch { events: &events, tx: &mut tx }) {

@@ -258,11 +258,7 @@ async fn run_handler(
         Store::Redis => lane.handler.handle(delivery(None)).await.map(|()| Settled::Done),
         Store::Postgres => {
             let transient = |e: sqlx::Error| HandlerError::Transient(e.into());
-            let mut tx = lane.shared.db.begin().await.map_err(transient)?;
-            sqlx::query(xentri_core::sql::SET_ROLE_AND_ORG)
-                .bind(xentri_core::roles::WORKER)
-                .bind(event.org_id.to_string())
-                .execute(&mut *tx)
+            let mut tx = xentri_core::db::begin_as(&lane.shared.db, xentri_core::roles::WORKER, Some(event.org_id))
                 .await
                 .map_err(transient)?;
             // Concurrent deliveries of one event wait here for each other; the
