@@ -105,6 +105,16 @@ pub async fn redis_restarted_empty(params: &Params) -> Report {
     let mut load = scene.load(&base, "empty", None).await;
     load.add_writers(params.writers);
     scene.wait_counted(params.warm_events, Duration::from_secs(60)).await;
+    // Hold event_counts still until Redis goes: its next batch waits on this
+    // lock, so it cannot catch up between the lag's reading and the kill
+    // (however fast the machine), and what it has not been handed stays on
+    // the stream. The batch waits at its first write, before it has a
+    // transaction id, so the commit horizon (and with it the relay) moves on.
+    let mut hold = scene.db.begin().await.expect("a transaction");
+    sqlx::query("LOCK TABLE processed_events IN EXCLUSIVE MODE")
+        .execute(&mut *hold)
+        .await
+        .expect("processed_events locked");
     // Entries on the stream the group has not been handed yet: what the
     // worker has read is in its memory and survives Redis, these do not.
     let behind = poll_until(Duration::from_secs(60), || async {
@@ -120,6 +130,7 @@ pub async fn redis_restarted_empty(params: &Params) -> Report {
     let killed = Instant::now();
     let lost_with_redis = scene.relayed_unhandled().await;
     report.figure("relayed_unhandled_at_kill", lost_with_redis);
+    hold.rollback().await.expect("event_counts released");
     tokio::time::sleep(params.outage.saturating_sub(killed.elapsed())).await;
     scene.redis.start_again().await;
     let back = Instant::now();
