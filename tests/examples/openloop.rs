@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
-use xentri_e2e::{flag, number_flag};
+use xentri_e2e::{flag, number_flag, percentile_ms};
 
 /// A request sent this much after it was due counts as late.
 const LATE_AFTER: Duration = Duration::from_millis(2);
@@ -57,11 +57,6 @@ struct Sending {
     waited_for_slot: u64,
     max_lag_ms: f64,
     seconds: f64,
-}
-
-fn percentile_ms(sorted: &[u64], p: f64) -> Option<f64> {
-    let rank = ((p / 100.0 * sorted.len() as f64).ceil() as usize).max(1);
-    sorted.get(rank - 1).map(|v| *v as f64 / 1000.0)
 }
 
 struct Load {

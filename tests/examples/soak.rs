@@ -38,7 +38,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::Semaphore;
 use uuid::Uuid;
-use xentri_e2e::{flag, number_flag};
+use xentri_e2e::{flag, number_flag, percentile_ms};
 
 /// The dev secret of `config/default.toml`, which the api accepts dev tokens for.
 const DEV_SECRET: &str = "xentri-local-dev-secret-change-me";
@@ -161,11 +161,6 @@ enum Reply {
     Status(u16),
     /// No (usable) answer.
     Failed(String),
-}
-
-fn percentile(sorted: &[u64], p: f64) -> Option<f64> {
-    let rank = ((p / 100.0 * sorted.len() as f64).ceil() as usize).max(1);
-    sorted.get(rank - 1).map(|v| *v as f64 / 1000.0)
 }
 
 /// Posts on schedule until the schedule ends or `seconds` have passed.
@@ -467,8 +462,8 @@ async fn main() {
         "max_lag_ms": sending.max_lag_ms,
         "sending_seconds": sending.seconds,
         "achieved_rate": sending.sent as f64 / sending.seconds.max(1.0 / rate as f64),
-        "response_p50_ms": percentile(&response_us, 50.0),
-        "response_p99_ms": percentile(&response_us, 99.0),
+        "response_p50_ms": percentile_ms(&response_us, 50.0),
+        "response_p99_ms": percentile_ms(&response_us, 99.0),
         "handled": handled,
         "lost": answers.created.len() as u64 - handled,
         "handled_while_sending": handled_while_sending,

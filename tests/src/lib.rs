@@ -19,6 +19,13 @@ use std::time::{Duration, Instant};
 use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamInfoGroupsReply, StreamInfoStreamReply};
 
+/// The nearest-rank `p`th percentile of `sorted` microseconds, in
+/// milliseconds; `None` when there are none.
+pub fn percentile_ms(sorted: &[u64], p: f64) -> Option<f64> {
+    let rank = ((p / 100.0 * sorted.len() as f64).ceil() as usize).max(1);
+    sorted.get(rank - 1).map(|v| *v as f64 / 1000.0)
+}
+
 /// The value after `--name` on the command line of a bench driver
 /// (`tests/examples`), if given.
 pub fn flag(name: &str) -> Option<String> {
