@@ -38,6 +38,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::Semaphore;
 use uuid::Uuid;
+use xentri_e2e::load::Sending;
 use xentri_e2e::{flag, number_flag, percentile_ms};
 
 /// The dev secret of `config/default.toml`, which the api accepts dev tokens for.
@@ -161,20 +162,6 @@ enum Reply {
     Status(u16),
     /// No (usable) answer.
     Failed(String),
-}
-
-/// Posts on schedule until the schedule ends or `seconds` have passed.
-struct Sending {
-    /// Requests sent.
-    sent: u64,
-    /// Sent more than [`LATE_AFTER`] after they were due.
-    late: u64,
-    /// Waited for an in-flight slot.
-    waited_for_slot: u64,
-    /// The largest lag behind the schedule (ms).
-    max_lag_ms: f64,
-    /// Seconds from the first send to the last.
-    seconds: f64,
 }
 
 /// Posts on schedule, at most `in_flight` at a time, for `seconds`; waits for

@@ -374,3 +374,19 @@ pub fn per_second<'a>(answers: impl IntoIterator<Item = &'a Answer>) -> Vec<serd
         })
         .collect()
 }
+
+/// How an open-loop sender kept to its schedule (request `i` due at
+/// `i / rate` seconds): what the bench drivers report beside the latencies.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sending {
+    /// Requests sent.
+    pub sent: u64,
+    /// Sent later than the driver's lateness bound after they were due.
+    pub late: u64,
+    /// Waited for an in-flight slot.
+    pub waited_for_slot: u64,
+    /// The largest lag behind the schedule (ms).
+    pub max_lag_ms: f64,
+    /// Seconds from the first send to the last.
+    pub seconds: f64,
+}
