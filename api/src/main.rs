@@ -9,6 +9,7 @@ use xentri_core::Settings;
 /// Every answer allocates and frees buffers of a few dozen kilobytes (a page of
 /// events is ~40 KB); mimalloc does that with far less work than the system
 /// allocator.
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -11,6 +11,7 @@ use xentri_worker::audit::cli;
 /// The api's allocator: every entry allocates and frees small buffers on
 /// whichever runtime thread polls it, and mimalloc gives freed memory back to
 /// the thread heap it came from instead of to one arena per thread.
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

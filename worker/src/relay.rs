@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use redis::aio::MultiplexedConnection;
 use sqlx::postgres::PgListener;
 use sqlx::{Connection, PgConnection};
 use tokio_util::sync::CancellationToken;
@@ -62,12 +63,18 @@ pub struct Relay {
     /// The last row this session published. Rows at or below it are gone
     /// from the outbox (their dead index entries are what it skips).
     cursor: Option<Cursor>,
+    /// Its own Redis connection, taken out of the pool: a batch is one
+    /// pipeline of up to `batch_size` `XADD`s (~1 KB each), and a connection
+    /// keeps write buffers as large as the largest pipeline it has sent. One
+    /// connection keeps them, not every connection of the pool in turn.
+    /// Dropped on an error; the next batch takes another.
+    redis: Option<MultiplexedConnection>,
 }
 
 impl Relay {
     /// A relay that has not yet tried to take the lock.
     pub fn new(shared: Arc<Shared>) -> Self {
-        Self { shared, session: None, publishing: false, cursor: None }
+        Self { shared, session: None, publishing: false, cursor: None, redis: None }
     }
 
     /// Whether this relay holds the lock (it publishes).
@@ -159,9 +166,14 @@ impl Relay {
             }
             pipe.add_command(xadd).ignore();
         }
-        let mut conn = shared.redis.get().await?;
-        pipe.query_async::<()>(&mut conn).await?;
-        drop(conn);
+        let conn = match &mut self.redis {
+            Some(conn) => conn,
+            None => self.redis.insert(deadpool_redis::Connection::take(shared.redis.get().await?)),
+        };
+        if let Err(error) = pipe.query_async::<()>(conn).await {
+            self.redis = None;
+            return Err(error.into());
+        }
         crate::pause::reached("relay.published").await;
         let seqs: Vec<i64> = rows.iter().map(|r| r.event.seq).collect();
         let streams: Vec<&str> = rows.iter().map(|r| r.stream.as_str()).collect();
