@@ -12,11 +12,11 @@
 //! careful way, one transaction each ([`super::process::process`]): the entry
 //! that failed continues with its second attempt (or goes to the DLQ), the
 //! others start over. A handler may take the entries of one org together
-//! ([`crate::handler::Handler::handle_org_batch`]); a failure there is no one
-//! entry's, so every entry starts over. Entries are handled in (org, type, seq) order, and
-//! processed records are written in event-id order, so that batches running at
-//! once (in this lane or in another worker) take row locks in one order and do
-//! not deadlock on the rows handlers share.
+//! ([`crate::handler::PostgresStoreHandler::handle_org_batch`]); a failure
+//! there is no one entry's, so every entry starts over. Entries are handled in
+//! (org, type, seq) order, and processed records are written in event-id
+//! order, so that batches running at once (in this lane or in another worker)
+//! take row locks in one order and do not deadlock on the rows handlers share.
 
 use std::collections::HashSet;
 use std::time::Instant;
@@ -28,7 +28,7 @@ use xentri_core::{StoredEvent, sql};
 
 use super::lane::Lane;
 use super::process::{EventClaim, ack};
-use crate::handler::{Delivery, HandlerError, OrgBatch};
+use crate::handler::{HandlerError, OrgBatch, PgDelivery, PostgresStoreHandler};
 
 /// What became of one entry of the batch.
 pub enum Handled {
@@ -50,7 +50,7 @@ struct Failure {
 /// Handles `entries` (a fresh read batch of a Postgres-store group) in one
 /// transaction where it can; the answer says, entry by entry, what is left to
 /// do.
-pub async fn handle(lane: &Lane, entries: &[StreamEntry]) -> Vec<Handled> {
+pub async fn handle(lane: &Lane, handler: &dyn PostgresStoreHandler, entries: &[StreamEntry]) -> Vec<Handled> {
     let mut results: Vec<Handled> = entries.iter().map(|_| Handled::Individually(None)).collect();
     // Only entries the handler takes; the rest (malformed, not ours, not its
     // type) are quick to settle one by one.
@@ -80,7 +80,7 @@ pub async fn handle(lane: &Lane, entries: &[StreamEntry]) -> Vec<Handled> {
 
     let outcome = {
         let _active = lane.active.acquire().await;
-        transaction(lane, entries, &taken).await
+        transaction(lane, handler, entries, &taken).await
     };
     match outcome {
         Ok(recorded) => {
@@ -121,6 +121,7 @@ pub async fn handle(lane: &Lane, entries: &[StreamEntry]) -> Vec<Handled> {
 /// yet recorded come back), then their handlers, then the commit.
 async fn transaction(
     lane: &Lane,
+    handler: &dyn PostgresStoreHandler,
     entries: &[StreamEntry],
     taken: &[(usize, StoredEvent)],
 ) -> Result<HashSet<Uuid>, Failure> {
@@ -146,7 +147,7 @@ async fn transaction(
         xentri_core::db::switch_org(&mut tx, org).await.map_err(failed)?;
         let events: Vec<&StoredEvent> = run.iter().map(|(_, (_, event))| event).collect();
         let started = Instant::now();
-        if let Some(together) = lane.handler.handle_org_batch(OrgBatch { events: &events, tx: &mut tx }) {
+        if let Some(together) = handler.handle_org_batch(OrgBatch { events: &events, tx: &mut tx }) {
             let span = tracing::info_span!(
                 "handle_batch", group = %lane.group, stream = %lane.stream, org_id = %org, events = events.len()
             );
@@ -165,18 +166,9 @@ async fn transaction(
                 "handle", group = %lane.group, stream = %lane.stream, entry_id = %entry.id, event_id = %event.id,
                 trace_id = %event.trace_id, org_id = %event.org_id, deliveries = 1
             );
-            let delivery = Delivery {
-                event,
-                stream: &lane.stream,
-                entry_id: &entry.id,
-                attempt: 1,
-                tx: Some(&mut *tx),
-                redis: &lane.shared.redis,
-                keys: &lane.shared.keys,
-                db: &lane.shared.db,
-            };
+            let delivery = PgDelivery { event, stream: &lane.stream, entry_id: &entry.id, attempt: 1, tx: &mut tx };
             let started = Instant::now();
-            let result = lane.handler.handle(delivery).instrument(span).await;
+            let result = handler.handle(delivery).instrument(span).await;
             lane.metrics.handler_ran(started.elapsed());
             result.map_err(|error| Failure { at: Some(*at), error })?;
         }

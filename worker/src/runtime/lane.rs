@@ -15,7 +15,7 @@ use super::Shared;
 use super::acker::{self, Ack};
 use super::batch::{self, Handled};
 use super::process;
-use crate::handler::{Handler, HandlerError, Store};
+use crate::handler::{Handler, HandlerError, Handling};
 
 /// Everything a lane's tasks need.
 pub struct Lane {
@@ -235,9 +235,9 @@ fn spawn_batch(
     let shutdown = shutdown.clone();
     tasks.spawn(async move {
         crate::pause::reached("lane.batch").await;
-        let (processed, handled) = match lane.handler.store() {
-            Store::Redis => (process::processed_batch(&lane, &batch).await, Vec::new()),
-            Store::Postgres => (vec![None; batch.len()], batch::handle(&lane, &batch).await),
+        let (processed, handled) = match lane.handler.handling() {
+            Handling::Redis(_) => (process::processed_batch(&lane, &batch).await, Vec::new()),
+            Handling::Postgres(handler) => (vec![None; batch.len()], batch::handle(&lane, handler, &batch).await),
         };
         let mut handled = handled.into_iter();
         let mut work = Vec::with_capacity(batch.len());

@@ -13,7 +13,7 @@ use xentri_core::stream::{StreamEntry, Undecodable, field};
 use super::acker::Ack;
 use super::lane::Lane;
 use super::retry;
-use crate::handler::{Delivery, HandlerError, Store};
+use crate::handler::{HandlerError, Handling, PgDelivery, RedisDelivery, Store};
 
 fn processed_key(lane: &Lane, event: &StoredEvent) -> String {
     processed_key_of(lane, &event.id.to_string())
@@ -27,7 +27,7 @@ pub fn processed_key_of(lane: &Lane, event_id: &str) -> String {
 /// Looks up the processed records of a read batch in one round trip; `None`
 /// for entries it cannot tell (they look themselves up).
 pub async fn processed_batch(lane: &Lane, entries: &[StreamEntry]) -> Vec<Option<bool>> {
-    if lane.handler.store() != Store::Redis {
+    if lane.handler.handling().store() != Store::Redis {
         return vec![Some(false); entries.len()];
     }
     let keys: Vec<Option<String>> =
@@ -153,7 +153,7 @@ async fn handle(
         // Shutdown came first: left pending, reclaimed after a restart.
         return;
     };
-    let store = lane.handler.store();
+    let store = lane.handler.handling().store();
     let recently = lane.recently_done.lock().is_ok_and(|recent| recent.contains(&event.id));
     let recorded = match processed {
         Some(done) => done,
@@ -180,7 +180,7 @@ async fn handle(
                 let started = Instant::now();
                 let result = {
                     let _active = lane.active.acquire().await;
-                    run_handler(lane, entry, event, attempt, store).await
+                    run_handler(lane, entry, event, attempt).await
                 };
                 lane.metrics.handler_ran(started.elapsed());
                 result
@@ -242,21 +242,15 @@ async fn run_handler(
     entry: &StreamEntry,
     event: &StoredEvent,
     attempt: u32,
-    store: Store,
 ) -> Result<Settled, HandlerError> {
-    let delivery = |tx| Delivery {
-        event,
-        stream: &lane.stream,
-        entry_id: &entry.id,
-        attempt,
-        tx,
-        redis: &lane.shared.redis,
-        keys: &lane.shared.keys,
-        db: &lane.shared.db,
-    };
-    match store {
-        Store::Redis => lane.handler.handle(delivery(None)).await.map(|()| Settled::Done),
-        Store::Postgres => {
+    let (stream, entry_id) = (lane.stream.as_str(), entry.id.as_str());
+    match lane.handler.handling() {
+        Handling::Redis(handler) => {
+            let (redis, keys, db) = (&lane.shared.redis, &lane.shared.keys, &lane.shared.db);
+            let delivery = RedisDelivery { event, stream, entry_id, attempt, redis, keys, db };
+            handler.handle(delivery).await.map(|()| Settled::Done)
+        }
+        Handling::Postgres(handler) => {
             let transient = |e: sqlx::Error| HandlerError::Transient(e.into());
             let mut tx = xentri_core::db::begin_as(&lane.shared.db, xentri_core::roles::WORKER, Some(event.org_id))
                 .await
@@ -272,7 +266,7 @@ async fn run_handler(
             if recorded.rows_affected() == 0 {
                 return Ok(Settled::Duplicate);
             }
-            lane.handler.handle(delivery(Some(&mut *tx))).await?;
+            handler.handle(PgDelivery { event, stream, entry_id, attempt, tx: &mut tx }).await?;
             tx.commit().await.map_err(transient)?;
             Ok(Settled::Done)
         }
