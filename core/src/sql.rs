@@ -108,8 +108,6 @@ SELECT r.rolname::text AS role,
 
     // Handlers and processed records, as the worker role.
 
-    /// Records that group `$1` processed event `$2`; no row when it had.
-    RECORD_PROCESSED = "INSERT INTO processed_events (group_name, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING";
     /// Records that group `$1` processed events `$2`; returns the ids it had
     /// not yet processed.
     RECORD_PROCESSED_BATCH = "INSERT INTO processed_events (group_name, event_id)

@@ -18,7 +18,7 @@ use chrono::Utc;
 use uuid::Uuid;
 use xentri_core::{Actor, EventType, Settings, StoredEvent};
 use xentri_e2e::{config_dir, delete_keys_under, number_flag, redis_connection, redis_url, unique_key_prefix};
-use xentri_worker::handler::{BoxFuture, Delivery, Handler, HandlerError};
+use xentri_worker::handler::{BoxFuture, Handler, HandlerError, Handling, RedisDelivery, RedisStoreHandler};
 
 fn sample_event(seq: i64) -> StoredEvent {
     let payload = serde_json::json!({ "name": "Ada Lovelace", "notes": "x".repeat(400) });
@@ -89,7 +89,13 @@ impl Handler for Probe {
     fn accepts(&self, _event_type: &str) -> bool {
         true
     }
-    fn handle<'a>(&'a self, delivery: Delivery<'a>) -> BoxFuture<'a, Result<(), HandlerError>> {
+    fn handling(&self) -> Handling<'_> {
+        Handling::Redis(self)
+    }
+}
+
+impl RedisStoreHandler for Probe {
+    fn handle<'a>(&'a self, delivery: RedisDelivery<'a>) -> BoxFuture<'a, Result<(), HandlerError>> {
         Box::pin(async move {
             if let Some(ages) = &self.ages {
                 let age = (Utc::now() - delivery.event.occurred_at).num_microseconds().unwrap_or(0) as f64 / 1000.0;

@@ -18,7 +18,7 @@ use xentri_e2e::{
     config_dir, database_url, delete_keys_under, eventually, group_progress, redis_connection, redis_url,
 };
 use xentri_worker::app::Worker;
-use xentri_worker::handler::{BoxFuture, Delivery, Handler, HandlerError};
+use xentri_worker::handler::{BoxFuture, Handler, HandlerError, Handling, RedisDelivery, RedisStoreHandler};
 
 /// The dev secret of `config/default.toml`.
 const DEV_SECRET: &str = "xentri-local-dev-secret-change-me";
@@ -64,8 +64,13 @@ impl Handler for Recorder {
     fn accepts(&self, event_type: &str) -> bool {
         self.accepts.contains(&event_type)
     }
+    fn handling(&self) -> Handling<'_> {
+        Handling::Redis(self)
+    }
+}
 
-    fn handle<'a>(&'a self, delivery: Delivery<'a>) -> BoxFuture<'a, Result<(), HandlerError>> {
+impl RedisStoreHandler for Recorder {
+    fn handle<'a>(&'a self, delivery: RedisDelivery<'a>) -> BoxFuture<'a, Result<(), HandlerError>> {
         Box::pin(async move {
             self.handled.lock().map_err(|_| HandlerError::permanent("recorder lock poisoned"))?.push(delivery.event.id);
             Ok(())

@@ -14,7 +14,7 @@ use xentri_e2e::{
     binary, config_dir, delete_keys_under, eventually, redis_connection, redis_url, unique_key_prefix, workspace,
 };
 use xentri_worker::app::Worker;
-use xentri_worker::handler::{BoxFuture, Delivery, Handler, HandlerError};
+use xentri_worker::handler::{BoxFuture, Handler, HandlerError, Handling, RedisDelivery, RedisStoreHandler};
 
 const WITHIN: Duration = Duration::from_secs(15);
 
@@ -36,7 +36,13 @@ impl Handler for Flaky {
     fn accepts(&self, _event_type: &str) -> bool {
         true
     }
-    fn handle<'a>(&'a self, delivery: Delivery<'a>) -> BoxFuture<'a, Result<(), HandlerError>> {
+    fn handling(&self) -> Handling<'_> {
+        Handling::Redis(self)
+    }
+}
+
+impl RedisStoreHandler for Flaky {
+    fn handle<'a>(&'a self, delivery: RedisDelivery<'a>) -> BoxFuture<'a, Result<(), HandlerError>> {
         Box::pin(async move {
             if self.calls.fetch_add(1, Ordering::SeqCst) < self.failures {
                 return Err(HandlerError::transient("downstream timed out"));

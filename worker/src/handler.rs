@@ -1,6 +1,9 @@
 //! What a handler is: the group it belongs to, the streams and event types it
-//! takes, and a function that succeeds, fails transiently (retry) or fails
-//! permanently (dead-letter). Only the runtime decides ack, retry and DLQ.
+//! takes, and how it handles an event: a Redis-store handler with a
+//! [`RedisDelivery`], a Postgres-store handler inside the transaction that
+//! records the event, with a [`PgDelivery`]. Either succeeds, fails
+//! transiently (retry) or fails permanently (dead-letter). Only the runtime
+//! decides ack, retry and DLQ.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -53,8 +56,8 @@ impl HandlerError {
     }
 }
 
-/// One delivery of an event to a handler.
-pub struct Delivery<'a> {
+/// One delivery of an event to a Redis-store handler.
+pub struct RedisDelivery<'a> {
     /// The event.
     pub event: &'a StoredEvent,
     /// The stream it came from (without the key prefix).
@@ -63,19 +66,34 @@ pub struct Delivery<'a> {
     pub entry_id: &'a str,
     /// 1 for the first attempt in this process, then 2, 3, …
     pub attempt: u32,
-    /// For [`Store::Postgres`] handlers: the transaction to write in, already
-    /// running as the worker role with `app.org_id` set to the event's org.
-    pub tx: Option<&'a mut PgConnection>,
     /// The Redis pool.
     pub redis: &'a deadpool_redis::Pool,
     /// Key naming (the configured prefix).
     pub keys: &'a Keys,
-    /// The PostgreSQL pool, for a [`Store::Redis`] handler whose work is many
-    /// short transactions of its own (the purge jobs), never one long one.
+    /// The PostgreSQL pool, for a handler whose work is many short
+    /// transactions of its own (the purge jobs), never one long one.
     pub db: &'a sqlx::PgPool,
 }
 
-/// Several events of one org, from one read batch, for a [`Store::Postgres`]
+/// One delivery of an event to a Postgres-store handler, inside the
+/// transaction that records the event as processed.
+pub struct PgDelivery<'a> {
+    /// The event.
+    pub event: &'a StoredEvent,
+    /// The stream it came from (without the key prefix).
+    pub stream: &'a str,
+    /// The stream entry id.
+    pub entry_id: &'a str,
+    /// 1 for the first attempt in this process, then 2, 3, …
+    pub attempt: u32,
+    /// The transaction to write in, running as the worker role with
+    /// `app.org_id` set to the event's org. The event's processed record is
+    /// already in it: what the handler writes commits with the record, or
+    /// neither does.
+    pub tx: &'a mut PgConnection,
+}
+
+/// Several events of one org, from one read batch, for a Postgres-store
 /// handler to write in one go.
 pub struct OrgBatch<'a> {
     /// The events, in (type, seq) order; none of them processed before.
@@ -83,6 +101,27 @@ pub struct OrgBatch<'a> {
     /// The transaction, running as the worker role with `app.org_id` set to
     /// their org. Their processed records are already in it.
     pub tx: &'a mut PgConnection,
+}
+
+/// How a group handles its events, and so where the runtime records them as
+/// processed: each store has its own delivery, so a Postgres-store handler
+/// always gets its transaction.
+pub enum Handling<'h> {
+    /// Recorded in Redis ([`Store::Redis`]): the handler gets a [`RedisDelivery`].
+    Redis(&'h dyn RedisStoreHandler),
+    /// Recorded in PostgreSQL ([`Store::Postgres`]): the handler gets a
+    /// [`PgDelivery`], whose transaction holds the record.
+    Postgres(&'h dyn PostgresStoreHandler),
+}
+
+impl Handling<'_> {
+    /// Where "processed" is recorded.
+    pub fn store(&self) -> Store {
+        match self {
+            Self::Redis(_) => Store::Redis,
+            Self::Postgres(_) => Store::Postgres,
+        }
+    }
 }
 
 /// A consumer-group handler.
@@ -96,22 +135,9 @@ pub trait Handler: Send + Sync + 'static {
     /// Whether it takes events of this type; others are acked and skipped.
     fn accepts(&self, event_type: &str) -> bool;
 
-    /// Where "processed" is recorded.
-    fn store(&self) -> Store {
-        Store::Redis
-    }
-
-    /// Handles one delivery.
-    fn handle<'a>(&'a self, delivery: Delivery<'a>) -> BoxFuture<'a, Result<(), HandlerError>>;
-
-    /// For a [`Store::Postgres`] handler whose effect of several events can
-    /// be written in fewer statements than one per event: handles `batch`
-    /// all or nothing (an error rolls back the whole read batch, and each of
-    /// its entries is then handled on its own with [`Handler::handle`]).
-    /// `None`, the default: the runtime calls `handle` for each event.
-    fn handle_org_batch<'a>(&'a self, _batch: OrgBatch<'a>) -> Option<BoxFuture<'a, Result<(), HandlerError>>> {
-        None
-    }
+    /// How it handles an event (usually `Handling::Redis(self)` or
+    /// `Handling::Postgres(self)`), which says where "processed" is recorded.
+    fn handling(&self) -> Handling<'_>;
 
     /// Called once when one of its entries is dead-lettered (for example to
     /// mark a domain object failed). A failure is logged; it never loops.
@@ -121,5 +147,28 @@ pub trait Handler: Send + Sync + 'static {
         _letter: &'a DeadLetter,
     ) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async { Ok(()) })
+    }
+}
+
+/// The handling of a [`Store::Redis`] group: its effect is outside
+/// PostgreSQL, so it is recorded as processed in Redis, after it succeeded.
+pub trait RedisStoreHandler: Send + Sync {
+    /// Handles one delivery.
+    fn handle<'a>(&'a self, delivery: RedisDelivery<'a>) -> BoxFuture<'a, Result<(), HandlerError>>;
+}
+
+/// The handling of a [`Store::Postgres`] group: its effect is written in the
+/// transaction that records the event as processed.
+pub trait PostgresStoreHandler: Send + Sync {
+    /// Handles one delivery, writing in `delivery.tx`.
+    fn handle<'a>(&'a self, delivery: PgDelivery<'a>) -> BoxFuture<'a, Result<(), HandlerError>>;
+
+    /// For a handler whose effect of several events can be written in fewer
+    /// statements than one per event: handles `batch` all or nothing (an
+    /// error rolls back the whole read batch, and each of its entries is then
+    /// handled on its own with [`PostgresStoreHandler::handle`]). `None`, the
+    /// default: the runtime calls `handle` for each event.
+    fn handle_org_batch<'a>(&'a self, _batch: OrgBatch<'a>) -> Option<BoxFuture<'a, Result<(), HandlerError>>> {
+        None
     }
 }

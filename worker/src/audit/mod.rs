@@ -262,7 +262,7 @@ impl Audit {
 /// `limit` missing events (the counts stay exact).
 pub async fn audit(sources: &Sources, handler: &dyn Handler, since: Since, limit: usize) -> Result<Audit, AuditError> {
     let group = handler.group().to_owned();
-    let store = handler.store();
+    let store = handler.handling().store();
     let streams = group_streams(&sources.settings, handler)?;
     let stream_names: Vec<String> = streams.iter().map(|(stream, _)| stream.clone()).collect();
 

@@ -8,7 +8,7 @@
 
 use xentri_core::{Settings, StoredEvent};
 
-use crate::handler::{BoxFuture, Delivery, Handler, HandlerError};
+use crate::handler::{BoxFuture, Handler, HandlerError, Handling, RedisDelivery, RedisStoreHandler};
 
 /// The group name.
 pub const GROUP: &str = "cache_invalidation";
@@ -64,7 +64,13 @@ impl Handler for CacheInvalidation {
         )
     }
 
-    fn handle<'a>(&'a self, delivery: Delivery<'a>) -> BoxFuture<'a, Result<(), HandlerError>> {
+    fn handling(&self) -> Handling<'_> {
+        Handling::Redis(self)
+    }
+}
+
+impl RedisStoreHandler for CacheInvalidation {
+    fn handle<'a>(&'a self, delivery: RedisDelivery<'a>) -> BoxFuture<'a, Result<(), HandlerError>> {
         Box::pin(async move {
             let event = delivery.event;
             let Some(key) = Self::key_for(event)? else {

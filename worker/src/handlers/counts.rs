@@ -4,7 +4,7 @@
 
 use xentri_core::Settings;
 
-use crate::handler::{BoxFuture, Delivery, Handler, HandlerError, OrgBatch, Store};
+use crate::handler::{BoxFuture, Handler, HandlerError, Handling, OrgBatch, PgDelivery, PostgresStoreHandler};
 
 /// The group name.
 pub const GROUP: &str = "event_counts";
@@ -34,19 +34,20 @@ impl Handler for EventCounts {
         true
     }
 
-    fn store(&self) -> Store {
-        Store::Postgres
+    fn handling(&self) -> Handling<'_> {
+        Handling::Postgres(self)
     }
+}
 
-    fn handle<'a>(&'a self, delivery: Delivery<'a>) -> BoxFuture<'a, Result<(), HandlerError>> {
+impl PostgresStoreHandler for EventCounts {
+    fn handle<'a>(&'a self, delivery: PgDelivery<'a>) -> BoxFuture<'a, Result<(), HandlerError>> {
         Box::pin(async move {
-            let tx = delivery.tx.ok_or_else(|| HandlerError::permanent("no transaction"))?;
             let event = delivery.event;
             sqlx::query(xentri_core::sql::COUNT_EVENT)
                 .bind(event.org_id)
                 .bind(event.event_type.as_str())
                 .bind(event.seq)
-                .execute(tx)
+                .execute(delivery.tx)
                 .await
                 .map_err(|e| HandlerError::Transient(e.into()))?;
             Ok(())

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use xentri_core::Settings;
 
-use crate::handler::{BoxFuture, Delivery, Handler, HandlerError, Store};
+use crate::handler::{BoxFuture, Handler, HandlerError, Handling, RedisDelivery, RedisStoreHandler};
 use crate::jobs::{PURGE_IDEMPOTENCY_KEYS, PURGE_PROCESSED_EVENTS};
 use crate::purge::{self, Purge};
 
@@ -68,11 +68,13 @@ impl Handler for Jobs {
         self.purge(event_type).is_some()
     }
 
-    fn store(&self) -> Store {
-        Store::Redis
+    fn handling(&self) -> Handling<'_> {
+        Handling::Redis(self)
     }
+}
 
-    fn handle<'a>(&'a self, delivery: Delivery<'a>) -> BoxFuture<'a, Result<(), HandlerError>> {
+impl RedisStoreHandler for Jobs {
+    fn handle<'a>(&'a self, delivery: RedisDelivery<'a>) -> BoxFuture<'a, Result<(), HandlerError>> {
         Box::pin(async move {
             let event_type = delivery.event.event_type.as_str();
             let purge =

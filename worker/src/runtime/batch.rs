@@ -3,8 +3,9 @@
 //! One transaction per entry costs one commit (one WAL flush) per entry, and
 //! that is the ceiling of a Postgres-store group: about as many entries per
 //! second as the server commits transactions. Here the entries of a read batch
-//! share one transaction: their processed records in one statement, then each
-//! handler in turn, then one commit. The guarantee does not change — an
+//! share one transaction: their processed records in one statement (the
+//! de-duplication decision for all of them, [`super::dedup::decide`]), then
+//! each handler in turn, then one commit. The guarantee does not change — an
 //! entry's effect and its processed record commit together, and it is acked
 //! only after the commit.
 //!
@@ -12,31 +13,36 @@
 //! careful way, one transaction each ([`super::process::process`]): the entry
 //! that failed continues with its second attempt (or goes to the DLQ), the
 //! others start over. A handler may take the entries of one org together
-//! ([`crate::handler::Handler::handle_org_batch`]); a failure there is no one
-//! entry's, so every entry starts over. Entries are handled in (org, type, seq) order, and
-//! processed records are written in event-id order, so that batches running at
-//! once (in this lane or in another worker) take row locks in one order and do
-//! not deadlock on the rows handlers share.
+//! ([`crate::handler::PostgresStoreHandler::handle_org_batch`]); a failure
+//! there is no one entry's, so every entry starts over. Entries are handled in
+//! (org, type, seq) order, and processed records are written in event-id
+//! order, so that batches running at once (in this lane or in another worker)
+//! take row locks in one order and do not deadlock on the rows handlers share.
 
-use std::collections::HashSet;
 use std::time::Instant;
 
 use tracing::Instrument;
-use uuid::Uuid;
+use xentri_core::StoredEvent;
 use xentri_core::stream::{StreamEntry, field};
-use xentri_core::{StoredEvent, sql};
 
+use super::dedup::{self, Ask, Decision, Records, Standing};
 use super::lane::Lane;
-use super::process::{EventClaim, ack};
-use crate::handler::{Delivery, HandlerError, OrgBatch};
+use super::process::ack;
+use crate::handler::{HandlerError, OrgBatch, PgDelivery, PostgresStoreHandler};
 
 /// What became of one entry of the batch.
-pub enum Handled {
+pub(super) enum Handled<'l> {
     /// Committed (or found already processed) and queued for its ack.
     Done,
-    /// Not handled here: it goes through [`super::process::process`], after
+    /// Not handled here: it goes through [`super::process::process`] with its
+    /// `standing` (the claim the batch took on its event, if it did), after
     /// `earlier`, the failure of its attempt in the batch, if it had one.
-    Individually(Option<HandlerError>),
+    Individually {
+        /// The failure of its attempt in the batch.
+        earlier: Option<HandlerError>,
+        /// Its standing with the de-duplication layers.
+        standing: Standing<'l>,
+    },
 }
 
 /// Why the batch's transaction did not commit.
@@ -50,8 +56,13 @@ struct Failure {
 /// Handles `entries` (a fresh read batch of a Postgres-store group) in one
 /// transaction where it can; the answer says, entry by entry, what is left to
 /// do.
-pub async fn handle(lane: &Lane, entries: &[StreamEntry]) -> Vec<Handled> {
-    let mut results: Vec<Handled> = entries.iter().map(|_| Handled::Individually(None)).collect();
+pub(super) async fn handle<'l>(
+    lane: &'l Lane,
+    handler: &dyn PostgresStoreHandler,
+    entries: &[StreamEntry],
+) -> Vec<Handled<'l>> {
+    let alone = || Handled::Individually { earlier: None, standing: Standing::new(None) };
+    let mut results: Vec<Handled<'l>> = entries.iter().map(|_| alone()).collect();
     // Only entries the handler takes; the rest (malformed, not ours, not its
     // type) are quick to settle one by one.
     let mut taken: Vec<(usize, StoredEvent)> = entries
@@ -64,89 +75,82 @@ pub async fn handle(lane: &Lane, entries: &[StreamEntry]) -> Vec<Handled> {
     if taken.len() < 2 {
         return results;
     }
-    // An event this lane is already handling (a duplicate entry) is settled
-    // one by one, after the delivery that holds it.
-    let mut claims = Vec::with_capacity(taken.len());
-    taken.retain(|(_, event)| match EventClaim::take(lane, event.id) {
-        Some(claim) => {
-            claims.push(claim);
-            true
-        }
-        None => false,
-    });
     taken.sort_by(|(_, a), (_, b)| {
         (a.org_id, a.event_type.as_str(), a.seq).cmp(&(b.org_id, b.event_type.as_str(), b.seq))
     });
+    let mut standings: Vec<Standing<'l>> = taken.iter().map(|_| Standing::new(None)).collect();
 
     let outcome = {
         let _active = lane.active.acquire().await;
-        transaction(lane, entries, &taken).await
+        transaction(lane, handler, entries, &taken, &mut standings).await
     };
     match outcome {
-        Ok(recorded) => {
+        Ok(decisions) => {
             crate::pause::reached("entry.handled").await;
-            if let Ok(mut recent) = lane.recently_done.lock() {
-                for id in &recorded {
-                    recent.insert(*id);
-                }
-            }
-            drop(claims);
-            for (i, event) in &taken {
+            for (((i, event), standing), decision) in taken.iter().zip(standings).zip(decisions) {
                 let entry = &entries[*i];
-                ack(lane, &entry.id, None).await;
-                if recorded.contains(&event.id) {
-                    lane.metrics.acked(&entry.id, 1);
-                } else {
-                    lane.metrics.skipped(&entry.id, "already processed");
+                match decision {
+                    Decision::Handle => {
+                        let record = standing.handled(lane, event);
+                        ack(lane, &entry.id, record).await;
+                        lane.metrics.acked(&entry.id, 1);
+                    }
+                    Decision::AckDuplicate(duplicate) => {
+                        ack(lane, &entry.id, duplicate.record_again()).await;
+                        lane.metrics.skipped(&entry.id, "already processed");
+                    }
+                    // Another delivery of its event is being handled by this
+                    // lane: settled one by one, after that one.
+                    Decision::WaitForHolder => continue,
                 }
                 results[*i] = Handled::Done;
             }
         }
         Err(Failure { at, error }) => {
-            drop(claims);
             tracing::warn!(
                 group = %lane.group, stream = %lane.stream, entries = taken.len(), error = format!("{error:#}"),
                 "batch transaction rolled back; its entries are handled one by one"
             );
             // When the transaction itself failed, no entry had an attempt.
-            if let Some((i, _)) = at.and_then(|at| taken.get(at)) {
-                results[*i] = Handled::Individually(Some(error));
+            let mut error = Some(error);
+            for (position, ((i, _), standing)) in taken.iter().zip(standings).enumerate() {
+                let earlier = if at == Some(position) { error.take() } else { None };
+                results[*i] = Handled::Individually { earlier, standing };
             }
         }
     }
     results
 }
 
-/// The batch's transaction: the processed records of `taken` (the ones not
-/// yet recorded come back), then their handlers, then the commit.
-async fn transaction(
-    lane: &Lane,
+/// The batch's transaction: the de-duplication decision of `taken` (their
+/// processed records written), then the handlers of those to handle, then
+/// the commit. Answers the decisions, in the order of `taken`.
+async fn transaction<'l>(
+    lane: &'l Lane,
+    handler: &dyn PostgresStoreHandler,
     entries: &[StreamEntry],
     taken: &[(usize, StoredEvent)],
-) -> Result<HashSet<Uuid>, Failure> {
+    standings: &mut [Standing<'l>],
+) -> Result<Vec<Decision>, Failure> {
     let failed = |e: sqlx::Error| Failure { at: None, error: HandlerError::Transient(e.into()) };
     let mut tx = xentri_core::db::begin_as(&lane.shared.db, xentri_core::roles::WORKER, None).await.map_err(failed)?;
-    let mut ids: Vec<Uuid> = taken.iter().map(|(_, event)| event.id).collect();
-    ids.sort_unstable();
-    // Concurrent deliveries of one event wait here for each other; the second
-    // finds the first's record and skips.
-    let recorded: HashSet<Uuid> = sqlx::query_scalar(sql::RECORD_PROCESSED_BATCH)
-        .bind(&lane.group)
-        .bind(&ids)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(failed)?
-        .into_iter()
+    let mut asks: Vec<Ask<'_, 'l>> =
+        taken.iter().zip(standings.iter_mut()).map(|((_, event), standing)| Ask { event, standing }).collect();
+    let decisions = dedup::decide(lane, &mut asks, Records::Postgres(&mut tx)).await.map_err(failed)?;
+    let handled: Vec<(usize, &(usize, StoredEvent))> = taken
+        .iter()
+        .enumerate()
+        .zip(&decisions)
+        .filter(|(_, decision)| **decision == Decision::Handle)
+        .map(|(taken, _)| taken)
         .collect();
-    let handled: Vec<(usize, &(usize, StoredEvent))> =
-        taken.iter().enumerate().filter(|(_, (_, event))| recorded.contains(&event.id)).collect();
     // Sorted by org: one run of entries per org, under its `app.org_id`.
     for run in handled.chunk_by(|(_, (_, a)), (_, (_, b))| a.org_id == b.org_id) {
         let org = run[0].1.1.org_id;
         xentri_core::db::switch_org(&mut tx, org).await.map_err(failed)?;
         let events: Vec<&StoredEvent> = run.iter().map(|(_, (_, event))| event).collect();
         let started = Instant::now();
-        if let Some(together) = lane.handler.handle_org_batch(OrgBatch { events: &events, tx: &mut tx }) {
+        if let Some(together) = handler.handle_org_batch(OrgBatch { events: &events, tx: &mut tx }) {
             let span = tracing::info_span!(
                 "handle_batch", group = %lane.group, stream = %lane.stream, org_id = %org, events = events.len()
             );
@@ -165,22 +169,13 @@ async fn transaction(
                 "handle", group = %lane.group, stream = %lane.stream, entry_id = %entry.id, event_id = %event.id,
                 trace_id = %event.trace_id, org_id = %event.org_id, deliveries = 1
             );
-            let delivery = Delivery {
-                event,
-                stream: &lane.stream,
-                entry_id: &entry.id,
-                attempt: 1,
-                tx: Some(&mut *tx),
-                redis: &lane.shared.redis,
-                keys: &lane.shared.keys,
-                db: &lane.shared.db,
-            };
+            let delivery = PgDelivery { event, stream: &lane.stream, entry_id: &entry.id, attempt: 1, tx: &mut tx };
             let started = Instant::now();
-            let result = lane.handler.handle(delivery).instrument(span).await;
+            let result = handler.handle(delivery).instrument(span).await;
             lane.metrics.handler_ran(started.elapsed());
             result.map_err(|error| Failure { at: Some(*at), error })?;
         }
     }
     tx.commit().await.map_err(failed)?;
-    Ok(recorded)
+    Ok(decisions)
 }

@@ -14,8 +14,9 @@ use xentri_core::stream::StreamEntry;
 use super::Shared;
 use super::acker::{self, Ack};
 use super::batch::{self, Handled};
+use super::dedup::{self, Standing};
 use super::process;
-use crate::handler::{Handler, HandlerError, Store};
+use crate::handler::{Handler, HandlerError, Handling};
 
 /// Everything a lane's tasks need.
 pub struct Lane {
@@ -39,45 +40,13 @@ pub struct Lane {
     pub active: Semaphore,
     /// Entry ids being processed by this lane, so reclaim leaves them alone.
     pub in_flight: Mutex<HashSet<String>>,
-    /// Event ids being handled by this lane: a second entry of the same event
-    /// (the relay publishes at least once) arriving meanwhile is a duplicate.
-    pub events_in_flight: Mutex<HashSet<uuid::Uuid>>,
-    /// Event ids this lane handled lately, so a duplicate that arrives before
-    /// the Redis processed record is written is still recognised.
-    pub recently_done: Mutex<RecentIds>,
+    /// What the lane remembers to recognise duplicates: the events it is
+    /// handling, and those it handled lately.
+    pub dedup: dedup::Memory,
     /// Completions to acknowledge.
     pub acks: mpsc::Sender<Ack>,
     /// Outcome counters and handler latency of this lane.
     pub metrics: super::telemetry::LaneMetrics,
-}
-
-/// A bounded set of the most recently handled event ids.
-#[derive(Default)]
-pub struct RecentIds {
-    order: std::collections::VecDeque<uuid::Uuid>,
-    ids: HashSet<uuid::Uuid>,
-}
-
-impl RecentIds {
-    /// How many ids are remembered.
-    const CAPACITY: usize = 8192;
-
-    /// Remembers `id`, forgetting the oldest beyond the capacity.
-    pub fn insert(&mut self, id: uuid::Uuid) {
-        if self.ids.insert(id) {
-            self.order.push_back(id);
-            if self.order.len() > Self::CAPACITY
-                && let Some(old) = self.order.pop_front()
-            {
-                self.ids.remove(&old);
-            }
-        }
-    }
-
-    /// Whether `id` was handled lately.
-    pub fn contains(&self, id: &uuid::Uuid) -> bool {
-        self.ids.contains(id)
-    }
 }
 
 /// Runs a lane until `shutdown`, then lets in-flight entries finish within
@@ -117,8 +86,7 @@ pub async fn run(
         handler,
         active: Semaphore::new(concurrency),
         in_flight: Mutex::new(HashSet::new()),
-        events_in_flight: Mutex::new(HashSet::new()),
-        recently_done: Mutex::new(RecentIds::default()),
+        dedup: dedup::Memory::default(),
         acks: tx,
         shared,
     });
@@ -235,17 +203,18 @@ fn spawn_batch(
     let shutdown = shutdown.clone();
     tasks.spawn(async move {
         crate::pause::reached("lane.batch").await;
-        let (processed, handled) = match lane.handler.store() {
-            Store::Redis => (process::processed_batch(&lane, &batch).await, Vec::new()),
-            Store::Postgres => (vec![None; batch.len()], batch::handle(&lane, &batch).await),
+        let (prefetched, handled) = match lane.handler.handling() {
+            Handling::Redis(_) => (dedup::prefetch(&lane, &batch).await, Vec::new()),
+            Handling::Postgres(handler) => (vec![None; batch.len()], batch::handle(&lane, handler, &batch).await),
         };
         let mut handled = handled.into_iter();
         let mut work = Vec::with_capacity(batch.len());
-        for ((entry, processed), permit) in batch.into_iter().zip(processed).zip(permits) {
-            match handled.next().unwrap_or(Handled::Individually(None)) {
+        for ((entry, prefetched), permit) in batch.into_iter().zip(prefetched).zip(permits) {
+            let alone = Handled::Individually { earlier: None, standing: Standing::new(prefetched) };
+            match handled.next().unwrap_or(alone) {
                 Handled::Done => finished(&lane, &entry.id, permit),
-                Handled::Individually(earlier) => {
-                    work.push(run_entry(&lane, entry, 1, processed, earlier, permit, &shutdown));
+                Handled::Individually { earlier, standing } => {
+                    work.push(run_entry(&lane, entry, 1, standing, earlier, permit, &shutdown));
                 }
             }
         }
@@ -258,7 +227,6 @@ fn spawn(
     tasks: &mut JoinSet<()>,
     entry: StreamEntry,
     deliveries: usize,
-    processed: Option<bool>,
     permit: tokio::sync::OwnedSemaphorePermit,
     shutdown: &CancellationToken,
 ) {
@@ -267,21 +235,21 @@ fn spawn(
     }
     let lane = lane.clone();
     let shutdown = shutdown.clone();
-    tasks.spawn(async move { run_entry(&lane, entry, deliveries, processed, None, permit, &shutdown).await });
+    tasks.spawn(async move { run_entry(&lane, entry, deliveries, Standing::new(None), None, permit, &shutdown).await });
 }
 
 /// Processes one entry, then forgets it as in flight and frees its room.
-async fn run_entry(
-    lane: &Lane,
+async fn run_entry<'l>(
+    lane: &'l Lane,
     entry: StreamEntry,
     deliveries: usize,
-    processed: Option<bool>,
+    standing: Standing<'l>,
     earlier: Option<HandlerError>,
     permit: tokio::sync::OwnedSemaphorePermit,
     shutdown: &CancellationToken,
 ) {
     let id = entry.id.clone();
-    process::process(lane, entry, deliveries, processed, earlier, shutdown).await;
+    process::process(lane, entry, deliveries, standing, earlier, shutdown).await;
     finished(lane, &id, permit);
 }
 
@@ -378,7 +346,7 @@ async fn reclaim(
             continue;
         }
         let permit = capacity.clone().acquire_owned().await?;
-        spawn(lane, tasks, entry, previous + 1, None, permit, shutdown);
+        spawn(lane, tasks, entry, previous + 1, permit, shutdown);
     }
     Ok(())
 }

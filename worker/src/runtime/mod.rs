@@ -4,11 +4,13 @@
 //! it creates the group (`MKSTREAM`), reads in batches (`XREADGROUP`) under a
 //! per-group concurrency limit, hands each entry to [`process`], reclaims
 //! entries abandoned by crashed consumers, and acknowledges through a batching
-//! [`acker`]. **Invariant:** an entry is acked only after its handler succeeded
-//! and its processed record is written, or after it is in the DLQ.
+//! [`acker`]. Whether an entry's event was handled already is one decision,
+//! `dedup::decide`. **Invariant:** an entry is acked only after its handler
+//! succeeded and its processed record is written, or after it is in the DLQ.
 
 pub mod acker;
 pub mod batch;
+pub mod dedup;
 pub mod lane;
 pub mod process;
 pub mod retry;

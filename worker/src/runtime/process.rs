@@ -1,5 +1,7 @@
-//! What happens to one entry: decode, skip what is not ours, skip what was
-//! processed, run the handler with retries, then ack or dead-letter.
+//! What happens to one entry: decode, skip what is not ours, then attempts
+//! with retries — each asks whether the event was handled already
+//! ([`dedup::decide`]) and runs the handler when it was not — then ack or
+//! dead-letter.
 
 use std::time::Instant;
 
@@ -11,98 +13,33 @@ use xentri_core::dlq::{DeadLetter, dead_letter_fields};
 use xentri_core::stream::{StreamEntry, Undecodable, field};
 
 use super::acker::Ack;
+use super::dedup::{self, Ask, Decision, Duplicate, Records, Standing};
 use super::lane::Lane;
 use super::retry;
-use crate::handler::{Delivery, HandlerError, Store};
+use crate::handler::{HandlerError, Handling, PgDelivery, PostgresStoreHandler, RedisDelivery};
 
-fn processed_key(lane: &Lane, event: &StoredEvent) -> String {
-    processed_key_of(lane, &event.id.to_string())
-}
-
-/// The Redis processed record of event `event_id` for the lane's group.
-pub fn processed_key_of(lane: &Lane, event_id: &str) -> String {
-    lane.shared.keys.key(&format!("processed:{}:{event_id}", lane.group))
-}
-
-/// Looks up the processed records of a read batch in one round trip; `None`
-/// for entries it cannot tell (they look themselves up).
-pub async fn processed_batch(lane: &Lane, entries: &[StreamEntry]) -> Vec<Option<bool>> {
-    if lane.handler.store() != Store::Redis {
-        return vec![Some(false); entries.len()];
-    }
-    let keys: Vec<Option<String>> =
-        entries.iter().map(|e| e.get(field::ID).map(|id| processed_key_of(lane, id))).collect();
-    let mut pipe = redis::pipe();
-    for key in keys.iter().flatten() {
-        pipe.cmd("EXISTS").arg(key);
-    }
-    let found: Option<Vec<bool>> = async {
-        let mut conn = lane.shared.redis.get().await.ok()?;
-        pipe.query_async(&mut conn).await.ok()
-    }
-    .await;
-    let Some(found) = found else { return vec![None; entries.len()] };
-    let mut found = found.into_iter();
-    keys.iter().map(|key| key.as_ref().and_then(|_| found.next())).collect()
-}
-
-/// Marks an event as being handled by a lane until dropped.
-pub(super) struct EventClaim<'a> {
-    lane: &'a Lane,
-    event_id: uuid::Uuid,
-}
-
-impl<'a> EventClaim<'a> {
-    /// Claims `event_id` for this lane; `None` while it is claimed already.
-    pub(super) fn take(lane: &'a Lane, event_id: uuid::Uuid) -> Option<Self> {
-        let mut events = lane.events_in_flight.lock().ok()?;
-        // `then`, not `then_some`: a claim built and dropped here would unlock
-        // the set it is being built under.
-        events.insert(event_id).then(|| Self { lane, event_id })
-    }
-
-    /// Claims `event_id` once its holder lets go; `None` if `shutdown` comes
-    /// first.
-    async fn wait(lane: &'a Lane, event_id: uuid::Uuid, shutdown: &CancellationToken) -> Option<Self> {
-        loop {
-            if let Some(claim) = Self::take(lane, event_id) {
-                return Some(claim);
-            }
-            // Rare (a duplicate arriving while the first copy runs): a short
-            // poll rather than a wake-up list per event.
-            if !retry::sleep(std::time::Duration::from_millis(20), shutdown).await {
-                return None;
-            }
-        }
-    }
-}
-
-impl Drop for EventClaim<'_> {
-    fn drop(&mut self) {
-        if let Ok(mut events) = self.lane.events_in_flight.lock() {
-            events.remove(&self.event_id);
-        }
-    }
-}
-
-/// How a delivery was settled: its handler ran, or its event had a processed
-/// record already (a duplicate delivery).
-enum Settled {
-    Done,
-    Duplicate,
+/// What one attempt came to.
+enum Tried {
+    /// The handler ran and succeeded (and its transaction committed).
+    Handled,
+    /// The event was handled before: the handler did not run.
+    Duplicate(Duplicate),
+    /// Another delivery of the event is being handled by this lane; not an
+    /// attempt.
+    HolderBusy,
 }
 
 /// Processes one delivery of `entry`. Never panics on bad input; never loses
-/// the entry: it ends acked, dead-lettered, or still pending. `processed` is
-/// the Redis processed record's state when the caller already looked it up
-/// (for a whole read batch in one round trip); `earlier` is the failure of
-/// an attempt already made (in a batch's transaction), which counts as the
+/// the entry: it ends acked, dead-lettered, or still pending. `standing` is
+/// the delivery's standing with the de-duplication layers so far (what a read
+/// batch's lookup found, the claim its batch took); `earlier` is the failure
+/// of an attempt already made (in a batch's transaction), which counts as the
 /// first.
-pub async fn process(
-    lane: &Lane,
+pub(super) async fn process<'l>(
+    lane: &'l Lane,
     entry: StreamEntry,
     deliveries: usize,
-    processed: Option<bool>,
+    standing: Standing<'l>,
     earlier: Option<HandlerError>,
     shutdown: &CancellationToken,
 ) {
@@ -132,42 +69,19 @@ pub async fn process(
     // held while suspended would make whatever runs next on this thread a
     // child of this entry (wrong fields on its logs, and a chain of spans that
     // grows by one per entry until dropping it overflows the stack).
-    handle(lane, &entry, &event, processed, earlier, shutdown).instrument(span).await;
+    handle(lane, &entry, &event, standing, earlier, shutdown).instrument(span).await;
 }
 
-/// Runs the group's handler for a decoded event of its type: claim, skip what
-/// was processed, attempts with retries, then ack or dead-letter.
-async fn handle(
-    lane: &Lane,
+/// Runs the group's handler for a decoded event of its type: attempts with
+/// retries, each after the de-duplication decision, then ack or dead-letter.
+async fn handle<'l>(
+    lane: &'l Lane,
     entry: &StreamEntry,
     event: &StoredEvent,
-    processed: Option<bool>,
+    mut standing: Standing<'l>,
     earlier: Option<HandlerError>,
     shutdown: &CancellationToken,
 ) {
-    // The same event may be being handled right now (the relay publishes at
-    // least once; an operator republished it): this delivery waits for that
-    // one, then decides like any other — a skip if it succeeded, a run if it
-    // failed or could not be acknowledged.
-    let Some(_claim) = EventClaim::wait(lane, event.id, shutdown).await else {
-        // Shutdown came first: left pending, reclaimed after a restart.
-        return;
-    };
-    let store = lane.handler.store();
-    let recently = lane.recently_done.lock().is_ok_and(|recent| recent.contains(&event.id));
-    let recorded = match processed {
-        Some(done) => done,
-        None => store == Store::Redis && already_processed(lane, event).await,
-    };
-    if store == Store::Redis && (recently || recorded) {
-        // Handled lately by this lane, yet its record is gone (Redis restarted
-        // empty, a flush): written again with the ack, so that `worker audit`
-        // and later deliveries see it.
-        let lost = (!recorded).then(|| processed_key(lane, event));
-        ack(lane, &entry.id, lost).await;
-        lane.metrics.skipped(&entry.id, "already processed");
-        return;
-    }
     let mut delays = retry::delays(&lane.shared.settings.worker.retry);
     let mut outage = retry::outage_delays();
     let mut attempt = u32::from(earlier.is_some());
@@ -176,29 +90,32 @@ async fn handle(
         let result = match earlier.take() {
             Some(result) => result,
             None => {
-                attempt += 1;
-                let started = Instant::now();
-                let result = {
-                    let _active = lane.active.acquire().await;
-                    run_handler(lane, entry, event, attempt, store).await
-                };
-                lane.metrics.handler_ran(started.elapsed());
-                result
+                let tried = try_once(lane, entry, event, &mut standing, attempt + 1).await;
+                if !matches!(tried, Ok(Tried::HolderBusy)) {
+                    attempt += 1;
+                }
+                tried
             }
         };
         match result {
-            Ok(Settled::Done) => {
-                crate::pause::reached("entry.handled").await;
-                if let Ok(mut recent) = lane.recently_done.lock() {
-                    recent.insert(event.id);
+            Ok(Tried::HolderBusy) => {
+                // It decides again once the holder lets go: a skip if the
+                // holder succeeded, a run if it failed or was not
+                // acknowledged. Shutdown first: left pending, reclaimed after
+                // a restart.
+                if !dedup::holder_gone(lane, event.id, shutdown).await {
+                    return;
                 }
-                let processed = (store == Store::Redis).then(|| processed_key(lane, event));
-                ack(lane, &entry.id, processed).await;
+            }
+            Ok(Tried::Handled) => {
+                crate::pause::reached("entry.handled").await;
+                let record = standing.handled(lane, event);
+                ack(lane, &entry.id, record).await;
                 lane.metrics.acked(&entry.id, attempt);
                 return;
             }
-            Ok(Settled::Duplicate) => {
-                ack(lane, &entry.id, None).await;
+            Ok(Tried::Duplicate(duplicate)) => {
+                ack(lane, &entry.id, duplicate.record_again()).await;
                 lane.metrics.skipped(&entry.id, "already processed");
                 return;
             }
@@ -237,60 +154,79 @@ async fn handle(
     }
 }
 
-async fn run_handler(
-    lane: &Lane,
+/// One attempt: the de-duplication decision, then the handler if it says so.
+async fn try_once<'l>(
+    lane: &'l Lane,
     entry: &StreamEntry,
     event: &StoredEvent,
+    standing: &mut Standing<'l>,
     attempt: u32,
-    store: Store,
-) -> Result<Settled, HandlerError> {
-    let delivery = |tx| Delivery {
-        event,
-        stream: &lane.stream,
-        entry_id: &entry.id,
-        attempt,
-        tx,
-        redis: &lane.shared.redis,
-        keys: &lane.shared.keys,
-        db: &lane.shared.db,
-    };
-    match store {
-        Store::Redis => lane.handler.handle(delivery(None)).await.map(|()| Settled::Done),
-        Store::Postgres => {
-            let transient = |e: sqlx::Error| HandlerError::Transient(e.into());
-            let mut tx = xentri_core::db::begin_as(&lane.shared.db, xentri_core::roles::WORKER, Some(event.org_id))
-                .await
-                .map_err(transient)?;
-            // Concurrent deliveries of one event wait here for each other; the
-            // second finds the first's record and skips.
-            let recorded = sqlx::query(xentri_core::sql::RECORD_PROCESSED)
-                .bind(&lane.group)
-                .bind(event.id)
-                .execute(&mut *tx)
-                .await
-                .map_err(transient)?;
-            if recorded.rows_affected() == 0 {
-                return Ok(Settled::Duplicate);
+) -> Result<Tried, HandlerError> {
+    match lane.handler.handling() {
+        Handling::Redis(handler) => {
+            match decide_alone(lane, event, standing, Records::Redis).await? {
+                Decision::Handle => {}
+                Decision::AckDuplicate(duplicate) => return Ok(Tried::Duplicate(duplicate)),
+                Decision::WaitForHolder => return Ok(Tried::HolderBusy),
             }
-            lane.handler.handle(delivery(Some(&mut *tx))).await?;
-            tx.commit().await.map_err(transient)?;
-            Ok(Settled::Done)
+            let (redis, keys, db) = (&lane.shared.redis, &lane.shared.keys, &lane.shared.db);
+            let delivery = RedisDelivery { event, stream: &lane.stream, entry_id: &entry.id, attempt, redis, keys, db };
+            let _active = lane.active.acquire().await;
+            let started = Instant::now();
+            let result = handler.handle(delivery).await;
+            lane.metrics.handler_ran(started.elapsed());
+            result.map(|()| Tried::Handled)
+        }
+        Handling::Postgres(handler) => {
+            let _active = lane.active.acquire().await;
+            let started = Instant::now();
+            let result = in_transaction(lane, handler, entry, event, standing, attempt).await;
+            if !matches!(result, Ok(Tried::HolderBusy)) {
+                lane.metrics.handler_ran(started.elapsed());
+            }
+            result
         }
     }
 }
 
-async fn already_processed(lane: &Lane, event: &StoredEvent) -> bool {
-    let key = processed_key(lane, event);
-    let result = async {
-        let mut conn = lane.shared.redis.get().await.map_err(|e| anyhow::anyhow!(e))?;
-        redis::cmd("EXISTS").arg(&key).query_async::<bool>(&mut conn).await.map_err(anyhow::Error::from)
+/// An attempt of a Postgres-store handler: its own transaction, where the
+/// decision writes the event's record and the handler its effect, committed
+/// together.
+async fn in_transaction<'l>(
+    lane: &'l Lane,
+    handler: &dyn PostgresStoreHandler,
+    entry: &StreamEntry,
+    event: &StoredEvent,
+    standing: &mut Standing<'l>,
+    attempt: u32,
+) -> Result<Tried, HandlerError> {
+    let transient = |e: sqlx::Error| HandlerError::Transient(e.into());
+    let mut tx = xentri_core::db::begin_as(&lane.shared.db, xentri_core::roles::WORKER, Some(event.org_id))
+        .await
+        .map_err(transient)?;
+    match decide_alone(lane, event, standing, Records::Postgres(&mut tx)).await? {
+        Decision::Handle => {}
+        Decision::AckDuplicate(duplicate) => return Ok(Tried::Duplicate(duplicate)),
+        Decision::WaitForHolder => return Ok(Tried::HolderBusy),
     }
-    .await;
-    // Unknown counts as not processed: at-least-once, never at-most-once.
-    result.unwrap_or_else(|error| {
-        tracing::warn!(error = %error, "cannot read processed record");
-        false
-    })
+    handler.handle(PgDelivery { event, stream: &lane.stream, entry_id: &entry.id, attempt, tx: &mut tx }).await?;
+    tx.commit().await.map_err(transient)?;
+    Ok(Tried::Handled)
+}
+
+/// [`dedup::decide`] for one delivery asking alone. Its error (PostgreSQL
+/// failed) is the attempt's.
+async fn decide_alone<'l>(
+    lane: &'l Lane,
+    event: &StoredEvent,
+    standing: &mut Standing<'l>,
+    records: Records<'_>,
+) -> Result<Decision, HandlerError> {
+    let decisions = dedup::decide(lane, &mut [Ask { event, standing }], records)
+        .await
+        .map_err(|e| HandlerError::Transient(e.into()))?;
+    // One ask, one decision.
+    Ok(decisions.into_iter().next().unwrap_or(Decision::WaitForHolder))
 }
 
 /// Queues `entry_id`'s ack (after its Redis processed record, if any).

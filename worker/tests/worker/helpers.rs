@@ -13,7 +13,10 @@ use uuid::Uuid;
 use xentri_core::dlq::DeadLetter;
 use xentri_core::{Actor, EventType, Settings, StoredEvent};
 use xentri_worker::app::Worker;
-use xentri_worker::handler::{BoxFuture, Delivery, Handler, HandlerError, Store};
+use xentri_worker::handler::{
+    BoxFuture, Handler, HandlerError, Handling, PgDelivery, PostgresStoreHandler, RedisDelivery, RedisStoreHandler,
+    Store,
+};
 
 pub fn database_url(options: &PgConnectOptions) -> String {
     format!(
@@ -150,45 +153,11 @@ impl Handler for Recorder {
         event_type != "xentri.ignored.thing.v1"
     }
 
-    fn store(&self) -> Store {
-        self.store
-    }
-
-    fn handle<'a>(&'a self, delivery: Delivery<'a>) -> BoxFuture<'a, Result<(), HandlerError>> {
-        Box::pin(async move {
-            let index = {
-                let mut calls = self.calls.lock().expect("lock");
-                calls.push(Call {
-                    event_id: delivery.event.id,
-                    attempt: delivery.attempt,
-                    at: Instant::now(),
-                    finished: false,
-                });
-                calls.len() - 1
-            };
-            if !self.delay.is_zero() {
-                tokio::time::sleep(self.delay).await;
-            }
-            let step = self.script.lock().expect("lock").pop_front().unwrap_or(Step::Ok);
-            if let Some(tx) = delivery.tx {
-                sqlx::query(
-                    "INSERT INTO event_counts (org_id, type, count, last_seq) VALUES ($1, $2, 1, $3)
-                     ON CONFLICT (org_id, type) DO UPDATE SET count = event_counts.count + 1",
-                )
-                .bind(delivery.event.org_id)
-                .bind(delivery.event.event_type.as_str())
-                .bind(delivery.event.seq)
-                .execute(tx)
-                .await
-                .map_err(|e| HandlerError::Transient(e.into()))?;
-            }
-            self.calls.lock().expect("lock")[index].finished = true;
-            match step {
-                Step::Ok => Ok(()),
-                Step::Transient => Err(HandlerError::transient("scripted transient failure")),
-                Step::Permanent => Err(HandlerError::permanent("scripted permanent failure")),
-            }
-        })
+    fn handling(&self) -> Handling<'_> {
+        match self.store {
+            Store::Redis => Handling::Redis(self),
+            Store::Postgres => Handling::Postgres(self),
+        }
     }
 
     fn on_dead_letter<'a>(
@@ -200,6 +169,58 @@ impl Handler for Recorder {
             self.dead_letters.fetch_add(1, Ordering::SeqCst);
             Ok(())
         })
+    }
+}
+
+impl Recorder {
+    /// Records the call, waits `delay`, then takes the next step of the script;
+    /// with a transaction (a Postgres-store group), counts the event in it
+    /// first.
+    async fn run(
+        &self,
+        event: &StoredEvent,
+        attempt: u32,
+        tx: Option<&mut sqlx::PgConnection>,
+    ) -> Result<(), HandlerError> {
+        let index = {
+            let mut calls = self.calls.lock().expect("lock");
+            calls.push(Call { event_id: event.id, attempt, at: Instant::now(), finished: false });
+            calls.len() - 1
+        };
+        if !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
+        }
+        let step = self.script.lock().expect("lock").pop_front().unwrap_or(Step::Ok);
+        if let Some(tx) = tx {
+            sqlx::query(
+                "INSERT INTO event_counts (org_id, type, count, last_seq) VALUES ($1, $2, 1, $3)
+                 ON CONFLICT (org_id, type) DO UPDATE SET count = event_counts.count + 1",
+            )
+            .bind(event.org_id)
+            .bind(event.event_type.as_str())
+            .bind(event.seq)
+            .execute(tx)
+            .await
+            .map_err(|e| HandlerError::Transient(e.into()))?;
+        }
+        self.calls.lock().expect("lock")[index].finished = true;
+        match step {
+            Step::Ok => Ok(()),
+            Step::Transient => Err(HandlerError::transient("scripted transient failure")),
+            Step::Permanent => Err(HandlerError::permanent("scripted permanent failure")),
+        }
+    }
+}
+
+impl RedisStoreHandler for Recorder {
+    fn handle<'a>(&'a self, delivery: RedisDelivery<'a>) -> BoxFuture<'a, Result<(), HandlerError>> {
+        Box::pin(self.run(delivery.event, delivery.attempt, None))
+    }
+}
+
+impl PostgresStoreHandler for Recorder {
+    fn handle<'a>(&'a self, delivery: PgDelivery<'a>) -> BoxFuture<'a, Result<(), HandlerError>> {
+        Box::pin(self.run(delivery.event, delivery.attempt, Some(delivery.tx)))
     }
 }
 

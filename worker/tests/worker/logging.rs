@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use sqlx::PgPool;
 use tokio::sync::Notify;
 use uuid::Uuid;
-use xentri_worker::handler::{BoxFuture, Delivery, Handler, HandlerError};
+use xentri_worker::handler::{BoxFuture, Handler, HandlerError, Handling, RedisDelivery, RedisStoreHandler};
 
 use crate::helpers::{database_url, event, eventually, pending, prefix, redis, settings, start, xadd_event};
 
@@ -54,7 +54,13 @@ impl Handler for Interleaving {
         true
     }
 
-    fn handle<'a>(&'a self, delivery: Delivery<'a>) -> BoxFuture<'a, Result<(), HandlerError>> {
+    fn handling(&self) -> Handling<'_> {
+        Handling::Redis(self)
+    }
+}
+
+impl RedisStoreHandler for Interleaving {
+    fn handle<'a>(&'a self, delivery: RedisDelivery<'a>) -> BoxFuture<'a, Result<(), HandlerError>> {
         Box::pin(async move {
             let own = delivery.event.id.to_string();
             tracing::info!(own, "handler started");

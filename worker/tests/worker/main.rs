@@ -6,6 +6,7 @@ mod helpers;
 mod alerts;
 mod audit;
 mod batch;
+mod dedup;
 mod logging;
 mod purge;
 mod relay;

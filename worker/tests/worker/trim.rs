@@ -123,9 +123,15 @@ impl xentri_worker::handler::Handler for Busy {
         true
     }
 
+    fn handling(&self) -> xentri_worker::handler::Handling<'_> {
+        xentri_worker::handler::Handling::Redis(self)
+    }
+}
+
+impl xentri_worker::handler::RedisStoreHandler for Busy {
     fn handle<'a>(
         &'a self,
-        delivery: xentri_worker::handler::Delivery<'a>,
+        delivery: xentri_worker::handler::RedisDelivery<'a>,
     ) -> xentri_worker::handler::BoxFuture<'a, Result<(), xentri_worker::handler::HandlerError>> {
         Box::pin(async move {
             if self.runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 2 {
