@@ -9,7 +9,8 @@ use warp::filters::BoxedFilter;
 use warp::reply::{Reply, Response};
 
 use crate::problem::{FieldError, ProblemDocument};
-use crate::routes::events::{EventPage, NewEventBody};
+use crate::routes::events::EventPage;
+use crate::routes::events::request::NewEventBody;
 use crate::routes::health::HealthStatus;
 use xentri_core::StoredEvent;
 

@@ -1,9 +1,17 @@
-//! `POST /api/v1/events`, `GET /api/v1/events`, `GET /api/v1/events/{id}`.
+//! `POST /api/v1/events`, `GET /api/v1/events`, `GET /api/v1/events/{id}`:
+//! the warp filters and their handlers.
+//!
+//! What a request says is parsed in [`request`]; an append under its
+//! idempotency key, with the retry when the key's claim races, is
+//! [`idempotent`].
+
+pub mod idempotent;
+pub mod request;
 
 use std::sync::Arc;
 
 use bytes::Bytes;
-use chrono::{DateTime, SubsecRound, Utc};
+use chrono::{SubsecRound, Utc};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -11,42 +19,17 @@ use uuid::Uuid;
 use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::reply::{Reply, Response};
-use xentri_core::event::validate_id;
-use xentri_core::store::{AppendOutcome, Position};
-use xentri_core::{EventType, StoredEvent, TypeFilter};
+use xentri_core::StoredEvent;
 
+use self::idempotent::Appended;
+use self::request::{ListQuery, NewEventBody, parse_list_query, parse_new_event, require_json};
 use super::with_state;
 use crate::auth::{Authenticator, Principal, authenticated};
 use crate::edge::RequestContext;
-use crate::events::{self, ListQuery};
+use crate::events;
 use crate::idempotency::{self, IdempotencyKey, StoredResponse};
-use crate::problem::{ApiError, FieldError, Problem, ProblemDocument, ProblemKind, respond};
+use crate::problem::{ApiError, Problem, ProblemDocument, ProblemKind, respond};
 use crate::state::AppState;
-
-/// Default page size.
-pub const DEFAULT_LIMIT: i64 = 50;
-/// Largest page size.
-pub const MAX_LIMIT: i64 = 1000;
-
-// The body as the OpenAPI document states it and as `parse_new_event` builds
-// it, checking every field and reporting every error at once.
-/// A new event, as posted. Unknown fields are refused; every field error is
-/// reported at once.
-#[derive(Debug, ToSchema)]
-#[schema(as = NewEvent)]
-pub struct NewEventBody {
-    /// `xentri.{boundedContext}[.{entity}].{action}.v{N}`, lower-case.
-    #[schema(rename = "type", value_type = String, example = "xentri.soul.updated.v1")]
-    pub event_type: EventType,
-    /// Any JSON object.
-    #[schema(value_type = Object)]
-    pub payload: serde_json::Map<String, serde_json::Value>,
-    /// Groups the events of one operation; generated (UUID v7) when absent.
-    #[schema(example = "order-42")]
-    pub correlation_id: Option<String>,
-    /// The event that caused this one.
-    pub causation_id: Option<String>,
-}
 
 /// A page of events.
 #[derive(Debug, Serialize, ToSchema)]
@@ -190,30 +173,13 @@ async fn append_event(
         // PostgreSQL keeps microseconds: the answer must equal what a read returns.
         occurred_at: Utc::now().trunc_subsecs(6),
     };
-    // A second pass only when the key's answer expired between the append and
-    // the read-back: the key can then be taken over.
-    for _ in 0..2 {
-        match events::append(&state.appender, &event, &key, &hash).await? {
-            AppendOutcome::Appended(seq) => {
-                let stored = event.clone().stored(seq);
-                state.outbox.committed();
-                metrics::counter!("events_appended_total").increment(1);
-                tracing::debug!(event_id = %stored.id, seq = stored.seq, event_type = %stored.event_type, "event appended");
-                let body = serde_json::to_string(&stored).map_err(|e| ApiError::Internal(e.into()))?;
-                return Ok(json_response(StatusCode::CREATED, body));
-            }
-            AppendOutcome::KeyInFlight => return Err(idempotency::in_flight()),
-            AppendOutcome::KeyAnswered => {
-                let mut tx = state.db.begin(principal.org_id).await?;
-                let stored = idempotency::stored(&mut tx, &key).await?;
-                tx.finish_read();
-                if let Some(stored) = stored {
-                    return Ok(replay(stored.replay_for(&hash)?));
-                }
-            }
+    match idempotent::append_or_replay(&state, &event, &key, &hash).await? {
+        Appended::Stored(stored) => {
+            let body = serde_json::to_string(&stored).map_err(|e| ApiError::Internal(e.into()))?;
+            Ok(json_response(StatusCode::CREATED, body))
         }
+        Appended::Replayed(stored) => Ok(replay(stored)),
     }
-    Err(ApiError::Internal(anyhow::anyhow!("idempotency key kept changing")))
 }
 
 fn replay(stored: StoredResponse) -> Response {
@@ -228,77 +194,6 @@ fn json_response(status: StatusCode, body: String) -> Response {
     *response.status_mut() = status;
     response.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
-}
-
-fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
-    let content_type = headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    if essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json")) {
-        Ok(())
-    } else {
-        Err(Problem::new(ProblemKind::UnsupportedMediaType, "The request body must be application/json").into())
-    }
-}
-
-/// Parses and validates the body, collecting every field error at once.
-fn parse_new_event(body: &[u8]) -> Result<(serde_json::Value, NewEventBody), ApiError> {
-    let value: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| Problem::new(ProblemKind::MalformedRequest, format!("The request body is not valid JSON: {e}")))?;
-    let serde_json::Value::Object(object) = &value else {
-        return Err(Problem::validation(vec![field_error("body", "must be a JSON object")]).into());
-    };
-    let mut errors = Vec::new();
-    for key in object.keys() {
-        if !matches!(key.as_str(), "type" | "payload" | "correlation_id" | "causation_id") {
-            errors.push(field_error(key, "unknown field"));
-        }
-    }
-    let event_type = match object.get("type") {
-        None | Some(serde_json::Value::Null) => {
-            errors.push(field_error("type", "is required"));
-            None
-        }
-        Some(serde_json::Value::String(name)) => {
-            EventType::parse(name).map_err(|e| errors.push(field_error("type", &e.message))).ok()
-        }
-        Some(_) => {
-            errors.push(field_error("type", "must be a string"));
-            None
-        }
-    };
-    let payload = match object.get("payload") {
-        Some(serde_json::Value::Object(map)) => Some(map.clone()),
-        None | Some(serde_json::Value::Null) => {
-            errors.push(field_error("payload", "is required"));
-            None
-        }
-        Some(_) => {
-            errors.push(field_error("payload", "must be a JSON object"));
-            None
-        }
-    };
-    let mut optional_id = |name: &'static str| match object.get(name) {
-        None | Some(serde_json::Value::Null) => None,
-        Some(serde_json::Value::String(id)) => {
-            validate_id(name, id).map_err(|e| errors.push(field_error(name, &e.message))).ok().map(|()| id.clone())
-        }
-        Some(_) => {
-            errors.push(field_error(name, "must be a string"));
-            None
-        }
-    };
-    let correlation_id = optional_id("correlation_id");
-    let causation_id = optional_id("causation_id");
-    match (event_type, payload) {
-        (Some(event_type), Some(payload)) if errors.is_empty() => {
-            Ok((value.clone(), NewEventBody { event_type, payload, correlation_id, causation_id }))
-        }
-        _ => Err(Problem::validation(errors).into()),
-    }
-}
-
-fn field_error(field: &str, message: &str) -> FieldError {
-    FieldError { field: field.to_owned(), message: message.to_owned() }
 }
 
 async fn list_events(
@@ -316,53 +211,6 @@ async fn list_events(
     Ok(warp::reply::json(&EventPage { data, next, has_more }).into_response())
 }
 
-/// Parses the list's query string: unknown, repeated or malformed parameters
-/// are a 400 listing each.
-pub fn parse_list_query(raw: &str) -> Result<ListQuery, ApiError> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw)
-        .map_err(|_| Problem::new(ProblemKind::MalformedRequest, "The query string is malformed"))?;
-    let mut query = ListQuery { limit: DEFAULT_LIMIT, ..ListQuery::default() };
-    let mut errors = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    for (name, value) in pairs {
-        let field = format!("query.{name}");
-        if !seen.insert(name.clone()) {
-            errors.push(field_error(&field, "is given more than once"));
-            continue;
-        }
-        match name.as_str() {
-            "limit" => match value.parse::<i64>() {
-                Ok(limit) if (1..=MAX_LIMIT).contains(&limit) => query.limit = limit,
-                _ => errors.push(field_error(&field, &format!("must be an integer from 1 to {MAX_LIMIT}"))),
-            },
-            "after" => match Position::parse_cursor(&value) {
-                Ok(after) => query.after = Some(after),
-                Err(_) => errors.push(field_error(&field, "must be a cursor returned as next")),
-            },
-            "type" => match TypeFilter::parse(&value) {
-                Ok(filter) => query.event_type = Some(filter),
-                Err(e) => errors.push(field_error(&field, &e.message)),
-            },
-            "correlation_id" => match validate_id("correlation_id", &value) {
-                Ok(()) => query.correlation_id = Some(value),
-                Err(e) => errors.push(field_error(&field, &e.message)),
-            },
-            "since" | "until" => match DateTime::parse_from_rfc3339(&value) {
-                Ok(at) if name == "since" => query.since = Some(at.with_timezone(&Utc)),
-                Ok(at) => query.until = Some(at.with_timezone(&Utc)),
-                Err(_) => errors.push(field_error(&field, "must be an RFC 3339 time, e.g. 2026-11-26T10:00:00Z")),
-            },
-            _ => errors.push(field_error(&field, "unknown parameter")),
-        }
-    }
-    if errors.is_empty() {
-        Ok(query)
-    } else {
-        let detail = errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ");
-        Err(Problem { kind: ProblemKind::MalformedRequest, detail, errors }.into())
-    }
-}
-
 async fn get_event(id: String, principal: Result<Principal, ApiError>, state: AppState) -> Result<Response, ApiError> {
     let principal = principal?;
     let Ok(id) = id.parse::<Uuid>() else {
@@ -374,27 +222,5 @@ async fn get_event(id: String, principal: Result<Principal, ApiError>, state: Ap
     match found {
         Some(event) => Ok(warp::reply::json(&event).into_response()),
         None => Err(Problem::new(ProblemKind::NotFound, format!("Event {id} not found")).into()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn list_query_errors_are_all_reported() {
-        let Err(ApiError::Problem(problem)) = parse_list_query("limit=5000&after=x&color=red&since=yesterday") else {
-            panic!("must fail");
-        };
-        let fields: Vec<&str> = problem.errors.iter().map(|e| e.field.as_str()).collect();
-        assert_eq!(fields, ["query.limit", "query.after", "query.color", "query.since"]);
-        assert!(parse_list_query("limit=1000&type=xentri.soul.*").is_ok());
-        assert!(parse_list_query("limit=1&limit=2").is_err());
-    }
-
-    #[test]
-    fn ids_in_events_are_checked() {
-        assert!(parse_new_event(br#"{"type":"xentri.soul.updated.v1","payload":{},"correlation_id":"a b"}"#).is_err());
-        assert!(parse_new_event(br#"{"type":"xentri.soul.updated.v1","payload":{}}"#).is_ok());
     }
 }
