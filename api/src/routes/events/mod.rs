@@ -31,6 +31,11 @@ use crate::idempotency::{self, IdempotencyKey, StoredResponse};
 use crate::problem::{ApiError, Problem, ProblemDocument, ProblemKind, respond};
 use crate::state::AppState;
 
+/// What `x-org-id` is, on every operation that takes it.
+const ORG_DESCRIPTION: &str = "Act for this org instead of the token's active one: a UUID, or a Clerk organisation \
+    id (`org_` and letters and digits, mapped to one stable internal id). It must be one the token grants (its active \
+    org or one of `orgs`), else 403; a value of neither form is a 400";
+
 /// A page of events.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EventPage {
@@ -39,8 +44,8 @@ pub struct EventPage {
     pub data: Vec<StoredEvent>,
     /// Opaque cursor to pass as `after` for the next page, and to keep polling
     /// with when tailing; null only when nothing was returned and no `after`
-    /// given.
-    #[schema(example = "7351-1042")]
+    /// given. Written `{transaction}-{seq}`, two decimal numbers.
+    #[schema(example = "7351-1042", pattern = "^[0-9]{1,20}-[0-9]{1,19}$")]
     pub next: Option<String>,
     /// Whether more events are available right now.
     pub has_more: bool,
@@ -66,20 +71,20 @@ fn context() -> impl Filter<Extract = (RequestContext,), Error = std::convert::I
 #[utoipa::path(post, path = "/api/v1/events", tag = "events",
     request_body(content = NewEventBody, content_type = "application/json"),
     params(
-        ("Idempotency-Key" = String, Header, description = "Required. 1-255 visible ASCII characters, scoped to the org; a retry with the same key and request replays the stored answer (with `Idempotent-Replayed: true`)"),
-        ("x-org-id" = Option<Uuid>, Header, description = "Act for this org instead of the token's active one; it must be one the token grants (`org_id` or `orgs`), else 403"),
+        ("Idempotency-Key" = String, Header, description = "Required: 1 to 255 visible ASCII characters (`!` to `~`), scoped to the org. A retry with the same key and request replays the stored answer (with `Idempotent-Replayed: true`); the same key with another request is a 422, and while its first request is still in flight a 409"),
+        ("x-org-id" = Option<String>, Header, description = ORG_DESCRIPTION),
     ),
     security(("bearer" = []), ("session_cookie" = [])),
     responses(
         (status = 201, description = "Stored; the envelope as stored", body = StoredEvent),
-        (status = 400, description = "Missing or malformed Idempotency-Key, or malformed JSON", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 400, description = "Missing or malformed Idempotency-Key, malformed JSON, or a malformed x-org-id", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 401, description = "No valid token; one `detail` whatever the cause", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 403, description = "x-org-id names an org the token does not grant", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 408, description = "The body did not arrive within `api.body_read_timeout_ms`; the connection is closed", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 409, description = "The first request with this key is still in flight", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 413, description = "Body over the limit", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 415, description = "Body is not application/json", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields (`errors` lists them), or the key was used with another request", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over `api.body_limit_bytes` (1 MiB by default)", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 415, description = "The Content-Type is not `application/json` (nor `application/*+json`)", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, description = "The body is not an object, or fields break their rules (`errors` lists them); or the key was used with another request", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 500, description = "An unexpected failure (logged with the trace id); nothing more is disclosed", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 503, description = "The database is unavailable, no user-token keys could be fetched yet, the api is shutting down, or it sheds load (`overloaded`); always with `Retry-After`", body = ProblemDocument, content_type = "application/problem+json"),
     ))]
@@ -97,12 +102,15 @@ pub fn append(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Respons
 }
 
 /// Lists the caller's org's events.
+///
+/// Every query parameter may be given once; an unknown or repeated one is a
+/// 400, like a malformed one.
 #[utoipa::path(get, path = "/api/v1/events", tag = "events",
-    params(ListQuery, ("x-org-id" = Option<Uuid>, Header, description = "Act for this org instead of the token's active one; it must be one the token grants (`org_id` or `orgs`), else 403")),
+    params(ListQuery, ("x-org-id" = Option<String>, Header, description = ORG_DESCRIPTION)),
     security(("bearer" = []), ("session_cookie" = [])),
     responses(
         (status = 200, description = "A page of events in seq order", body = EventPage),
-        (status = 400, description = "A malformed or unknown query parameter, or limit above 1000", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 400, description = "A query parameter that is malformed, unknown or given more than once (`errors` lists them), or a malformed x-org-id", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 401, description = "No valid token; one `detail` whatever the cause", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 403, description = "x-org-id names an org the token does not grant", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 500, description = "An unexpected failure (logged with the trace id); nothing more is disclosed", body = ProblemDocument, content_type = "application/problem+json"),
@@ -121,11 +129,11 @@ pub fn list(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Response,
 
 /// Fetches one event; another org's id is a 404, like a missing one.
 #[utoipa::path(get, path = "/api/v1/events/{id}", tag = "events",
-    params(("id" = Uuid, Path, description = "The event id"), ("x-org-id" = Option<Uuid>, Header, description = "Act for this org instead of the token's active one; it must be one the token grants (`org_id` or `orgs`), else 403")),
+    params(("id" = Uuid, Path, description = "The event id"), ("x-org-id" = Option<String>, Header, description = ORG_DESCRIPTION)),
     security(("bearer" = []), ("session_cookie" = [])),
     responses(
         (status = 200, description = "The event", body = StoredEvent),
-        (status = 400, description = "The id is not a UUID", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 400, description = "The id is not a UUID, or x-org-id is malformed", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 401, description = "No valid token; one `detail` whatever the cause", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 403, description = "x-org-id names an org the token does not grant", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 404, description = "No such event in this org", body = ProblemDocument, content_type = "application/problem+json"),

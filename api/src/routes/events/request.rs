@@ -21,19 +21,27 @@ pub const MAX_LIMIT: i64 = 1000;
 
 /// A new event, as posted. Unknown fields are refused; every field error is
 /// reported at once.
+// `deny_unknown_fields` is read by utoipa only (the body is parsed by
+// `parse_new_event`, not serde): it states `additionalProperties: false`.
 #[derive(Debug, ToSchema)]
 #[schema(as = NewEvent)]
+#[serde(deny_unknown_fields)]
 pub struct NewEventBody {
-    /// `xentri.{boundedContext}[.{entity}].{action}.v{N}`, lower-case.
-    #[schema(rename = "type", value_type = String, example = "xentri.soul.updated.v1")]
+    /// `xentri.{boundedContext}[.{entity}].{action}.v{N}`: lower-case words of
+    /// `a-z`, `0-9` and `_` that start with a letter, at most 255 characters.
+    #[schema(rename = "type", value_type = String, example = "xentri.soul.updated.v1", max_length = 255,
+        pattern = r"^xentri\.[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*){1,2}\.v[1-9][0-9]*$")]
     pub event_type: EventType,
     /// Any JSON object.
     #[schema(value_type = Object)]
     pub payload: serde_json::Map<String, serde_json::Value>,
-    /// Groups the events of one operation; generated (UUID v7) when absent.
-    #[schema(example = "order-42")]
+    /// Groups the events of one operation; generated (UUID v7) when absent or
+    /// null. 1 to 128 characters of `A-Z a-z 0-9 . _ : -`.
+    #[schema(example = "order-42", min_length = 1, max_length = 128, pattern = r"^[A-Za-z0-9._:-]{1,128}$")]
     pub correlation_id: Option<String>,
-    /// The event that caused this one.
+    /// The event that caused this one; absent or null when none. 1 to 128
+    /// characters of `A-Z a-z 0-9 . _ : -`.
+    #[schema(min_length = 1, max_length = 128, pattern = r"^[A-Za-z0-9._:-]{1,128}$")]
     pub causation_id: Option<String>,
 }
 
@@ -42,20 +50,27 @@ pub struct NewEventBody {
 #[derive(Debug, Clone, Default, PartialEq, Eq, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    /// Exact type, or a prefix ending in `.*` (`xentri.soul.*`).
+    /// Exact type, or every type under a prefix of whole words ending in `.*`
+    /// (`xentri.soul.*`, `xentri.*`).
+    // Its schema, one of two shapes, is `openapi::rules::type_filter`.
     #[param(rename = "type", value_type = Option<String>)]
     pub event_type: Option<TypeFilter>,
-    /// Only events of this correlation id.
+    /// Only events of this correlation id: 1 to 128 characters of
+    /// `A-Z a-z 0-9 . _ : -`.
+    #[param(min_length = 1, max_length = 128, pattern = r"^[A-Za-z0-9._:-]{1,128}$")]
     pub correlation_id: Option<String>,
     /// Only events that occurred at or after this RFC 3339 time.
     pub since: Option<DateTime<Utc>>,
     /// Only events that occurred before this RFC 3339 time.
     pub until: Option<DateTime<Utc>>,
-    /// The `next` cursor of the previous page.
+    /// The `next` cursor of a previous page: `{transaction}-{seq}`, two
+    /// decimal numbers of at most 20 digits, the first at most
+    /// 18446744073709551615, the second at most 9223372036854775807.
+    // Its schema, with both bounds in its pattern, is `openapi::rules::cursor`.
     #[param(value_type = Option<String>)]
     pub after: Option<Position>,
     /// Page size, 1 to 1000 (default 50).
-    #[param(value_type = Option<i64>, required = false, minimum = 1, maximum = 1000)]
+    #[param(value_type = Option<i64>, required = false, minimum = 1, maximum = 1000, default = 50)]
     pub limit: i64,
 }
 
