@@ -32,7 +32,8 @@ pub struct NewEventBody {
     #[schema(rename = "type", value_type = String, example = "xentri.soul.updated.v1", max_length = 255,
         pattern = r"^xentri\.[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*){1,2}\.v[1-9][0-9]*$")]
     pub event_type: EventType,
-    /// Any JSON object.
+    /// Any JSON object, nested at most 126 levels deep (itself included):
+    /// deeper is not read, a 400.
     #[schema(value_type = Object)]
     pub payload: serde_json::Map<String, serde_json::Value>,
     /// Groups the events of one operation; generated (UUID v7) when absent or
@@ -207,6 +208,16 @@ mod tests {
         assert_eq!(fields, ["query.limit", "query.after", "query.color", "query.since"]);
         assert!(parse_list_query("limit=1000&type=xentri.soul.*").is_ok());
         assert!(parse_list_query("limit=1&limit=2").is_err());
+    }
+
+    #[test]
+    fn payloads_nest_at_most_126_levels_as_the_document_states() {
+        let body = |depth: usize| {
+            let inner = format!("{}{}", "[".repeat(depth - 1), "]".repeat(depth - 1));
+            format!(r#"{{"type":"xentri.soul.updated.v1","payload":{{"a":{inner}}}}}"#)
+        };
+        assert!(parse_new_event(body(126).as_bytes()).is_ok());
+        assert!(parse_new_event(body(127).as_bytes()).is_err());
     }
 
     #[test]
