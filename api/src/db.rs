@@ -20,7 +20,8 @@ use xentri_core::store::{AppendOutcome, NewEventRecord};
 
 use xentri_core::TypeFilter;
 
-use crate::events::{ListQuery, Listed};
+use crate::events::Listed;
+use crate::routes::events::request::ListQuery;
 
 /// Org-scoped access to PostgreSQL.
 #[derive(Clone)]

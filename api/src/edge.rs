@@ -6,8 +6,8 @@
 //! (413 above `api.body_limit_bytes`, chunked or not; 408 when it has not
 //! arrived whole within `api.body_read_timeout_ms`), runs the routes with
 //! panics caught (500), renders every problem with the caller's language and
-//! trace id, echoes `traceparent`, and writes one log line and one metric
-//! sample per request.
+//! trace id, names the allowed methods on a 405, echoes `traceparent`, and
+//! writes one log line and one metric sample per request.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::{CONTENT_LANGUAGE, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
+use http::header::{ALLOW, CONTENT_LANGUAGE, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderMap, HeaderValue, Method, Request, Response};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
@@ -134,7 +134,10 @@ impl Edge {
             let context = RequestContext { trace: trace.clone(), lang };
             self.route(request, context).instrument(span.clone()).await
         };
-        let response = finish(response, lang, &trace);
+        let mut response = finish(response, lang, &trace);
+        if response.status() == http::StatusCode::METHOD_NOT_ALLOWED {
+            allow(&mut response, route);
+        }
         let status = response.status().as_u16();
         let elapsed = started.elapsed();
         crate::metrics::record_request(method.as_str(), route, status, elapsed);
@@ -283,6 +286,15 @@ fn finish(mut response: Response<Body>, lang: Lang, trace: &TraceContext) -> Res
         response.headers_mut().insert("traceparent", value);
     }
     response
+}
+
+/// Lists the methods served at the path of a 405 in its `Allow` header, as
+/// RFC 9110 requires of every 405.
+fn allow(response: &mut Response<Body>, route: &str) {
+    let methods = crate::routes::methods(route).join(", ");
+    if let Ok(value) = HeaderValue::from_str(&methods) {
+        response.headers_mut().insert(ALLOW, value);
+    }
 }
 
 #[cfg(test)]

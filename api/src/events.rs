@@ -5,17 +5,17 @@
 //! org; the list and the appends call database functions that scope
 //! themselves the same way (the appends through the [`Appender`]).
 
-use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 use uuid::Uuid;
 use xentri_core::sql;
 use xentri_core::store::{Position, TxId};
-use xentri_core::{NewEvent, StoredEvent, TypeFilter};
+use xentri_core::{NewEvent, StoredEvent};
 
 use crate::appender::{AppendItem, Appender};
 use crate::db::{Db, OrgTx};
 use crate::idempotency::IdempotencyKey;
 use crate::problem::ApiError;
+use crate::routes::events::request::ListQuery;
 use xentri_core::store::AppendOutcome;
 
 /// Appends `event`, its outbox row and its idempotency key, with the next
@@ -35,28 +35,6 @@ pub async fn append(
 /// One event by id, if this org has it.
 pub async fn get(tx: &mut OrgTx, id: Uuid) -> Result<Option<StoredEvent>, sqlx::Error> {
     sqlx::query_as::<_, StoredEvent>(sql::EVENT_BY_ID).bind(id).fetch_optional(&mut **tx).await
-}
-
-/// What to list: the list route's query parameters, as parsed
-/// (`routes::events::parse_list_query`) and as the OpenAPI document states them.
-#[derive(Debug, Clone, Default, PartialEq, Eq, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ListQuery {
-    /// Exact type, or a prefix ending in `.*` (`xentri.soul.*`).
-    #[param(rename = "type", value_type = Option<String>)]
-    pub event_type: Option<TypeFilter>,
-    /// Only events of this correlation id.
-    pub correlation_id: Option<String>,
-    /// Only events that occurred at or after this RFC 3339 time.
-    pub since: Option<DateTime<Utc>>,
-    /// Only events that occurred before this RFC 3339 time.
-    pub until: Option<DateTime<Utc>>,
-    /// The `next` cursor of the previous page.
-    #[param(value_type = Option<String>)]
-    pub after: Option<Position>,
-    /// Page size, 1 to 1000 (default 50).
-    #[param(value_type = Option<i64>, required = false, minimum = 1, maximum = 1000)]
-    pub limit: i64,
 }
 
 /// An event of a list, with its position for the next page's cursor.

@@ -92,7 +92,8 @@ pub struct StoredEvent {
     /// `xentri.{boundedContext}[.{entity}].{action}.v{N}`.
     #[serde(rename = "type")]
     #[sqlx(rename = "type", try_from = "String")]
-    #[schema(rename = "type", value_type = String, example = "xentri.soul.updated.v1")]
+    #[schema(rename = "type", value_type = String, example = "xentri.soul.updated.v1", max_length = 255,
+        pattern = r"^xentri\.[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*){1,2}\.v[1-9][0-9]*$")]
     pub event_type: EventType,
     /// A JSON object, as appended.
     #[sqlx(json)]
@@ -100,7 +101,7 @@ pub struct StoredEvent {
     pub payload: Box<RawValue>,
     /// `user:<sub>` or `service:<name>`.
     #[sqlx(try_from = "String")]
-    #[schema(value_type = String, example = "user:user_2abc")]
+    #[schema(value_type = String, example = "user:user_2abc", pattern = r"^(user|service):[!-~]{1,255}$")]
     pub actor: Actor,
     /// W3C trace id of the request that appended it.
     pub trace_id: String,

@@ -20,7 +20,7 @@ use super::{AuthError, Principal};
 pub const CLERK_ORG_NAMESPACE: Uuid = Uuid::from_u128(0xf7bb_57ab_c0cb_5a82_9244_1d47_2471_fca8);
 
 /// Longest Clerk organisation id accepted (`org_` and the id).
-const CLERK_ORG_MAX_LEN: usize = 64;
+pub const CLERK_ORG_MAX_LEN: usize = 64;
 
 /// The internal org id for an org as a token or `x-org-id` names it: a UUID
 /// as it is, a Clerk organisation id (`org_` followed by letters and digits)

@@ -339,6 +339,10 @@ pub fn bearer(authorization: Option<&str>, session_cookie: Option<&str>) -> Resu
     session_cookie.filter(|c| !c.is_empty()).map(str::to_owned).ok_or(AuthError::Missing)
 }
 
+/// The header that names the org a request acts for, instead of the token's
+/// active one.
+pub const ORG_HEADER: &str = "x-org-id";
+
 /// The caller the edge authenticated before reading the body, handed to the
 /// routes as a request extension.
 #[derive(Debug, Clone)]
@@ -351,7 +355,7 @@ pub async fn authenticate_request(auth: &Authenticator, headers: &http::HeaderMa
     let text = |name: &str| headers.get(name).map(|v| v.to_str().map_err(|_| AuthError::Malformed));
     let authorization = text("authorization").transpose()?;
     let cookie = session_cookie(headers);
-    let switch_to = match text("x-org-id").transpose()? {
+    let switch_to = match text(ORG_HEADER).transpose()? {
         None => None,
         Some(raw) => Some(claims::org_ref(raw).ok_or_else(|| {
             ApiError::Problem(Problem::new(

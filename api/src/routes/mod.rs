@@ -53,6 +53,16 @@ pub fn template(method: &Method, path: &str) -> &'static str {
         .map_or("unmatched", |route| route.template)
 }
 
+/// The methods served under `template`, in alphabetical order: what a 405's
+/// `Allow` header lists (RFC 9110, section 10.2.1).
+pub fn methods(template: &str) -> Vec<&'static str> {
+    let mut methods: Vec<&'static str> =
+        ROUTES.iter().filter(|route| route.template == template).map(|route| route.method).collect();
+    methods.sort_unstable();
+    methods.dedup();
+    methods
+}
+
 /// All routes, with warp's rejections turned into problems.
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     health::health()
@@ -86,5 +96,14 @@ mod tests {
         assert_eq!(template(&Method::GET, "/health/"), "/health");
         assert_eq!(template(&Method::POST, "/health"), "/health");
         assert_eq!(template(&Method::GET, "/nope/123"), "unmatched");
+    }
+
+    #[test]
+    fn every_served_template_has_its_methods() {
+        assert_eq!(methods("/api/v1/events"), ["GET", "POST"]);
+        assert_eq!(methods("/api/v1/events/{id}"), ["GET"]);
+        assert_eq!(methods("/health"), ["GET"]);
+        assert!(methods("unmatched").is_empty());
+        assert!(ROUTES.iter().all(|route| methods(route.template).contains(&route.method)));
     }
 }

@@ -5,6 +5,7 @@ mod helpers;
 
 mod appender;
 mod auth;
+mod contract;
 mod events;
 mod health;
 mod idempotency;

@@ -80,3 +80,40 @@ async fn request_format_problems_in_english_and_german(_: PgPoolOptions, options
     }
     app.stop().await;
 }
+
+#[sqlx::test(migrator = "xentri_core::MIGRATOR")]
+async fn every_405_names_the_allowed_methods(_: PgPoolOptions, options: PgConnectOptions) {
+    let app = spawn_app(options).await;
+    let token = crate::helpers::user_token(uuid::Uuid::new_v4());
+    let paths = [
+        ("/api/v1/events", "GET, POST"),
+        ("/api/v1/events/01937c4e-0000-7000-8000-000000000000", "GET"),
+        ("/health", "GET"),
+        ("/health/ready", "GET"),
+        ("/api/v1/metrics", "GET"),
+        ("/api/v1/openapi.json", "GET"),
+    ];
+    let methods = ["TRACE", "PATCH", "PUT", "DELETE", "OPTIONS", "POST", "HEAD"];
+    for (path, allowed) in paths {
+        for method in methods.into_iter().filter(|m| !allowed.split(", ").any(|a| a == *m)) {
+            let method: reqwest::Method = method.parse().expect("a method");
+            for authenticated in [false, true] {
+                let mut request = app.client.request(method.clone(), app.url(path));
+                if authenticated {
+                    request = request.bearer_auth(&token);
+                }
+                let response = request.send().await.expect("sent");
+                let case = format!("{method} {path} (token: {authenticated})");
+                assert_eq!(response.status(), 405, "{case}");
+                assert_eq!(response.headers()["allow"], allowed, "{case}");
+                assert_eq!(response.headers()["content-type"], "application/problem+json", "{case}");
+                if method != reqwest::Method::HEAD {
+                    let (_, _, body) = json(response).await;
+                    assert_eq!(body["type"], "https://xentri.io/errors/method-not-allowed", "{case}");
+                    assert_eq!(body["status"], 405, "{case}");
+                }
+            }
+        }
+    }
+    app.stop().await;
+}

@@ -1,4 +1,11 @@
 //! `GET /api/v1/openapi.json`: the OpenAPI 3.1 document of what is served.
+//!
+//! The document is generated from the routes' `utoipa` attributes and the
+//! types requests are parsed into; [`rules`] states what attributes cannot,
+//! and its tests hold every pattern in the document to the parser that
+//! enforces it.
+
+pub mod rules;
 
 use std::sync::OnceLock;
 
@@ -8,8 +15,10 @@ use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::reply::{Reply, Response};
 
+use self::rules::Rules;
 use crate::problem::{FieldError, ProblemDocument};
-use crate::routes::events::{EventPage, NewEventBody};
+use crate::routes::events::EventPage;
+use crate::routes::events::request::NewEventBody;
 use crate::routes::health::HealthStatus;
 use xentri_core::StoredEvent;
 
@@ -28,7 +37,7 @@ use xentri_core::StoredEvent;
         super::events::get,
     ),
     components(schemas(ProblemDocument, FieldError, HealthStatus, StoredEvent, EventPage, NewEventBody)),
-    modifiers(&SecuritySchemes),
+    modifiers(&SecuritySchemes, &Rules),
     tags(
         (name = "events", description = "The immutable event log of the caller's org"),
         (name = "health", description = "Liveness and readiness"),
