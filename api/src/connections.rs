@@ -81,6 +81,7 @@ pub struct Timeouts {
     pub keep_alive: Duration,
 }
 
+/// A connection let in under the cap: it leaves the registry when dropped.
 pub struct Admitted {
     /// The connection's shared state.
     connection: Arc<Connection>,

@@ -2,6 +2,9 @@
 //! replay rule is tested where it runs (there is no second copy of it in
 //! Rust). Each test works under a key prefix of its own.
 
+// Tests: a failed step panics with its cause, failing the test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use redis::Value;
 use redis::aio::MultiplexedConnection;
 use uuid::Uuid;

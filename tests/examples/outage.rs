@@ -13,6 +13,9 @@
 //! `OUTAGE_SECONDS` (10), `OUTAGE_WRITERS` (10), `OUTAGE_SPIKE_TO` (200),
 //! `OUTAGE_SPIKE_RAMP_SECONDS` (10), `OUTAGE_MAX_CONCURRENT_REQUESTS` (64).
 
+// A bench driver: a run that cannot go on panics with its cause.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::process::ExitCode;
 use std::time::Duration;
 

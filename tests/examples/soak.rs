@@ -31,6 +31,9 @@
 //! `DATABASE_URL` names the database the api and worker use (read directly,
 //! as a superuser: RLS does not apply).
 
+// A bench driver: a run that cannot go on panics with its cause.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
 use std::sync::{Arc, Mutex};

@@ -11,6 +11,9 @@
 //! `DATABASE_URL` names a migrated database of its own; `REDIS_URL` the Redis
 //! server. Every scenario uses a key prefix of its own and deletes its keys.
 
+// A bench driver: a run that cannot go on panics with its cause.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 

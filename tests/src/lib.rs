@@ -7,6 +7,10 @@
 //! posts through the api as clients do, and [`drills`] are the recovery
 //! drills that `tests/outage.rs` and `scripts/bench outage` run.
 
+// Test support: a set-up step that fails panics with its cause, failing the
+// test that asked for it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 pub mod drills;
 pub mod load;
 pub mod processes;

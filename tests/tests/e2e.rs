@@ -3,6 +3,9 @@
 //! `./scripts/test` builds the binaries first; these tests look for them in the
 //! workspace's target directory (or `$CARGO_TARGET_DIR`).
 
+// Tests: a failed step panics with its cause, failing the test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

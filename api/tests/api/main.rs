@@ -1,6 +1,9 @@
 //! Integration tests of the api against real PostgreSQL and Redis: one test
 //! binary, one module per area, a fresh database per test.
 
+// Tests: a failed step panics with its cause, failing the test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod helpers;
 
 mod appender;
