@@ -67,7 +67,16 @@ ensure_redis() {
     wait_for Redis redis_answers
 }
 
+# The allocator (jemalloc) and ring are C code built with the crates: they
+# need a C compiler and make.
+ensure_build_tools() {
+    if ! command -v cc >/dev/null 2>&1 || ! command -v make >/dev/null 2>&1; then
+        apt_install build-essential
+    fi
+}
+
 ensure_services() {
+    ensure_build_tools
     ensure_postgres
     ensure_redis
 }
