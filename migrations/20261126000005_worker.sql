@@ -14,24 +14,41 @@ CREATE TABLE processed_events (
 
 CREATE INDEX processed_events_processed_at ON processed_events (processed_at);
 
--- The reference PostgreSQL handler's projection: events per (org, type).
-CREATE TABLE event_counts (
+-- The reference PostgreSQL handler's projection: events per (org, type), in
+-- one row per lane slot. Batches of a group commit concurrently; were there
+-- one counter row per (org, type), each would wait for the row lock of the
+-- one before, holding its transaction id open meanwhile — and every open
+-- transaction id holds back the commit horizon the relay publishes below,
+-- delaying every event on the server. A slot is held by one transaction of
+-- the group at a time in a worker process (worker/src/runtime/slots.rs), so
+-- transactions of one worker never wait on each other here. Read the counts
+-- through the `event_counts` view.
+CREATE TABLE event_count_slots (
     org_id     uuid        NOT NULL,
     type       text        NOT NULL,
+    slot       smallint    NOT NULL CHECK (slot >= 0),
     count      bigint      NOT NULL,
     last_seq   bigint      NOT NULL,
     updated_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (org_id, type)
+    PRIMARY KEY (org_id, type, slot)
 );
 
-ALTER TABLE event_counts ENABLE ROW LEVEL SECURITY;
-ALTER TABLE event_counts FORCE ROW LEVEL SECURITY;
-CREATE POLICY org_isolation ON event_counts
+ALTER TABLE event_count_slots ENABLE ROW LEVEL SECURITY;
+ALTER TABLE event_count_slots FORCE ROW LEVEL SECURITY;
+CREATE POLICY org_isolation ON event_count_slots
     USING (org_id = NULLIF(current_setting('app.org_id', true), '')::uuid)
     WITH CHECK (org_id = NULLIF(current_setting('app.org_id', true), '')::uuid);
 
-REVOKE ALL ON processed_events, event_counts FROM PUBLIC;
+-- Events per (org, type): the slots' rows added up. `security_invoker`: the
+-- reader's row-level security applies, not the view owner's.
+CREATE VIEW event_counts WITH (security_invoker = true) AS
+    SELECT org_id, type, sum(count)::bigint AS count, max(last_seq) AS last_seq, max(updated_at) AS updated_at
+      FROM event_count_slots
+     GROUP BY org_id, type;
+
+REVOKE ALL ON processed_events, event_count_slots, event_counts FROM PUBLIC;
 GRANT SELECT, INSERT, DELETE ON processed_events TO xentri_worker;
-GRANT SELECT, INSERT, UPDATE ON event_counts TO xentri_worker;
+GRANT SELECT, INSERT, UPDATE ON event_count_slots TO xentri_worker;
+GRANT SELECT ON event_counts TO xentri_worker;
 -- `worker audit` (as the relay role) tells handled events from missing ones.
 GRANT SELECT ON processed_events TO xentri_relay;

@@ -114,19 +114,20 @@ SELECT r.rolname::text AS role,
  SELECT $1, id FROM unnest($2::uuid[]) AS id ORDER BY id
  ON CONFLICT DO NOTHING
  RETURNING event_id";
-    /// `event_counts`: one event of org `$1`, type `$2`, seq `$3`.
-    COUNT_EVENT = "INSERT INTO event_counts (org_id, type, count, last_seq) VALUES ($1, $2, 1, $3)
- ON CONFLICT (org_id, type) DO UPDATE
-    SET count = event_counts.count + 1,
-        last_seq = GREATEST(event_counts.last_seq, EXCLUDED.last_seq),
+    /// `event_counts`: one event of org `$1`, type `$2`, seq `$3`, counted
+    /// in lane slot `$4`'s row.
+    COUNT_EVENT = "INSERT INTO event_count_slots (org_id, type, slot, count, last_seq) VALUES ($1, $2, $4, 1, $3)
+ ON CONFLICT (org_id, type, slot) DO UPDATE
+    SET count = event_count_slots.count + 1,
+        last_seq = GREATEST(event_count_slots.last_seq, EXCLUDED.last_seq),
         updated_at = now()";
     /// `event_counts`: events of org `$1` per type (`$2` types, `$3` counts,
-    /// `$4` highest seqs).
-    COUNT_EVENTS = "INSERT INTO event_counts (org_id, type, count, last_seq)
- SELECT $1, t, c, s FROM unnest($2::text[], $3::bigint[], $4::bigint[]) AS u(t, c, s)
- ON CONFLICT (org_id, type) DO UPDATE
-    SET count = event_counts.count + EXCLUDED.count,
-        last_seq = GREATEST(event_counts.last_seq, EXCLUDED.last_seq),
+    /// `$4` highest seqs), counted in lane slot `$5`'s rows.
+    COUNT_EVENTS = "INSERT INTO event_count_slots (org_id, type, slot, count, last_seq)
+ SELECT $1, t, $5, c, s FROM unnest($2::text[], $3::bigint[], $4::bigint[]) AS u(t, c, s)
+ ON CONFLICT (org_id, type, slot) DO UPDATE
+    SET count = event_count_slots.count + EXCLUDED.count,
+        last_seq = GREATEST(event_count_slots.last_seq, EXCLUDED.last_seq),
         updated_at = now()";
 
     // Purges: a chunk of at most `$1` rows, oldest first, each chunk its own

@@ -86,6 +86,11 @@ pub struct PgDelivery<'a> {
     pub entry_id: &'a str,
     /// 1 for the first attempt in this process, then 2, 3, …
     pub attempt: u32,
+    /// The lane slot the transaction runs in: no other transaction of this
+    /// group in this process holds it meanwhile. Rows every event updates
+    /// (counters) keyed by it are never waited for by a concurrent
+    /// transaction of the group (see [`crate::runtime::slots`]).
+    pub slot: u16,
     /// The transaction to write in, running as the worker role with
     /// `app.org_id` set to the event's org. The event's processed record is
     /// already in it: what the handler writes commits with the record, or
@@ -98,6 +103,8 @@ pub struct PgDelivery<'a> {
 pub struct OrgBatch<'a> {
     /// The events, in (type, seq) order; none of them processed before.
     pub events: &'a [&'a StoredEvent],
+    /// The lane slot the transaction runs in (as [`PgDelivery::slot`]).
+    pub slot: u16,
     /// The transaction, running as the worker role with `app.org_id` set to
     /// their org. Their processed records are already in it.
     pub tx: &'a mut PgConnection,

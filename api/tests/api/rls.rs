@@ -121,7 +121,7 @@ async fn relay_role_reads_across_orgs_and_api_role_owns_nothing(pool: PgPool) {
     assert!(!bypass);
     let forced: Vec<(String, bool, bool)> = sqlx::query_as(
         "SELECT relname::text, relrowsecurity, relforcerowsecurity FROM pg_class
-         WHERE relname IN ('system_events', 'outbox', 'idempotency_keys', 'event_counts') ORDER BY relname",
+         WHERE relname IN ('system_events', 'outbox', 'idempotency_keys', 'event_count_slots') ORDER BY relname",
     )
     .fetch_all(&pool)
     .await

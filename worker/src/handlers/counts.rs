@@ -47,6 +47,7 @@ impl PostgresStoreHandler for EventCounts {
                 .bind(event.org_id)
                 .bind(event.event_type.as_str())
                 .bind(event.seq)
+                .bind(i16::try_from(delivery.slot).unwrap_or(i16::MAX))
                 .execute(delivery.tx)
                 .await
                 .map_err(|e| HandlerError::Transient(e.into()))?;
@@ -73,6 +74,7 @@ impl PostgresStoreHandler for EventCounts {
                 .bind(&types)
                 .bind(&counts)
                 .bind(&lasts)
+                .bind(i16::try_from(batch.slot).unwrap_or(i16::MAX))
                 .execute(batch.tx)
                 .await
                 .map_err(|e| HandlerError::Transient(e.into()))?;

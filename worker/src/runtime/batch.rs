@@ -81,8 +81,8 @@ pub(super) async fn handle<'l>(
     let mut standings: Vec<Standing<'l>> = taken.iter().map(|_| Standing::new(None)).collect();
 
     let outcome = {
-        let _active = lane.active.acquire().await;
-        transaction(lane, handler, entries, &taken, &mut standings).await
+        let slot = lane.slots.acquire().await;
+        transaction(lane, handler, entries, &taken, &mut standings, slot.number()).await
     };
     match outcome {
         Ok(decisions) => {
@@ -131,6 +131,7 @@ async fn transaction<'l>(
     entries: &[StreamEntry],
     taken: &[(usize, StoredEvent)],
     standings: &mut [Standing<'l>],
+    slot: u16,
 ) -> Result<Vec<Decision>, Failure> {
     let failed = |e: sqlx::Error| Failure { at: None, error: HandlerError::Transient(e.into()) };
     let mut tx = xentri_core::db::begin_as(&lane.shared.db, xentri_core::roles::WORKER, None).await.map_err(failed)?;
@@ -150,7 +151,7 @@ async fn transaction<'l>(
         xentri_core::db::switch_org(&mut tx, org).await.map_err(failed)?;
         let events: Vec<&StoredEvent> = run.iter().map(|(_, (_, event))| event).collect();
         let started = Instant::now();
-        if let Some(together) = handler.handle_org_batch(OrgBatch { events: &events, tx: &mut tx }) {
+        if let Some(together) = handler.handle_org_batch(OrgBatch { events: &events, slot, tx: &mut tx }) {
             let span = tracing::info_span!(
                 "handle_batch", group = %lane.group, stream = %lane.stream, org_id = %org, events = events.len()
             );
@@ -169,7 +170,8 @@ async fn transaction<'l>(
                 "handle", group = %lane.group, stream = %lane.stream, entry_id = %entry.id, event_id = %event.id,
                 trace_id = %event.trace_id, org_id = %event.org_id, deliveries = 1
             );
-            let delivery = PgDelivery { event, stream: &lane.stream, entry_id: &entry.id, attempt: 1, tx: &mut tx };
+            let delivery =
+                PgDelivery { event, stream: &lane.stream, entry_id: &entry.id, attempt: 1, slot, tx: &mut tx };
             let started = Instant::now();
             let result = handler.handle(delivery).instrument(span).await;
             lane.metrics.handler_ran(started.elapsed());

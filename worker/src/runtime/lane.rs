@@ -16,6 +16,7 @@ use super::acker::{self, Ack};
 use super::batch::{self, Handled};
 use super::dedup::{self, Standing};
 use super::process;
+use super::slots::Slots;
 use crate::handler::{Handler, HandlerError, Handling};
 
 /// Everything a lane's tasks need.
@@ -36,8 +37,9 @@ pub struct Lane {
     pub dlq_key: String,
     /// This lane's consumer name.
     pub consumer: String,
-    /// Handlers running at once (`worker.groups.<g>.concurrency`).
-    pub active: Semaphore,
+    /// Handlers running at once (`worker.groups.<g>.concurrency`), each in a
+    /// numbered slot.
+    pub slots: Slots,
     /// Entry ids being processed by this lane, so reclaim leaves them alone.
     pub in_flight: Mutex<HashSet<String>>,
     /// What the lane remembers to recognise duplicates: the events it is
@@ -84,7 +86,7 @@ pub async fn run(
         stream,
         group,
         handler,
-        active: Semaphore::new(concurrency),
+        slots: Slots::new(concurrency),
         in_flight: Mutex::new(HashSet::new()),
         dedup: dedup::Memory::default(),
         acks: tx,

@@ -14,6 +14,7 @@ pub mod dedup;
 pub mod lane;
 pub mod process;
 pub mod retry;
+pub mod slots;
 pub mod telemetry;
 
 use std::collections::BTreeMap;

@@ -171,16 +171,16 @@ async fn try_once<'l>(
             }
             let (redis, keys, db) = (&lane.shared.redis, &lane.shared.keys, &lane.shared.db);
             let delivery = RedisDelivery { event, stream: &lane.stream, entry_id: &entry.id, attempt, redis, keys, db };
-            let _active = lane.active.acquire().await;
+            let _slot = lane.slots.acquire().await;
             let started = Instant::now();
             let result = handler.handle(delivery).await;
             lane.metrics.handler_ran(started.elapsed());
             result.map(|()| Tried::Handled)
         }
         Handling::Postgres(handler) => {
-            let _active = lane.active.acquire().await;
+            let slot = lane.slots.acquire().await;
             let started = Instant::now();
-            let result = in_transaction(lane, handler, entry, event, standing, attempt).await;
+            let result = in_transaction(lane, handler, entry, event, standing, attempt, slot.number()).await;
             if !matches!(result, Ok(Tried::HolderBusy)) {
                 lane.metrics.handler_ran(started.elapsed());
             }
@@ -199,6 +199,7 @@ async fn in_transaction<'l>(
     event: &StoredEvent,
     standing: &mut Standing<'l>,
     attempt: u32,
+    slot: u16,
 ) -> Result<Tried, HandlerError> {
     let transient = |e: sqlx::Error| HandlerError::Transient(e.into());
     let mut tx = xentri_core::db::begin_as(&lane.shared.db, xentri_core::roles::WORKER, Some(event.org_id))
@@ -209,7 +210,7 @@ async fn in_transaction<'l>(
         Decision::AckDuplicate(duplicate) => return Ok(Tried::Duplicate(duplicate)),
         Decision::WaitForHolder => return Ok(Tried::HolderBusy),
     }
-    handler.handle(PgDelivery { event, stream: &lane.stream, entry_id: &entry.id, attempt, tx: &mut tx }).await?;
+    handler.handle(PgDelivery { event, stream: &lane.stream, entry_id: &entry.id, attempt, slot, tx: &mut tx }).await?;
     tx.commit().await.map_err(transient)?;
     Ok(Tried::Handled)
 }

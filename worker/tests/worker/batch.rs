@@ -150,3 +150,50 @@ async fn event_counts_counts_a_read_batch_of_several_orgs_and_types_exactly_in_o
     assert_eq!(got, expected, "a count and the highest seq per (org, type)");
     worker.stop().await;
 }
+
+/// `event_counts` transactions in different lane slots count the same org and
+/// type without waiting on each other's row locks (a waiting transaction would
+/// hold back the relay's commit horizon); two in the same slot do wait.
+#[sqlx::test(migrator = "xentri_core::MIGRATOR")]
+async fn count_transactions_in_other_slots_do_not_wait_for_each_other(pool: PgPool) {
+    use xentri_core::{db::begin_as, roles::WORKER};
+    use xentri_worker::handlers::counts::EventCounts;
+
+    let counts = EventCounts::new(&settings(&database_url(&pool.connect_options()), &prefix(), &[]));
+    let org = Uuid::new_v4();
+    let events: Vec<_> = (1..=3).map(|seq| event(org, seq)).collect();
+    let mut first = begin_as(&pool, WORKER, Some(org)).await.expect("first transaction");
+    count_in(&counts, &mut first, &events[0], 0).await.expect("counted in slot 0");
+
+    let mut second = begin_as(&pool, WORKER, Some(org)).await.expect("second transaction");
+    sqlx::query("SET LOCAL lock_timeout = '5s'").execute(&mut *second).await.expect("lock timeout");
+    count_in(&counts, &mut second, &events[1], 1).await.expect("slot 1 does not wait for slot 0's open transaction");
+    second.commit().await.expect("second commits while the first is open");
+
+    let mut third = begin_as(&pool, WORKER, Some(org)).await.expect("third transaction");
+    sqlx::query("SET LOCAL lock_timeout = '100ms'").execute(&mut *third).await.expect("lock timeout");
+    let waited = count_in(&counts, &mut third, &events[2], 0).await;
+    assert!(waited.is_err(), "the same slot's row is locked by the open transaction");
+    drop(third);
+
+    first.commit().await.expect("first commits");
+    assert_eq!(counted(&pool, org).await, 2, "the view adds the slots' rows up");
+    let (count, last): (i64, i64) = sqlx::query_as("SELECT count, last_seq FROM event_counts WHERE org_id = $1")
+        .bind(org)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!((count, last), (2, 2), "one row per (org, type) in the view, with the highest seq");
+}
+
+/// `event_counts` counts `event` in `slot`, in `tx`.
+async fn count_in(
+    counts: &xentri_worker::handlers::counts::EventCounts,
+    tx: &mut sqlx::PgConnection,
+    event: &xentri_core::StoredEvent,
+    slot: u16,
+) -> Result<(), xentri_worker::handler::HandlerError> {
+    use xentri_worker::handler::{OrgBatch, PostgresStoreHandler};
+    let events = [event];
+    counts.handle_org_batch(OrgBatch { events: &events, slot, tx }).expect("event_counts takes org batches").await
+}

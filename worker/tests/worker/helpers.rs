@@ -193,8 +193,8 @@ impl Recorder {
         let step = self.script.lock().expect("lock").pop_front().unwrap_or(Step::Ok);
         if let Some(tx) = tx {
             sqlx::query(
-                "INSERT INTO event_counts (org_id, type, count, last_seq) VALUES ($1, $2, 1, $3)
-                 ON CONFLICT (org_id, type) DO UPDATE SET count = event_counts.count + 1",
+                "INSERT INTO event_count_slots (org_id, type, slot, count, last_seq) VALUES ($1, $2, 0, 1, $3)
+                 ON CONFLICT (org_id, type, slot) DO UPDATE SET count = event_count_slots.count + 1",
             )
             .bind(event.org_id)
             .bind(event.event_type.as_str())

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use chrono::{SubsecRound, Utc};
 use sqlx::PgPool;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 use xentri_core::{Actor, EventType, Settings};
 
 use super::*;
@@ -88,7 +88,7 @@ fn lane(pool: &PgPool, store: Store) -> (Lane, mpsc::Receiver<Ack>) {
         group: GROUP.to_owned(),
         stream: "events:work".to_owned(),
         dlq: "events:dlq".to_owned(),
-        active: Semaphore::new(1),
+        slots: crate::runtime::slots::Slots::new(1),
         in_flight: Mutex::default(),
         dedup: Memory::default(),
         acks,
