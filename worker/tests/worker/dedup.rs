@@ -10,7 +10,9 @@ use sqlx::PgPool;
 use uuid::Uuid;
 use xentri_worker::handler::{Handler, Store};
 
-use crate::helpers::{Recorder, database_url, event, eventually, pending, prefix, redis, settings, start, xadd_event};
+use crate::helpers::{
+    DEADLINE, Recorder, database_url, event, pending, prefix, redis, settings, start, wait_until, xadd_event,
+};
 
 fn recorder(group: &str, store: Store) -> Arc<Recorder> {
     let mut recorder = Recorder::new(group);
@@ -43,7 +45,7 @@ async fn an_event_recorded_as_processed_is_acked_without_its_handler(pool: PgPoo
         .await
         .expect("a record");
     xadd_event(&mut conn, &work, &sent).await;
-    eventually("acked by both groups", || async {
+    wait_until(DEADLINE, "acked by both groups", || async {
         let mut c = conn.clone();
         counted("redis_done", "skipped") == "1"
             && counted("pg_done", "skipped") == "1"
@@ -77,7 +79,7 @@ async fn a_duplicate_arriving_while_the_first_copy_runs_waits_for_it_then_is_ski
     xadd_event(&mut conn, &work, &sent).await;
     xadd_event(&mut conn, &work, &sent).await;
     let worker = start(settings(&database_url(&pool.connect_options()), &prefix, &[]), handlers).await;
-    eventually("both copies settled by both groups", || async {
+    wait_until(DEADLINE, "both copies settled by both groups", || async {
         let mut c = conn.clone();
         ["redis_wait", "pg_wait"].iter().all(|group| counted(group, "ack") == "1" && counted(group, "skipped") == "1")
             && pending(&mut c, &work, "redis_wait").await == 0

@@ -1,13 +1,11 @@
 //! The de-duplication decision, branch by branch, against real Redis and
 //! PostgreSQL: a lane is built by hand and asked directly.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
-use chrono::{SubsecRound, Utc};
 use sqlx::PgPool;
 use tokio::sync::{Semaphore, mpsc};
-use xentri_core::{Actor, EventType, Settings};
+use xentri_test_support::{TestSettings, database_url, redis_url, stored_event, unique_key_prefix};
 
 use super::*;
 use crate::handler::{
@@ -58,25 +56,9 @@ impl PostgresStoreHandler for Probe {
 /// A lane of group [`GROUP`] on `pool`, under a Redis key prefix of its own;
 /// the receiver keeps its ack channel open.
 fn lane(pool: &PgPool, store: Store) -> (Lane, mpsc::Receiver<Ack>) {
-    let options = pool.connect_options();
-    let database_url = format!(
-        "postgres://{}@{}:{}/{}",
-        options.get_username(),
-        options.get_host(),
-        options.get_port(),
-        options.get_database().unwrap_or("postgres")
-    );
-    let redis_url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".to_owned());
-    let vars = [
-        ("DATABASE_URL", database_url),
-        ("REDIS_URL", redis_url.clone()),
-        ("XENTRI_REDIS__KEY_PREFIX", format!("t-{}:", Uuid::new_v4().simple())),
-    ]
-    .map(|(name, value)| (name.to_owned(), value));
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config");
-    let settings = Settings::load_from(&dir, Some("test"), vars).expect("test settings");
+    let settings = TestSettings::new(&database_url(&pool.connect_options())).key_prefix(&unique_key_prefix()).load();
     let redis = xentri_core::redis_pool::connect_lazy(&settings.redis).expect("redis pool");
-    let client = redis::Client::open(redis_url).expect("redis url");
+    let client = redis::Client::open(redis_url()).expect("redis url");
     let shared = Arc::new(Shared::new(redis, client, pool.clone(), Arc::new(settings)));
     let (acks, received) = mpsc::channel(16);
     let lane = Lane {
@@ -98,19 +80,7 @@ fn lane(pool: &PgPool, store: Store) -> (Lane, mpsc::Receiver<Ack>) {
 }
 
 fn event() -> StoredEvent {
-    let payload = serde_json::value::to_raw_value(&serde_json::json!({})).expect("json");
-    StoredEvent {
-        id: Uuid::now_v7(),
-        seq: 1,
-        org_id: Uuid::new_v4(),
-        event_type: EventType::parse("xentri.soul.updated.v1").expect("type"),
-        payload,
-        actor: Actor::user("user_1").expect("actor"),
-        trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
-        correlation_id: "corr-1".into(),
-        causation_id: None,
-        occurred_at: Utc::now().trunc_subsecs(6),
-    }
+    stored_event(Uuid::new_v4(), 1)
 }
 
 /// The decision on one delivery of `event` with `standing`.
