@@ -2,7 +2,7 @@
 //! seen, in PostgreSQL, written in the same transaction as the processed
 //! record — the reference Postgres handler.
 
-use xentri_core::Settings;
+use xentri_core::{Settings, StoredEvent};
 
 use crate::handler::{BoxFuture, Handler, HandlerError, Handling, OrgBatch, PgDelivery, PostgresStoreHandler};
 
@@ -39,19 +39,21 @@ impl Handler for EventCounts {
     }
 }
 
+/// Counts `event` in `tx` (a transaction with its org set).
+pub async fn count(tx: &mut sqlx::PgConnection, event: &StoredEvent) -> Result<(), HandlerError> {
+    sqlx::query(xentri_core::sql::COUNT_EVENT)
+        .bind(event.org_id)
+        .bind(event.event_type.as_str())
+        .bind(event.seq)
+        .execute(tx)
+        .await
+        .map_err(|e| HandlerError::Transient(e.into()))?;
+    Ok(())
+}
+
 impl PostgresStoreHandler for EventCounts {
     fn handle<'a>(&'a self, delivery: PgDelivery<'a>) -> BoxFuture<'a, Result<(), HandlerError>> {
-        Box::pin(async move {
-            let event = delivery.event;
-            sqlx::query(xentri_core::sql::COUNT_EVENT)
-                .bind(event.org_id)
-                .bind(event.event_type.as_str())
-                .bind(event.seq)
-                .execute(delivery.tx)
-                .await
-                .map_err(|e| HandlerError::Transient(e.into()))?;
-            Ok(())
-        })
+        Box::pin(count(delivery.tx, delivery.event))
     }
 
     /// The events of one org in one statement: a count and the highest seq

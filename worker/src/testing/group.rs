@@ -1,25 +1,34 @@
-//! A group around a bare Redis-store handler: a test writes only how it
-//! handles a delivery.
+//! A group around a bare handler: a test writes only how it handles a
+//! delivery.
 
 use std::ops::Deref;
 
-use crate::handler::{Handler, Handling, RedisStoreHandler};
+use crate::handler::{Handler, Handling, PostgresStoreHandler, RedisStoreHandler};
 
-/// Group `group` on `events:work`, taking every event type, recording in
-/// Redis, handled by `handler` (reachable through `Deref`).
-pub struct RedisGroup<H> {
+/// Group `group` on `events:work`, taking every event type, handled by
+/// `handler` (reachable through `Deref`) with its records in the store it was
+/// built for.
+pub struct Group<H> {
     group: String,
     handler: H,
+    handling: for<'h> fn(&'h H) -> Handling<'h>,
 }
 
-impl<H> RedisGroup<H> {
-    /// Group `group` handled by `handler`.
-    pub fn new(group: &str, handler: H) -> Self {
-        Self { group: group.to_owned(), handler }
+impl<H: RedisStoreHandler + 'static> Group<H> {
+    /// A Redis-store group `group` handled by `handler`.
+    pub fn redis(group: &str, handler: H) -> Self {
+        Self { group: group.to_owned(), handler, handling: |handler| Handling::Redis(handler) }
     }
 }
 
-impl<H> Deref for RedisGroup<H> {
+impl<H: PostgresStoreHandler + 'static> Group<H> {
+    /// A Postgres-store group `group` handled by `handler`.
+    pub fn postgres(group: &str, handler: H) -> Self {
+        Self { group: group.to_owned(), handler, handling: |handler| Handling::Postgres(handler) }
+    }
+}
+
+impl<H> Deref for Group<H> {
     type Target = H;
 
     fn deref(&self) -> &H {
@@ -27,7 +36,7 @@ impl<H> Deref for RedisGroup<H> {
     }
 }
 
-impl<H: RedisStoreHandler + 'static> Handler for RedisGroup<H> {
+impl<H: Send + Sync + 'static> Handler for Group<H> {
     fn group(&self) -> &str {
         &self.group
     }
@@ -41,6 +50,6 @@ impl<H: RedisStoreHandler + 'static> Handler for RedisGroup<H> {
     }
 
     fn handling(&self) -> Handling<'_> {
-        Handling::Redis(&self.handler)
+        (self.handling)(&self.handler)
     }
 }

@@ -31,7 +31,7 @@ use xentri_core::stream_id::StreamId;
 use xentri_core::{Settings, StoredEvent};
 use xentri_test_support::{DEADLINE, TestSettings, database_url, delete_keys_under, eventually, unique_key_prefix};
 
-pub use self::group::RedisGroup;
+pub use self::group::Group;
 pub use self::observed::{Call, CallResult};
 use self::observed::{Observed, Record};
 pub use self::scripted::{Scripted, Step};

@@ -107,31 +107,44 @@ impl Handler for Observed {
     }
 }
 
-impl RedisStoreHandler for Observed {
-    fn handle<'a>(&'a self, delivery: RedisDelivery<'a>) -> BoxFuture<'a, Result<(), HandlerError>> {
+impl Observed {
+    /// Runs one delivery's `run` (`None` when the handler no longer has the
+    /// store it started with) and records the call.
+    fn observe<'a>(
+        &'a self,
+        (event_id, entry_id, attempt): (Uuid, &'a str, u32),
+        run: Option<BoxFuture<'a, Result<(), HandlerError>>>,
+    ) -> BoxFuture<'a, Result<(), HandlerError>> {
         Box::pin(async move {
-            let Handling::Redis(inner) = self.inner.handling() else {
-                return Err(HandlerError::permanent("the handler changed its store"));
+            let result = match run {
+                Some(run) => run.await,
+                None => Err(HandlerError::permanent("the handler changed its store")),
             };
-            let (event_id, entry_id, attempt) = (delivery.event.id, delivery.entry_id, delivery.attempt);
-            let result = inner.handle(delivery).await;
             self.called(event_id, entry_id, attempt, &result);
             result
         })
     }
 }
 
+impl RedisStoreHandler for Observed {
+    fn handle<'a>(&'a self, delivery: RedisDelivery<'a>) -> BoxFuture<'a, Result<(), HandlerError>> {
+        let call = (delivery.event.id, delivery.entry_id, delivery.attempt);
+        let run = match self.inner.handling() {
+            Handling::Redis(inner) => Some(inner.handle(delivery)),
+            Handling::Postgres(_) => None,
+        };
+        self.observe(call, run)
+    }
+}
+
 impl PostgresStoreHandler for Observed {
     fn handle<'a>(&'a self, delivery: PgDelivery<'a>) -> BoxFuture<'a, Result<(), HandlerError>> {
-        Box::pin(async move {
-            let Handling::Postgres(inner) = self.inner.handling() else {
-                return Err(HandlerError::permanent("the handler changed its store"));
-            };
-            let (event_id, entry_id, attempt) = (delivery.event.id, delivery.entry_id, delivery.attempt);
-            let result = inner.handle(delivery).await;
-            self.called(event_id, entry_id, attempt, &result);
-            result
-        })
+        let call = (delivery.event.id, delivery.entry_id, delivery.attempt);
+        let run = match self.inner.handling() {
+            Handling::Postgres(inner) => Some(inner.handle(delivery)),
+            Handling::Redis(_) => None,
+        };
+        self.observe(call, run)
     }
 
     fn handle_org_batch<'a>(&'a self, batch: OrgBatch<'a>) -> Option<BoxFuture<'a, Result<(), HandlerError>>> {

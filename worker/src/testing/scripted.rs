@@ -3,10 +3,7 @@
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
-use crate::handler::{
-    BoxFuture, Handler, HandlerError, Handling, PgDelivery, PostgresStoreHandler, RedisDelivery, RedisStoreHandler,
-    Store,
-};
+use crate::handler::{BoxFuture, HandlerError, PgDelivery, PostgresStoreHandler, RedisDelivery, RedisStoreHandler};
 
 /// What a [`Scripted`] handler does on a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,34 +16,20 @@ pub enum Step {
     Permanent,
 }
 
-/// A group on `events:work` that takes every type and answers its calls as
-/// scripted, then succeeds once the script is used up. A Postgres-store one
-/// counts each event it handles in `event_counts`, in the delivery's
-/// transaction, so a test can see its effect and how often it took place.
+/// A handler that answers its calls as scripted, then succeeds once the
+/// script is used up; put it in a [`Group`](super::Group). As a Postgres-store
+/// handler it counts each event it handles in `event_counts` (as the event
+/// counts group does), in the delivery's transaction, so a test can see its
+/// effect and how often it took place.
+#[derive(Default)]
 pub struct Scripted {
-    group: String,
-    store: Store,
     script: Mutex<VecDeque<Step>>,
 }
 
 impl Scripted {
-    /// A Redis-store group `group` that succeeds at every call.
-    pub fn new(group: &str) -> Self {
-        Self { group: group.to_owned(), store: Store::Redis, script: Mutex::new(VecDeque::new()) }
-    }
-
-    /// The same with its processed records in `store`.
-    pub fn store(mut self, store: Store) -> Self {
-        self.store = store;
-        self
-    }
-
-    /// The same answering its first calls with `steps`, in order.
-    pub fn script(self, steps: &[Step]) -> Self {
-        if let Ok(mut script) = self.script.lock() {
-            *script = steps.iter().copied().collect();
-        }
-        self
+    /// Answers its first calls with `steps`, in order.
+    pub fn new(steps: &[Step]) -> Self {
+        Self { script: Mutex::new(steps.iter().copied().collect()) }
     }
 
     fn next(&self) -> Result<(), HandlerError> {
@@ -54,27 +37,6 @@ impl Scripted {
             Step::Ok => Ok(()),
             Step::Transient => Err(HandlerError::transient("scripted transient failure")),
             Step::Permanent => Err(HandlerError::permanent("scripted permanent failure")),
-        }
-    }
-}
-
-impl Handler for Scripted {
-    fn group(&self) -> &str {
-        &self.group
-    }
-
-    fn streams(&self) -> Vec<String> {
-        vec!["events:work".to_owned()]
-    }
-
-    fn accepts(&self, _event_type: &str) -> bool {
-        true
-    }
-
-    fn handling(&self) -> Handling<'_> {
-        match self.store {
-            Store::Redis => Handling::Redis(self),
-            Store::Postgres => Handling::Postgres(self),
         }
     }
 }
@@ -88,14 +50,7 @@ impl RedisStoreHandler for Scripted {
 impl PostgresStoreHandler for Scripted {
     fn handle<'a>(&'a self, delivery: PgDelivery<'a>) -> BoxFuture<'a, Result<(), HandlerError>> {
         Box::pin(async move {
-            let event = delivery.event;
-            sqlx::query(xentri_core::sql::COUNT_EVENT)
-                .bind(event.org_id)
-                .bind(event.event_type.as_str())
-                .bind(event.seq)
-                .execute(delivery.tx)
-                .await
-                .map_err(|e| HandlerError::Transient(e.into()))?;
+            crate::handlers::counts::count(delivery.tx, delivery.event).await?;
             self.next()
         })
     }

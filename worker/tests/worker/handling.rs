@@ -10,8 +10,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 use xentri_core::stream::{encode, field};
 use xentri_test_support::stored_event;
-use xentri_worker::handler::Store;
-use xentri_worker::testing::{CallResult, HandlerHarness, Scripted, Step};
+use xentri_worker::testing::{CallResult, Group, HandlerHarness, Scripted, Step};
 
 use crate::helpers::counted_effects;
 
@@ -19,7 +18,7 @@ use crate::helpers::counted_effects;
 async fn transient_failures_are_retried_with_backoff_then_succeed(pool: PgPool) {
     // Counters register with the recorder installed when the lane starts.
     let metrics = xentri_core::metrics::Metrics::install();
-    let handler = Scripted::new("retrying").script(&[Step::Transient, Step::Transient]);
+    let handler = Group::redis("retrying", Scripted::new(&[Step::Transient, Step::Transient]));
     let harness = HandlerHarness::start(&pool, Arc::new(handler)).await;
     let sent = stored_event(Uuid::new_v4(), 1);
     let entry = harness.push(&sent).await;
@@ -46,7 +45,7 @@ async fn transient_failures_are_retried_with_backoff_then_succeed(pool: PgPool) 
 
 #[sqlx::test(migrator = "xentri_core::MIGRATOR")]
 async fn three_transient_failures_dead_letter_the_entry_with_every_field(pool: PgPool) {
-    let handler = Scripted::new("failing").script(&[Step::Transient, Step::Transient, Step::Transient]);
+    let handler = Group::redis("failing", Scripted::new(&[Step::Transient, Step::Transient, Step::Transient]));
     let harness = HandlerHarness::start(&pool, Arc::new(handler)).await;
     let sent = stored_event(Uuid::new_v4(), 7);
     let entry = harness.push(&sent).await;
@@ -68,7 +67,7 @@ async fn three_transient_failures_dead_letter_the_entry_with_every_field(pool: P
 
 #[sqlx::test(migrator = "xentri_core::MIGRATOR")]
 async fn a_permanent_failure_dead_letters_the_entry_in_the_dlq_format_after_one_attempt(pool: PgPool) {
-    let handler = Scripted::new("strict").script(&[Step::Permanent]);
+    let handler = Group::redis("strict", Scripted::new(&[Step::Permanent]));
     let harness = HandlerHarness::start(&pool, Arc::new(handler)).await;
     let sent = stored_event(Uuid::new_v4(), 1);
     let entry = harness.push(&sent).await;
@@ -96,7 +95,7 @@ async fn a_permanent_failure_dead_letters_the_entry_in_the_dlq_format_after_one_
 
 #[sqlx::test(migrator = "xentri_core::MIGRATOR")]
 async fn malformed_entries_are_dead_lettered_unhandled_and_consuming_goes_on(pool: PgPool) {
-    let harness = HandlerHarness::start(&pool, Arc::new(Scripted::new("sturdy"))).await;
+    let harness = HandlerHarness::start(&pool, Arc::new(Group::redis("sturdy", Scripted::default()))).await;
     let bad_json: Vec<(&str, String)> = encode(&stored_event(Uuid::new_v4(), 1))
         .into_iter()
         .map(|(k, v)| if k == field::PAYLOAD { (k, "{not json".to_owned()) } else { (k, v) })
@@ -123,7 +122,7 @@ async fn malformed_entries_are_dead_lettered_unhandled_and_consuming_goes_on(poo
 
 #[sqlx::test(migrator = "xentri_core::MIGRATOR")]
 async fn an_entry_that_is_not_text_is_dead_lettered_as_undecodable(pool: PgPool) {
-    let harness = HandlerHarness::start(&pool, Arc::new(Scripted::new("strict"))).await;
+    let harness = HandlerHarness::start(&pool, Arc::new(Group::redis("strict", Scripted::default()))).await;
     // A whole event whose payload holds a byte that is not UTF-8: with the
     // byte replaced it would still parse as JSON, and a handler would run on
     // a payload nobody sent.
@@ -148,7 +147,7 @@ async fn an_entry_that_is_not_text_is_dead_lettered_as_undecodable(pool: PgPool)
 
 #[sqlx::test(migrator = "xentri_core::MIGRATOR")]
 async fn a_duplicate_delivery_runs_a_redis_store_handler_once(pool: PgPool) {
-    let harness = HandlerHarness::start(&pool, Arc::new(Scripted::new("redis_once"))).await;
+    let harness = HandlerHarness::start(&pool, Arc::new(Group::redis("redis_once", Scripted::default()))).await;
     let sent = stored_event(Uuid::new_v4(), 1);
     // The relay publishes at least once: the same event twice.
     let first = harness.push(&sent).await;
@@ -165,7 +164,7 @@ async fn a_duplicate_delivery_runs_a_redis_store_handler_once(pool: PgPool) {
 
 #[sqlx::test(migrator = "xentri_core::MIGRATOR")]
 async fn duplicate_deliveries_take_effect_once_in_postgres(pool: PgPool) {
-    let handler = Scripted::new("pg_once").store(Store::Postgres);
+    let handler = Group::postgres("pg_once", Scripted::default());
     let harness = HandlerHarness::start(&pool, Arc::new(handler)).await;
     let sent = stored_event(Uuid::new_v4(), 1);
     // Both copies in one read batch, and a third after the first is handled.
@@ -181,7 +180,7 @@ async fn duplicate_deliveries_take_effect_once_in_postgres(pool: PgPool) {
 
 #[sqlx::test(migrator = "xentri_core::MIGRATOR")]
 async fn a_lost_processed_record_is_written_again_when_a_republished_event_is_skipped(pool: PgPool) {
-    let harness = HandlerHarness::start(&pool, Arc::new(Scripted::new("forgetful"))).await;
+    let harness = HandlerHarness::start(&pool, Arc::new(Group::redis("forgetful", Scripted::default()))).await;
     let mut conn = harness.redis();
     let sent = stored_event(Uuid::new_v4(), 1);
     let record = format!("{}processed:forgetful:{}", harness.key_prefix(), sent.id);

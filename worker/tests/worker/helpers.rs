@@ -150,16 +150,7 @@ impl Recorder {
         }
         let step = self.script.lock().expect("lock").pop_front().unwrap_or(Step::Ok);
         if let Some(tx) = tx {
-            sqlx::query(
-                "INSERT INTO event_counts (org_id, type, count, last_seq) VALUES ($1, $2, 1, $3)
-                 ON CONFLICT (org_id, type) DO UPDATE SET count = event_counts.count + 1",
-            )
-            .bind(event.org_id)
-            .bind(event.event_type.as_str())
-            .bind(event.seq)
-            .execute(tx)
-            .await
-            .map_err(|e| HandlerError::Transient(e.into()))?;
+            xentri_worker::handlers::counts::count(tx, event).await?;
         }
         self.calls.lock().expect("lock")[index].finished = true;
         match step {

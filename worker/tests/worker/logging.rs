@@ -9,7 +9,7 @@ use sqlx::PgPool;
 use tokio::sync::Notify;
 use uuid::Uuid;
 use xentri_worker::handler::{BoxFuture, HandlerError, RedisDelivery, RedisStoreHandler};
-use xentri_worker::testing::RedisGroup;
+use xentri_worker::testing::Group;
 
 use crate::helpers::{DEADLINE, database_url, event, pending, prefix, redis, settings, start, wait_until, xadd_event};
 
@@ -87,7 +87,7 @@ async fn log_lines_of_interleaved_entries_carry_their_own_entry(pool: PgPool) {
     xadd_event(&mut conn, &work, &first).await;
     xadd_event(&mut conn, &work, &second).await;
     let handler = Interleaving { second_started: Notify::new(), first_finished: Notify::new() };
-    let handler = Arc::new(RedisGroup::new("interleaving", handler));
+    let handler = Arc::new(Group::redis("interleaving", handler));
     let worker = start(settings(&database_url(&pool.connect_options()), &prefix, &[]), vec![handler]).await;
     wait_until(DEADLINE, "both entries handled and acked", || {
         let captured = captured.clone();

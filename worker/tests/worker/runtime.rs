@@ -8,7 +8,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 use xentri_core::StoredEvent;
 use xentri_worker::handler::Store;
-use xentri_worker::testing::{HandlerHarness, Scripted};
+use xentri_worker::testing::{Group, HandlerHarness, Scripted};
 
 use crate::helpers::{
     DEADLINE, Recorder, database_url, event, pending, prefix, read_group_as, redis, settings, start, wait_until, xadd,
@@ -54,7 +54,8 @@ async fn entries_left_by_a_crashed_consumer_are_reclaimed(pool: PgPool) {
     let prefix = prefix();
     let (sent, id) = read_by_a_crashed_consumer(&prefix, "reclaimer").await;
     let settings = settings(&database_url(&pool.connect_options()), &prefix, &[]);
-    let harness = HandlerHarness::start_with(settings, &pool, Arc::new(Scripted::new("reclaimer"))).await;
+    let harness =
+        HandlerHarness::start_with(settings, &pool, Arc::new(Group::redis("reclaimer", Scripted::default()))).await;
     let call = harness.handled(sent.id).await;
     harness.acked(&id).await;
     assert_eq!(call.attempt, 1, "a reclaim is not a failed attempt");
@@ -78,7 +79,8 @@ async fn an_entry_that_keeps_killing_consumers_is_poison(pool: PgPool) {
         .await
         .expect("claim");
     let settings = settings(&database_url(&pool.connect_options()), &prefix, &[]);
-    let harness = HandlerHarness::start_with(settings, &pool, Arc::new(Scripted::new("careful"))).await;
+    let harness =
+        HandlerHarness::start_with(settings, &pool, Arc::new(Group::redis("careful", Scripted::default()))).await;
     let dead = harness.dead_lettered(&id).await;
     harness.acked(&id).await;
     assert!(dead.get("dlq_error").is_some_and(|e| e.starts_with("poison: delivered 5 times")), "{dead:?}");

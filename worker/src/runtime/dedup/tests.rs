@@ -90,6 +90,26 @@ async fn ask<'l>(lane: &'l Lane, event: &StoredEvent, standing: &mut Standing<'l
     decisions.remove(0)
 }
 
+/// The decision on one delivery of `event` with `standing`, in a new
+/// transaction of a Postgres-store group, and that transaction.
+async fn ask_in_transaction<'l>(
+    lane: &'l Lane,
+    event: &StoredEvent,
+    standing: &mut Standing<'l>,
+) -> (Decision, sqlx::Transaction<'static, sqlx::Postgres>) {
+    let mut tx = begin(lane).await;
+    let decision = ask(lane, event, standing, Records::Postgres(&mut tx)).await;
+    (decision, tx)
+}
+
+/// An attempt of a Postgres-store group that the decision lets run, and whose
+/// transaction then rolls back (the handler failed).
+async fn an_attempt_rolled_back<'l>(lane: &'l Lane, event: &StoredEvent, standing: &mut Standing<'l>) {
+    let (decision, tx) = ask_in_transaction(lane, event, standing).await;
+    assert_eq!(decision, Decision::Handle);
+    drop(tx);
+}
+
 async fn begin(lane: &Lane) -> sqlx::Transaction<'static, sqlx::Postgres> {
     xentri_core::db::begin_as(&lane.shared.db, xentri_core::roles::WORKER, None).await.expect("a transaction")
 }
@@ -207,14 +227,12 @@ async fn a_postgres_store_group_records_in_the_transaction_at_every_attempt(pool
     let mut standing = Standing::new(None);
 
     // The first attempt fails: its record goes with its rollback.
-    let mut tx = begin(&lane).await;
-    assert_eq!(ask(&lane, &sent, &mut standing, Records::Postgres(&mut tx)).await, Decision::Handle);
-    drop(tx);
+    an_attempt_rolled_back(&lane, &sent, &mut standing).await;
     assert_eq!(postgres_records(&pool, &sent).await, 0);
 
     // The second, holding its claim, records again; the commit keeps it.
-    let mut tx = begin(&lane).await;
-    assert_eq!(ask(&lane, &sent, &mut standing, Records::Postgres(&mut tx)).await, Decision::Handle);
+    let (decision, tx) = ask_in_transaction(&lane, &sent, &mut standing).await;
+    assert_eq!(decision, Decision::Handle);
     tx.commit().await.expect("commit");
     assert_eq!(postgres_records(&pool, &sent).await, 1);
     assert_eq!(standing.handled(&lane, &sent), None, "no Redis record to write");
@@ -232,9 +250,7 @@ async fn a_committed_record_makes_a_duplicate_even_for_a_delivery_holding_its_cl
     let (lane, _acks) = lane(&pool, Store::Postgres);
     let sent = event();
     let mut standing = Standing::new(None);
-    let mut tx = begin(&lane).await;
-    assert_eq!(ask(&lane, &sent, &mut standing, Records::Postgres(&mut tx)).await, Decision::Handle);
-    drop(tx);
+    an_attempt_rolled_back(&lane, &sent, &mut standing).await;
     // Meanwhile another worker handles the event.
     sqlx::query("INSERT INTO processed_events (group_name, event_id) VALUES ($1, $2)")
         .bind(GROUP)
