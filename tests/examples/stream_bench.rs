@@ -19,24 +19,15 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use uuid::Uuid;
-use xentri_core::{Actor, EventType, Settings, StoredEvent};
-use xentri_e2e::{config_dir, delete_keys_under, number_flag, redis_connection, redis_url, unique_key_prefix};
-use xentri_worker::handler::{BoxFuture, Handler, HandlerError, Handling, RedisDelivery, RedisStoreHandler};
+use xentri_core::{Settings, StoredEvent};
+use xentri_e2e::{TestSettings, delete_keys_under, number_flag, redis_connection, unique_key_prefix};
+use xentri_test_support::EventFixture;
+use xentri_worker::handler::{BoxFuture, HandlerError, RedisDelivery, RedisStoreHandler};
+use xentri_worker::testing::Group;
 
 fn sample_event(seq: i64) -> StoredEvent {
     let payload = serde_json::json!({ "name": "Ada Lovelace", "notes": "x".repeat(400) });
-    StoredEvent {
-        id: Uuid::now_v7(),
-        seq,
-        org_id: Uuid::new_v4(),
-        event_type: EventType::parse("xentri.soul.updated.v1").unwrap_or_else(|e| panic!("{e}")),
-        payload: serde_json::value::to_raw_value(&payload).unwrap_or_else(|e| panic!("{e}")),
-        actor: Actor::user("bench").unwrap_or_else(|e| panic!("{e}")),
-        trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
-        correlation_id: "bench".into(),
-        causation_id: None,
-        occurred_at: Utc::now(),
-    }
+    EventFixture::default().seq(seq).payload(payload).actor("user:bench").correlation_id("bench").stored()
 }
 
 async fn prefill(conn: &mut redis::aio::MultiplexedConnection, key: &str, entries: u64) {
@@ -55,46 +46,26 @@ async fn prefill(conn: &mut redis::aio::MultiplexedConnection, key: &str, entrie
 }
 
 fn settings(prefix: &str, extra: &[(&str, &str)]) -> Settings {
-    let mut vars: Vec<(String, String)> = vec![
-        ("DATABASE_URL".into(), std::env::var("DATABASE_URL").unwrap_or_else(|_| panic!("DATABASE_URL is required"))),
-        ("REDIS_URL".into(), redis_url()),
-        ("XENTRI_REDIS__KEY_PREFIX".into(), prefix.into()),
-        ("XENTRI_DATABASE__MIGRATE_ON_START".into(), "false".into()),
-        // The driver seeds and inspects the outbox across orgs as the owner
-        // (DATABASE_URL), and runs the api and the worker on that login as the
-        // tests do: the test leave, and migrations with that URL too.
-        ("XENTRI_DATABASE__MIGRATE_URL".into(), String::new()),
-        ("XENTRI_DATABASE__TEST_ALLOW_PRIVILEGED_LOGIN".into(), "true".into()),
-        ("XENTRI_WORKER__PORT".into(), "0".into()),
-        ("XENTRI_API__PORT".into(), "0".into()),
-        ("XENTRI_TELEMETRY__LOG_FILTER".into(), "warn".into()),
-        ("XENTRI_WORKER__GROUPS__CACHE_INVALIDATION__ENABLED".into(), "false".into()),
-        ("XENTRI_WORKER__GROUPS__EVENT_COUNTS__ENABLED".into(), "false".into()),
-        ("XENTRI_WORKER__GROUPS__JOBS__ENABLED".into(), "false".into()),
-    ];
-    vars.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
-    Settings::load_from(&config_dir(), None, vars).unwrap_or_else(|e| panic!("{e}"))
+    let database_url = std::env::var("DATABASE_URL").unwrap_or_else(|_| panic!("DATABASE_URL is required"));
+    // The driver seeds and inspects the outbox across orgs as the owner
+    // (DATABASE_URL), and runs the api and the worker on that login as the
+    // tests do: the test leave, and migrations with that URL too.
+    TestSettings::new(&database_url)
+        .profile(None)
+        .key_prefix(prefix)
+        .vars(&[
+            ("XENTRI_DATABASE__MIGRATE_URL", ""),
+            ("XENTRI_DATABASE__TEST_ALLOW_PRIVILEGED_LOGIN", "true"),
+            ("XENTRI_TELEMETRY__LOG_FILTER", "warn"),
+        ])
+        .without_builtin_groups()
+        .vars(extra)
+        .load()
 }
 
 /// A handler that does nothing, or records how old each event is when it starts.
 struct Probe {
-    group: &'static str,
     ages: Option<Arc<Mutex<Vec<f64>>>>,
-}
-
-impl Handler for Probe {
-    fn group(&self) -> &str {
-        self.group
-    }
-    fn streams(&self) -> Vec<String> {
-        vec!["events:work".to_owned()]
-    }
-    fn accepts(&self, _event_type: &str) -> bool {
-        true
-    }
-    fn handling(&self) -> Handling<'_> {
-        Handling::Redis(self)
-    }
 }
 
 impl RedisStoreHandler for Probe {
@@ -172,9 +143,10 @@ async fn runtime(entries: u64) {
     let mut conn = redis_connection().await;
     prefill(&mut conn, &key, entries).await;
     let settings = settings(&prefix, &[("XENTRI_WORKER__RELAY__ENABLED", "false")]);
-    let worker = xentri_worker::app::Worker::build(settings, vec![Arc::new(Probe { group: "noop", ages: None })])
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let worker =
+        xentri_worker::app::Worker::build(settings, vec![Arc::new(Group::redis("noop", Probe { ages: None }))])
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
     let started = Instant::now();
     let running = worker.spawn();
     wait_drained(&mut conn, &key, "noop", entries).await;
@@ -242,7 +214,7 @@ async fn latency(rate: u64, seconds: u64) {
     let api = tokio::spawn(app.run_until_stopped(async {
         let _ = api_stopped.await;
     }));
-    let probe = Arc::new(Probe { group: "latency", ages: Some(ages.clone()) });
+    let probe = Arc::new(Group::redis("latency", Probe { ages: Some(ages.clone()) }));
     let worker = xentri_worker::app::Worker::build(settings, vec![probe]).await.unwrap_or_else(|e| panic!("{e}"));
     let running = worker.spawn();
     let org = Uuid::new_v4();

@@ -7,22 +7,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 
-fn binary(name: &str) -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let path = target.join("debug").join(name);
-    assert!(path.exists(), "{} is missing: run `cargo build --workspace --bins` first", path.display());
-    path
-}
-
-fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+use xentri_e2e::{binary, workspace};
 
 fn api() -> Command {
     let mut command = Command::new(binary("api"));
@@ -242,19 +230,19 @@ async fn the_api_and_the_worker_refuse_to_run_when_a_service_role_can_bypass_row
         assert_eq!(stderr, expected, "{name}");
     };
     let owned = |env: &[(&'static str, &str)]| env.iter().map(|(k, v)| (*k, (*v).to_owned())).collect::<Vec<_>>();
+    // What a start refuses with when service role `role` can bypass RLS through `through`.
+    let role_bypasses = |role: &str, through: &str| {
+        format!(
+            "refusing to run: the service role `{role}` can bypass row-level security (superuser or \
+             BYPASSRLS: {through}); revoke it (ALTER ROLE … NOBYPASSRLS, REVOKE … FROM {role})"
+        )
+    };
 
     // A service role that is a member of a role with BYPASSRLS.
     sqlx::query("CREATE ROLE t_bypass NOLOGIN BYPASSRLS").execute(&pool).await.expect("role");
     sqlx::query("GRANT t_bypass TO xentri_worker").execute(&pool).await.expect("grant");
     for name in ["api", "worker"] {
-        refuses(
-            name,
-            owned(&tests),
-            "refusing to run: the service role `xentri_worker` can bypass row-level security (superuser or \
-             BYPASSRLS: t_bypass); revoke it (ALTER ROLE … NOBYPASSRLS, REVOKE … FROM xentri_worker)"
-                .to_owned(),
-        )
-        .await;
+        refuses(name, owned(&tests), role_bypasses("xentri_worker", "t_bypass")).await;
         // The service login, a member of xentri_worker, could become t_bypass too.
         refuses(
             name,
@@ -270,14 +258,7 @@ async fn the_api_and_the_worker_refuse_to_run_when_a_service_role_can_bypass_row
     sqlx::query("REVOKE t_bypass FROM xentri_worker").execute(&pool).await.expect("revoke");
     sqlx::query("ALTER ROLE xentri_relay BYPASSRLS").execute(&pool).await.expect("alter");
     for name in ["api", "worker"] {
-        refuses(
-            name,
-            owned(&tests),
-            "refusing to run: the service role `xentri_relay` can bypass row-level security (superuser or \
-             BYPASSRLS: xentri_relay); revoke it (ALTER ROLE … NOBYPASSRLS, REVOKE … FROM xentri_relay)"
-                .to_owned(),
-        )
-        .await;
+        refuses(name, owned(&tests), role_bypasses("xentri_relay", "xentri_relay")).await;
     }
     pool.close().await;
 }

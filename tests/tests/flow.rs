@@ -17,9 +17,7 @@ use uuid::Uuid;
 use xentri_api::startup::Application;
 use xentri_core::Settings;
 use xentri_e2e::{GroupProgress, unique_key_prefix};
-use xentri_e2e::{
-    config_dir, database_url, delete_keys_under, eventually, group_progress, redis_connection, redis_url,
-};
+use xentri_e2e::{TestSettings, database_url, delete_keys_under, eventually, group_progress, redis_connection};
 use xentri_worker::app::Worker;
 use xentri_worker::handler::{BoxFuture, Handler, HandlerError, Handling, RedisDelivery, RedisStoreHandler};
 
@@ -96,19 +94,14 @@ struct Stack {
 /// `config/test.toml` with the test's database and prefix, ports 0 and short
 /// worker timings.
 fn settings(database_url: &str, prefix: &str) -> Settings {
-    let vars = [
-        ("DATABASE_URL", database_url),
-        ("REDIS_URL", &redis_url()),
-        ("XENTRI_REDIS__KEY_PREFIX", prefix),
-        ("XENTRI_API__PORT", "0"),
-        ("XENTRI_DATABASE__MIGRATE_ON_START", "false"),
-        ("XENTRI_WORKER__PORT", "0"),
-        ("XENTRI_WORKER__BLOCK_MS", "100"),
-        ("XENTRI_WORKER__RELAY__POLL_INTERVAL_MS", "50"),
-        ("XENTRI_WORKER__TRIM_INTERVAL_MS", "200"),
-    ]
-    .map(|(name, value)| (name.to_owned(), value.to_owned()));
-    Settings::load_from(&config_dir(), Some("test"), vars).expect("test settings load")
+    TestSettings::new(database_url)
+        .key_prefix(prefix)
+        .vars(&[
+            ("XENTRI_WORKER__BLOCK_MS", "100"),
+            ("XENTRI_WORKER__RELAY__POLL_INTERVAL_MS", "50"),
+            ("XENTRI_WORKER__TRIM_INTERVAL_MS", "200"),
+        ])
+        .load()
 }
 
 impl Stack {
@@ -116,7 +109,7 @@ impl Stack {
     async fn start(pool: &PgPool, extra: Vec<Arc<dyn Handler>>) -> Self {
         xentri_api::install_crypto_provider();
         let prefix = unique_key_prefix();
-        let settings = settings(&database_url(pool), &prefix);
+        let settings = settings(&database_url(&pool.connect_options()), &prefix);
         let api = Application::build(settings.clone()).await.expect("the api builds");
         let address = format!("http://{}", api.address());
         let worker = Worker::build(settings, extra).await.expect("the worker builds");

@@ -18,7 +18,7 @@ use tokio::sync::{Notify, oneshot};
 use uuid::Uuid;
 use xentri_api::startup::Application;
 use xentri_core::Settings;
-use xentri_e2e::{config_dir, database_url, eventually, redis_url, unique_key_prefix};
+use xentri_e2e::{TestSettings, database_url, eventually, unique_key_prefix};
 use xentri_worker::purge::{self, Progress, Purge};
 
 /// The dev secret of `config/test.toml`.
@@ -34,15 +34,7 @@ const WITHIN: Duration = Duration::from_secs(15);
 const TYPE: &str = "xentri.soul.updated.v1";
 
 fn settings(database_url: &str) -> Settings {
-    let vars = [
-        ("DATABASE_URL", database_url),
-        ("REDIS_URL", &redis_url()),
-        ("XENTRI_REDIS__KEY_PREFIX", &unique_key_prefix()),
-        ("XENTRI_API__PORT", "0"),
-        ("XENTRI_DATABASE__MIGRATE_ON_START", "false"),
-    ]
-    .map(|(name, value)| (name.to_owned(), value.to_owned()));
-    Settings::load_from(&config_dir(), Some("test"), vars).expect("test settings load")
+    TestSettings::new(database_url).key_prefix(&unique_key_prefix()).load()
 }
 
 /// A client of the api for one org.
@@ -151,7 +143,7 @@ async fn lists_and_appends_keep_answering_while_100000_expired_idempotency_keys_
     .expect("expired keys seeded");
     assert_eq!(expired_keys(&pool).await, KEYS);
 
-    let settings = settings(&database_url(&pool));
+    let settings = settings(&database_url(&pool.connect_options()));
     let api = Application::build(settings).await.expect("the api builds");
     let address = format!("http://{}", api.address());
     let (stop_api, stopped) = oneshot::channel::<()>();

@@ -9,38 +9,30 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::{SubsecRound, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
-use xentri_core::{Actor, EventType, Settings, StoredEvent};
 use xentri_e2e::{
-    binary, config_dir, delete_keys_under, eventually, redis_connection, redis_url, unique_key_prefix, workspace,
+    TestSettings, binary, database_url, delete_keys_under, eventually, redis_connection, redis_url, unique_key_prefix,
+    workspace,
 };
+use xentri_test_support::EventFixture;
 use xentri_worker::app::Worker;
-use xentri_worker::handler::{BoxFuture, Handler, HandlerError, Handling, RedisDelivery, RedisStoreHandler};
+use xentri_worker::handler::{BoxFuture, Handler, HandlerError, RedisDelivery, RedisStoreHandler};
+use xentri_worker::testing::Group;
 
 const WITHIN: Duration = Duration::from_secs(15);
 
 /// Fails its first `failures` calls, then succeeds; records what it handled.
 struct Flaky {
-    group: &'static str,
     failures: usize,
     calls: AtomicUsize,
     handled: Mutex<Vec<Uuid>>,
 }
 
-impl Handler for Flaky {
-    fn group(&self) -> &str {
-        self.group
-    }
-    fn streams(&self) -> Vec<String> {
-        vec!["events:work".to_owned()]
-    }
-    fn accepts(&self, _event_type: &str) -> bool {
-        true
-    }
-    fn handling(&self) -> Handling<'_> {
-        Handling::Redis(self)
+impl Flaky {
+    /// Group `group`, failing its first `failures` calls.
+    fn group(group: &str, failures: usize) -> Arc<Group<Self>> {
+        Arc::new(Group::redis(group, Self { failures, calls: AtomicUsize::new(0), handled: Mutex::default() }))
     }
 }
 
@@ -56,55 +48,25 @@ impl RedisStoreHandler for Flaky {
     }
 }
 
-fn settings(database_url: &str, prefix: &str) -> Settings {
-    let vars = [
-        ("DATABASE_URL", database_url.to_owned()),
-        ("REDIS_URL", redis_url()),
-        ("XENTRI_REDIS__KEY_PREFIX", prefix.to_owned()),
-        ("XENTRI_DATABASE__MIGRATE_ON_START", "false".to_owned()),
-        ("XENTRI_WORKER__PORT", "0".to_owned()),
-        ("XENTRI_WORKER__BLOCK_MS", "100".to_owned()),
-        ("XENTRI_WORKER__RETRY__BASE_MS", "20".to_owned()),
-        ("XENTRI_WORKER__RETRY__JITTER", "false".to_owned()),
-        ("XENTRI_WORKER__GROUPS__CACHE_INVALIDATION__ENABLED", "false".to_owned()),
-        ("XENTRI_WORKER__GROUPS__EVENT_COUNTS__ENABLED", "false".to_owned()),
-        ("XENTRI_WORKER__GROUPS__JOBS__ENABLED", "false".to_owned()),
-    ];
-    Settings::load_from(&config_dir(), Some("test"), vars.into_iter().map(|(k, v)| (k.to_owned(), v)))
-        .expect("test settings load")
-}
-
 #[sqlx::test(migrator = "xentri_core::MIGRATOR")]
 async fn a_dead_letter_replayed_with_dlq_tool_is_processed_once_by_its_group(pool: PgPool) {
     let prefix = unique_key_prefix();
-    let options = pool.connect_options();
-    let url = format!(
-        "postgres://{}@{}:{}/{}",
-        options.get_username(),
-        options.get_host(),
-        options.get_port(),
-        options.get_database().unwrap_or("postgres")
-    );
-    let flaky =
-        Arc::new(Flaky { group: "billing", failures: 3, calls: AtomicUsize::new(0), handled: Mutex::default() });
-    let bystander =
-        Arc::new(Flaky { group: "audit", failures: 0, calls: AtomicUsize::new(0), handled: Mutex::default() });
+    let settings = TestSettings::new(&database_url(&pool.connect_options()))
+        .key_prefix(&prefix)
+        .fast_worker()
+        .var("XENTRI_WORKER__RETRY__BASE_MS", "20")
+        .load();
+    let (flaky, bystander) = (Flaky::group("billing", 3), Flaky::group("audit", 0));
     let handlers: Vec<Arc<dyn Handler>> = vec![flaky.clone(), bystander.clone()];
-    let worker = Worker::build(settings(&url, &prefix), handlers).await.expect("worker builds");
+    let worker = Worker::build(settings, handlers).await.expect("worker builds");
     let running = worker.spawn();
 
-    let event = StoredEvent {
-        id: Uuid::now_v7(),
-        seq: 1,
-        org_id: Uuid::new_v4(),
-        event_type: EventType::parse("xentri.finance.invoice.created.v1").expect("type"),
-        payload: serde_json::value::RawValue::from_string("{}".to_owned()).expect("json"),
-        actor: Actor::service("billing").expect("actor"),
-        trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
-        correlation_id: "invoice-7".into(),
-        causation_id: None,
-        occurred_at: Utc::now().trunc_subsecs(6),
-    };
+    let event = EventFixture::default()
+        .event_type("xentri.finance.invoice.created.v1")
+        .payload(serde_json::json!({}))
+        .actor("service:billing")
+        .correlation_id("invoice-7")
+        .stored();
     let mut conn = redis_connection().await;
     let mut xadd = redis::cmd("XADD");
     xadd.arg(format!("{prefix}events:work")).arg("*");

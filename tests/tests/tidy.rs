@@ -6,16 +6,14 @@
 
 use std::path::{Path, PathBuf};
 
+use xentri_e2e::workspace;
+
 /// Longest source file outside the test trees, in lines.
 const MAX_LINES: usize = 500;
 /// Library and binary sources.
-const SOURCES: [&str; 5] = ["api/src", "core/src", "worker/src", "dlq-tool/src", "tests/src"];
+const SOURCES: [&str; 6] = ["api/src", "core/src", "worker/src", "dlq-tool/src", "tests/src", "test-support/src"];
 /// Test trees and examples: held to the rules that are not about size.
 const TESTS: [&str; 6] = ["api/tests", "core/tests", "worker/tests", "dlq-tool/tests", "tests/tests", "tests/examples"];
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the workspace").to_path_buf()
-}
 
 fn rust_files(dir: &Path, found: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };

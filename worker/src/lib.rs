@@ -12,6 +12,8 @@
 //! - [`app`]: wiring, start-up and graceful shutdown; [`supervisor`]: every
 //!   long-running task restarted when it ends or panics.
 //! - [`pause`]: a test hook that parks a task at a named point (crash tests).
+//! - `testing` (feature `testing`, tests only): one handler run against a real
+//!   stream through the runtime, without the rest of the worker.
 
 pub mod alerts;
 pub mod app;
@@ -26,4 +28,6 @@ pub mod purge;
 pub mod relay;
 pub mod runtime;
 pub mod supervisor;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod trimmer;

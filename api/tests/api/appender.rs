@@ -1,14 +1,14 @@
 //! Group commit: appends that wait together are written in one transaction,
 //! each under its own org; a bad one fails alone.
 
-use std::time::Duration;
-
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 use xentri_api::appender::{AppendError, AppendItem, Appender, AppenderConfig};
 use xentri_api::db::Db;
 use xentri_core::store::AppendOutcome;
 use xentri_core::{Actor, EventType, NewEvent};
+
+use crate::helpers::{DEADLINE, wait_until};
 
 fn appender(pool: &PgPool) -> Appender {
     Appender::spawn(
@@ -50,7 +50,7 @@ async fn hold_the_writer(
             assert!(matches!(outcome, Ok(AppendOutcome::Appended(_))), "{outcome:?}");
         })
     };
-    wait_for(|| async {
+    wait_until(DEADLINE, "the writer waiting for the outbox lock", || async {
         sqlx::query_scalar::<_, bool>(
             "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database())",
         )
@@ -60,18 +60,6 @@ async fn hold_the_writer(
     })
     .await;
     (blocker, first)
-}
-
-async fn wait_for<F, Fut>(mut condition: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !condition().await {
-        assert!(std::time::Instant::now() < deadline, "condition not reached within 10 s");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 #[sqlx::test(migrator = "xentri_core::MIGRATOR")]
@@ -92,7 +80,7 @@ async fn appends_waiting_together_share_one_transaction_each_under_its_own_org(p
             tokio::spawn(async move { appender.append(item).await })
         })
         .collect();
-    wait_for(|| async { appender.queued() == 41 }).await;
+    wait_until(DEADLINE, "41 appends queued", || async { appender.queued() == 41 }).await;
     blocker.rollback().await.expect("release");
     first.await.expect("first append");
 
@@ -151,7 +139,7 @@ async fn one_bad_append_in_a_batch_fails_alone(pool: PgPool) {
             tokio::spawn(async move { appender.append(item).await })
         })
         .collect();
-    wait_for(|| async { appender.queued() == 11 }).await;
+    wait_until(DEADLINE, "11 appends queued", || async { appender.queued() == 11 }).await;
     blocker.rollback().await.expect("release");
     first.await.expect("first append");
 

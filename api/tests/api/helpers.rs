@@ -8,6 +8,7 @@ use tokio::task::JoinHandle;
 use xentri_api::startup::Application;
 use xentri_api::state::AppState;
 use xentri_core::Settings;
+pub use xentri_test_support::{DEADLINE, TestSettings, database_url, eventually, wait_until};
 
 /// A running api and what a test needs to talk to it.
 pub struct TestApp {
@@ -16,21 +17,6 @@ pub struct TestApp {
     pub state: AppState,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<()>>,
-}
-
-pub fn config_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config")
-}
-
-/// The URL of the database behind `options` (trust auth, no password).
-pub fn database_url(options: &PgConnectOptions) -> String {
-    format!(
-        "postgres://{}@{}:{}/{}",
-        options.get_username(),
-        options.get_host(),
-        options.get_port(),
-        options.get_database().unwrap_or("postgres")
-    )
 }
 
 /// `iss` the test api expects of user tokens.
@@ -47,20 +33,15 @@ pub fn fixture(name: &str) -> PathBuf {
 /// Test settings: `config/test.toml`, port 0, the given database, the test
 /// JWKS, issuer, audience and `billing` service, plus `extra`.
 pub fn settings(database_url: &str, extra: &[(&str, &str)]) -> Settings {
-    let mut vars = vec![
-        ("DATABASE_URL".to_owned(), database_url.to_owned()),
-        ("XENTRI_API__PORT".to_owned(), "0".to_owned()),
-        ("XENTRI_DATABASE__MIGRATE_ON_START".to_owned(), "false".to_owned()),
-        ("XENTRI_AUTH__JWKS_PATH".to_owned(), fixture("jwks.json").display().to_string()),
-        ("XENTRI_AUTH__ISSUER".to_owned(), ISSUER.to_owned()),
-        ("XENTRI_AUTH__AUDIENCE".to_owned(), AUDIENCE.to_owned()),
-        ("XENTRI_AUTH__SERVICES__BILLING".to_owned(), BILLING_SECRET.to_owned()),
-    ];
-    if let Ok(redis) = std::env::var("REDIS_URL") {
-        vars.push(("REDIS_URL".to_owned(), redis));
-    }
-    vars.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
-    Settings::load_from(&config_dir(), Some("test"), vars).expect("test settings load")
+    TestSettings::new(database_url)
+        .var("XENTRI_AUTH__JWKS_PATH", &fixture("jwks.json").display().to_string())
+        .vars(&[
+            ("XENTRI_AUTH__ISSUER", ISSUER),
+            ("XENTRI_AUTH__AUDIENCE", AUDIENCE),
+            ("XENTRI_AUTH__SERVICES__BILLING", BILLING_SECRET),
+        ])
+        .vars(extra)
+        .load()
 }
 
 pub async fn spawn_app(options: PgConnectOptions) -> TestApp {
@@ -205,9 +186,6 @@ pub async fn tail(app: &TestApp, token: &str, mut cursor: Option<String>) -> (Ve
 /// so a row becomes listable shortly after its commit, never before. Reads the
 /// org's whole list each time.
 pub async fn wait_listable(app: &TestApp, token: &str, seq: i64) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    while !tail(app, token, None).await.0.contains(&seq) {
-        assert!(std::time::Instant::now() < deadline, "seq {seq} never became listable");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    wait_until(DEADLINE, &format!("seq {seq} listable"), || async { tail(app, token, None).await.0.contains(&seq) })
+        .await;
 }

@@ -52,15 +52,11 @@ async fn ready_status(app: &TestApp) -> (u16, serde_json::Value) {
 }
 
 async fn wait_ready(app: &TestApp, want: u16) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let (status, _) = ready_status(app).await;
-        if status == want {
-            return;
-        }
-        assert!(Instant::now() < deadline, "readiness never became {want}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    crate::helpers::eventually(crate::helpers::DEADLINE, &format!("readiness {want}"), || async {
+        let (status, body) = ready_status(app).await;
+        if status == want { Ok(()) } else { Err(format!("{status} {body}")) }
+    })
+    .await;
 }
 
 #[sqlx::test(migrator = "xentri_core::MIGRATOR")]

@@ -3,7 +3,6 @@
 //! key under the prefix to prove that refused commands changed nothing.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::process::{Output, Stdio};
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -11,16 +10,7 @@ use redis::aio::MultiplexedConnection;
 use redis::streams::StreamRangeReply;
 use xentri_core::dlq::{DeadLetter, dead_letter_fields};
 use xentri_core::stream::StreamEntry;
-
-/// The workspace root: the binary runs there, so it finds `config/`.
-pub fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// `REDIS_URL`, or the local default.
-pub fn redis_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".to_owned())
-}
+pub use xentri_test_support::{delete_keys_under, redis_url, unique_key_prefix, workspace};
 
 /// One test's slice of the shared Redis.
 pub struct Env {
@@ -151,7 +141,7 @@ impl Env {
             .get_multiplexed_async_connection_with_config(&config)
             .await
             .expect("the test Redis accepts a connection");
-        Self { prefix: format!("t-{}:", uuid::Uuid::new_v4()), conn }
+        Self { prefix: unique_key_prefix(), conn }
     }
 
     /// The Redis key of `name` under this test's prefix.
@@ -275,9 +265,6 @@ impl Env {
 
     /// Deletes every key under the prefix.
     pub async fn cleanup(mut self) {
-        let keys: Vec<String> = self.dump().await.into_keys().map(|k| self.key(&k)).collect();
-        for chunk in keys.chunks(500) {
-            let _: () = redis::cmd("DEL").arg(chunk).query_async(&mut self.conn).await.expect("del");
-        }
+        delete_keys_under(&mut self.conn, &self.prefix).await.expect("the keys are deleted");
     }
 }

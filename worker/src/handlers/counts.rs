@@ -2,7 +2,7 @@
 //! seen, in PostgreSQL, written in the same transaction as the processed
 //! record — the reference Postgres handler.
 
-use xentri_core::Settings;
+use xentri_core::{Settings, StoredEvent};
 
 use crate::handler::{BoxFuture, Handler, HandlerError, Handling, OrgBatch, PgDelivery, PostgresStoreHandler};
 
@@ -39,20 +39,23 @@ impl Handler for EventCounts {
     }
 }
 
+/// Counts `event` in `tx` (a transaction with its org set), in lane slot
+/// `slot`'s row (see [`PgDelivery::slot`]).
+pub async fn count(tx: &mut sqlx::PgConnection, event: &StoredEvent, slot: u16) -> Result<(), HandlerError> {
+    sqlx::query(xentri_core::sql::COUNT_EVENT)
+        .bind(event.org_id)
+        .bind(event.event_type.as_str())
+        .bind(event.seq)
+        .bind(i16::try_from(slot).unwrap_or(i16::MAX))
+        .execute(tx)
+        .await
+        .map_err(|e| HandlerError::Transient(e.into()))?;
+    Ok(())
+}
+
 impl PostgresStoreHandler for EventCounts {
     fn handle<'a>(&'a self, delivery: PgDelivery<'a>) -> BoxFuture<'a, Result<(), HandlerError>> {
-        Box::pin(async move {
-            let event = delivery.event;
-            sqlx::query(xentri_core::sql::COUNT_EVENT)
-                .bind(event.org_id)
-                .bind(event.event_type.as_str())
-                .bind(event.seq)
-                .bind(i16::try_from(delivery.slot).unwrap_or(i16::MAX))
-                .execute(delivery.tx)
-                .await
-                .map_err(|e| HandlerError::Transient(e.into()))?;
-            Ok(())
-        })
+        Box::pin(count(delivery.tx, delivery.event, delivery.slot))
     }
 
     /// The events of one org in one statement: a count and the highest seq

@@ -19,7 +19,7 @@ use xentri_worker::jobs::PURGE_IDEMPOTENCY_KEYS;
 use xentri_worker::relay::Relay;
 use xentri_worker::runtime::Shared;
 
-use crate::helpers::{database_url, entries, eventually, prefix, redis, redis_url, settings, start, xlen};
+use crate::helpers::{DEADLINE, database_url, entries, prefix, redis, redis_url, settings, start, wait_until, xlen};
 
 const EVENT_COUNTS: [(&str, &str); 1] = [("XENTRI_WORKER__GROUPS__EVENT_COUNTS__ENABLED", "true")];
 const CACHE: [(&str, &str); 1] = [("XENTRI_WORKER__GROUPS__CACHE_INVALIDATION__ENABLED", "true")];
@@ -211,7 +211,7 @@ async fn nothing_is_missing_once_the_worker_handled_every_event(pool: PgPool) {
     }
     world.append_many(30).await;
     let worker = start(world.settings.clone(), Vec::new()).await;
-    eventually("every event counted", || async { world.processed_rows("event_counts").await == 50 }).await;
+    wait_until(DEADLINE, "every event counted", || async { world.processed_rows("event_counts").await == 50 }).await;
     worker.stop().await;
 
     let by_seq = world.audit("event_counts", Since::Seq(1)).await;
@@ -358,7 +358,7 @@ async fn republished_events_are_handled_exactly_once(pool: PgPool) {
     assert_eq!(again.audit.counts.waiting, 8);
 
     let worker = start(world.settings.clone(), Vec::new()).await;
-    eventually("every event handled", || async { world.processed_rows(group).await == 8 }).await;
+    wait_until(DEADLINE, "every event handled", || async { world.processed_rows(group).await == 8 }).await;
     let third = world.republish(group, false).await.expect("republish after handling");
     assert_eq!(third.published, 0);
     // Give a duplicate delivery, were there one, time to land before counting.
@@ -456,7 +456,7 @@ async fn a_redis_store_group_is_audited_by_its_records(pool: PgPool) {
     // What the runtime records is what the audit looks for.
     let worker = start(world.settings.clone(), Vec::new()).await;
     let fresh = world.append("xentri.lead.updated.v1").await;
-    eventually("the worker's record counts as handled", || async {
+    wait_until(DEADLINE, "the worker's record counts as handled", || async {
         world.audit(group, Since::Seq(1)).await.counts.handled == 3
     })
     .await;

@@ -9,7 +9,8 @@ use uuid::Uuid;
 use xentri_worker::handler::Store;
 
 use crate::helpers::{
-    Recorder, Step, database_url, entries, event, eventually, pending, prefix, redis, settings, start, xadd_event, xlen,
+    DEADLINE, Recorder, Step, database_url, entries, event, pending, prefix, redis, settings, start, wait_until,
+    xadd_event, xlen,
 };
 
 const BACKLOG: i64 = 50;
@@ -58,7 +59,7 @@ async fn a_read_batch_of_a_postgres_group_commits_in_one_transaction(pool: PgPoo
     let (worker, recorder, prefix, sent) = backlog_then_start(&pool, "pg_batch", &[]).await;
     let work = format!("{prefix}events:work");
     let conn = redis().await;
-    eventually("the backlog handled and acked", || async {
+    wait_until(DEADLINE, "the backlog handled and acked", || async {
         pending(&mut conn.clone(), &work, "pg_batch").await == 0 && processed(&pool, "pg_batch").await.0 == BACKLOG
     })
     .await;
@@ -78,7 +79,7 @@ async fn a_permanent_failure_in_a_batch_dead_letters_that_entry_alone(pool: PgPo
         backlog_then_start(&pool, "pg_strict", &[Step::Ok, Step::Ok, Step::Permanent]).await;
     let (work, dlq) = (format!("{prefix}events:work"), format!("{prefix}events:dlq"));
     let mut conn = redis().await;
-    eventually("the rest handled, the failing entry dead-lettered", || async {
+    wait_until(DEADLINE, "the rest handled, the failing entry dead-lettered", || async {
         let mut c = conn.clone();
         pending(&mut c, &work, "pg_strict").await == 0
             && xlen(&mut c, &dlq).await == 1
@@ -99,7 +100,7 @@ async fn a_transient_failure_in_a_batch_continues_with_that_entrys_second_attemp
     let (worker, recorder, prefix, sent) = backlog_then_start(&pool, "pg_retry", &[Step::Ok, Step::Transient]).await;
     let (work, dlq) = (format!("{prefix}events:work"), format!("{prefix}events:dlq"));
     let mut conn = redis().await;
-    eventually("every entry handled", || async {
+    wait_until(DEADLINE, "every entry handled", || async {
         pending(&mut conn.clone(), &work, "pg_retry").await == 0 && processed(&pool, "pg_retry").await.0 == BACKLOG
     })
     .await;
@@ -135,7 +136,7 @@ async fn event_counts_counts_a_read_batch_of_several_orgs_and_types_exactly_in_o
         &[("XENTRI_WORKER__GROUPS__EVENT_COUNTS__ENABLED", "true")],
     );
     let worker = start(settings, Vec::new()).await;
-    eventually("the backlog counted", || async {
+    wait_until(DEADLINE, "the backlog counted", || async {
         pending(&mut conn.clone(), &work, "event_counts").await == 0 && processed(&pool, "event_counts").await.0 == 60
     })
     .await;

@@ -1,69 +1,28 @@
 //! Test harness: settings, a worker running in-process, a recording handler,
-//! and stream helpers.
+//! and stream helpers; what every crate's tests share is `xentri_test_support`,
+//! one handler on its own is `xentri_worker::testing`.
 
 use std::collections::VecDeque;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use chrono::{SubsecRound, Utc};
-use sqlx::postgres::PgConnectOptions;
 use uuid::Uuid;
 use xentri_core::dlq::DeadLetter;
-use xentri_core::{Actor, EventType, Settings, StoredEvent};
+use xentri_core::{Settings, StoredEvent};
+pub use xentri_test_support::{
+    DEADLINE, TestSettings, database_url, redis_connection as redis, redis_url, stored_event as event,
+    unique_key_prefix as prefix, wait_until,
+};
 use xentri_worker::app::Worker;
 use xentri_worker::handler::{
     BoxFuture, Handler, HandlerError, Handling, PgDelivery, PostgresStoreHandler, RedisDelivery, RedisStoreHandler,
     Store,
 };
 
-pub fn database_url(options: &PgConnectOptions) -> String {
-    format!(
-        "postgres://{}@{}:{}/{}",
-        options.get_username(),
-        options.get_host(),
-        options.get_port(),
-        options.get_database().unwrap_or("postgres")
-    )
-}
-
-pub fn redis_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".to_owned())
-}
-
-/// A key prefix of this test's own.
-pub fn prefix() -> String {
-    format!("t-{}:", Uuid::new_v4().simple())
-}
-
 /// Fast timings, built-in groups off (tests switch on what they need), plus `extra`.
 pub fn settings(database_url: &str, prefix: &str, extra: &[(&str, &str)]) -> Settings {
-    let mut vars: Vec<(String, String)> = [
-        ("DATABASE_URL", database_url.to_owned()),
-        ("REDIS_URL", redis_url()),
-        ("XENTRI_REDIS__KEY_PREFIX", prefix.to_owned()),
-        ("XENTRI_DATABASE__MIGRATE_ON_START", "false".to_owned()),
-        ("XENTRI_WORKER__PORT", "0".to_owned()),
-        ("XENTRI_WORKER__BLOCK_MS", "100".to_owned()),
-        ("XENTRI_WORKER__RECLAIM_INTERVAL_MS", "100".to_owned()),
-        ("XENTRI_WORKER__VISIBILITY_TIMEOUT_MS", "400".to_owned()),
-        ("XENTRI_WORKER__TRIM_INTERVAL_MS", "100".to_owned()),
-        ("XENTRI_WORKER__SHUTDOWN_GRACE_MS", "5000".to_owned()),
-        ("XENTRI_WORKER__RETRY__BASE_MS", "100".to_owned()),
-        ("XENTRI_WORKER__RETRY__FACTOR", "3".to_owned()),
-        ("XENTRI_WORKER__RETRY__JITTER", "false".to_owned()),
-        ("XENTRI_WORKER__RELAY__POLL_INTERVAL_MS", "50".to_owned()),
-        ("XENTRI_WORKER__GROUPS__CACHE_INVALIDATION__ENABLED", "false".to_owned()),
-        ("XENTRI_WORKER__GROUPS__EVENT_COUNTS__ENABLED", "false".to_owned()),
-        ("XENTRI_WORKER__GROUPS__JOBS__ENABLED", "false".to_owned()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
-    vars.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config");
-    Settings::load_from(&dir, Some("test"), vars).expect("test settings load")
+    TestSettings::new(database_url).key_prefix(prefix).fast_worker().vars(extra).load()
 }
 
 /// A worker running in-process.
@@ -98,7 +57,6 @@ pub enum Step {
 pub struct Call {
     pub event_id: Uuid,
     pub attempt: u32,
-    pub at: Instant,
     pub finished: bool,
 }
 
@@ -180,28 +138,19 @@ impl Recorder {
         &self,
         event: &StoredEvent,
         attempt: u32,
-        tx: Option<&mut sqlx::PgConnection>,
+        tx: Option<(&mut sqlx::PgConnection, u16)>,
     ) -> Result<(), HandlerError> {
         let index = {
             let mut calls = self.calls.lock().expect("lock");
-            calls.push(Call { event_id: event.id, attempt, at: Instant::now(), finished: false });
+            calls.push(Call { event_id: event.id, attempt, finished: false });
             calls.len() - 1
         };
         if !self.delay.is_zero() {
             tokio::time::sleep(self.delay).await;
         }
         let step = self.script.lock().expect("lock").pop_front().unwrap_or(Step::Ok);
-        if let Some(tx) = tx {
-            sqlx::query(
-                "INSERT INTO event_count_slots (org_id, type, slot, count, last_seq) VALUES ($1, $2, 0, 1, $3)
-                 ON CONFLICT (org_id, type, slot) DO UPDATE SET count = event_count_slots.count + 1",
-            )
-            .bind(event.org_id)
-            .bind(event.event_type.as_str())
-            .bind(event.seq)
-            .execute(tx)
-            .await
-            .map_err(|e| HandlerError::Transient(e.into()))?;
+        if let Some((tx, slot)) = tx {
+            xentri_worker::handlers::counts::count(tx, event, slot).await?;
         }
         self.calls.lock().expect("lock")[index].finished = true;
         match step {
@@ -220,32 +169,8 @@ impl RedisStoreHandler for Recorder {
 
 impl PostgresStoreHandler for Recorder {
     fn handle<'a>(&'a self, delivery: PgDelivery<'a>) -> BoxFuture<'a, Result<(), HandlerError>> {
-        Box::pin(self.run(delivery.event, delivery.attempt, Some(delivery.tx)))
+        Box::pin(self.run(delivery.event, delivery.attempt, Some((delivery.tx, delivery.slot))))
     }
-}
-
-pub fn event(org: Uuid, seq: i64) -> StoredEvent {
-    let payload = serde_json::value::to_raw_value(&serde_json::json!({ "n": seq })).expect("json");
-    StoredEvent {
-        id: Uuid::now_v7(),
-        seq,
-        org_id: org,
-        event_type: EventType::parse("xentri.soul.updated.v1").expect("type"),
-        payload,
-        actor: Actor::user("user_1").expect("actor"),
-        trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
-        correlation_id: "corr-1".into(),
-        causation_id: None,
-        occurred_at: Utc::now().trunc_subsecs(6),
-    }
-}
-
-pub async fn redis() -> redis::aio::MultiplexedConnection {
-    redis::Client::open(redis_url())
-        .expect("redis url")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("redis connection")
 }
 
 /// `XADD` of raw fields; returns the entry id.
@@ -285,24 +210,11 @@ pub async fn entries(conn: &mut redis::aio::MultiplexedConnection, key: &str) ->
         .collect()
 }
 
-/// Waits until `check` holds, polling; panics with `what` after 15 s.
-pub async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// Waits until every outbox row is below the commit horizon, so the relay
 /// sees them all. The horizon is the server's: another test's open write
 /// transaction holds it back a moment.
 pub async fn outbox_visible(pool: &sqlx::PgPool) {
-    eventually("the outbox is below the commit horizon", || async {
+    wait_until(DEADLINE, "the outbox is below the commit horizon", || async {
         sqlx::query_scalar::<_, bool>(
             "SELECT NOT EXISTS (SELECT 1 FROM outbox WHERE tx_id >= pg_snapshot_xmin(pg_current_snapshot()))",
         )
@@ -329,10 +241,21 @@ pub async fn read_group(
     group: &str,
     count: usize,
 ) -> Vec<redis::streams::StreamId> {
+    read_group_as(conn, key, group, "c1", count).await
+}
+
+/// The same as consumer `consumer`.
+pub async fn read_group_as(
+    conn: &mut redis::aio::MultiplexedConnection,
+    key: &str,
+    group: &str,
+    consumer: &str,
+    count: usize,
+) -> Vec<redis::streams::StreamId> {
     let reply: redis::streams::StreamReadReply = redis::cmd("XREADGROUP")
         .arg("GROUP")
         .arg(group)
-        .arg("c1")
+        .arg(consumer)
         .arg("COUNT")
         .arg(count)
         .arg("STREAMS")
@@ -342,4 +265,14 @@ pub async fn read_group(
         .await
         .expect("xreadgroup");
     reply.keys.into_iter().flat_map(|k| k.ids).collect()
+}
+
+/// What the event counts of `org` add up to: how often a Postgres-store
+/// handler's effect took place.
+pub async fn counted_effects(pool: &sqlx::PgPool, org: Uuid) -> i64 {
+    sqlx::query_scalar("SELECT COALESCE(sum(count), 0)::bigint FROM event_counts WHERE org_id = $1")
+        .bind(org)
+        .fetch_one(pool)
+        .await
+        .expect("the event counts")
 }

@@ -8,9 +8,10 @@ use std::sync::{Arc, Mutex};
 use sqlx::PgPool;
 use tokio::sync::Notify;
 use uuid::Uuid;
-use xentri_worker::handler::{BoxFuture, Handler, HandlerError, Handling, RedisDelivery, RedisStoreHandler};
+use xentri_worker::handler::{BoxFuture, HandlerError, RedisDelivery, RedisStoreHandler};
+use xentri_worker::testing::Group;
 
-use crate::helpers::{database_url, event, eventually, pending, prefix, redis, settings, start, xadd_event};
+use crate::helpers::{DEADLINE, database_url, event, pending, prefix, redis, settings, start, wait_until, xadd_event};
 
 /// Log output kept in memory.
 #[derive(Clone, Default)]
@@ -39,24 +40,6 @@ impl Captured {
 struct Interleaving {
     second_started: Notify,
     first_finished: Notify,
-}
-
-impl Handler for Interleaving {
-    fn group(&self) -> &str {
-        "interleaving"
-    }
-
-    fn streams(&self) -> Vec<String> {
-        vec!["events:work".to_owned()]
-    }
-
-    fn accepts(&self, _event_type: &str) -> bool {
-        true
-    }
-
-    fn handling(&self) -> Handling<'_> {
-        Handling::Redis(self)
-    }
 }
 
 impl RedisStoreHandler for Interleaving {
@@ -103,9 +86,10 @@ async fn log_lines_of_interleaved_entries_carry_their_own_entry(pool: PgPool) {
     let second = event(Uuid::new_v4(), 2);
     xadd_event(&mut conn, &work, &first).await;
     xadd_event(&mut conn, &work, &second).await;
-    let handler = Arc::new(Interleaving { second_started: Notify::new(), first_finished: Notify::new() });
+    let handler = Interleaving { second_started: Notify::new(), first_finished: Notify::new() };
+    let handler = Arc::new(Group::redis("interleaving", handler));
     let worker = start(settings(&database_url(&pool.connect_options()), &prefix, &[]), vec![handler]).await;
-    eventually("both entries handled and acked", || {
+    wait_until(DEADLINE, "both entries handled and acked", || {
         let captured = captured.clone();
         let mut conn = conn.clone();
         let work = work.clone();

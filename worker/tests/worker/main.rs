@@ -10,6 +10,7 @@ mod alerts;
 mod audit;
 mod batch;
 mod dedup;
+mod handling;
 mod logging;
 mod purge;
 mod relay;

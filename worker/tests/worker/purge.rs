@@ -10,7 +10,7 @@ use sqlx::PgPool;
 use xentri_worker::jobs::{PURGE_PROCESSED_EVENTS, enqueue};
 use xentri_worker::purge::{self, Progress, Purge};
 
-use crate::helpers::{database_url, eventually, prefix, settings, shared_state, start};
+use crate::helpers::{DEADLINE, database_url, prefix, settings, shared_state, start, wait_until};
 
 const DAY_SECS: i64 = 86_400;
 const WEEK: Duration = Duration::from_secs(7 * 86_400);
@@ -113,7 +113,7 @@ async fn the_processed_records_purge_job_runs_in_the_jobs_group(pool: PgPool) {
     let worker = start(settings.clone(), Vec::new()).await;
     let shared = shared_state(&pool, settings);
     enqueue(&shared, PURGE_PROCESSED_EVENTS, serde_json::json!({})).await.expect("job enqueued");
-    eventually("the job purged every old record", || async { records(&pool, "old").await == 0 }).await;
+    wait_until(DEADLINE, "the job purged every old record", || async { records(&pool, "old").await == 0 }).await;
     worker.stop().await;
     assert_eq!(records(&pool, "young").await, 100);
 }

@@ -6,7 +6,7 @@ use uuid::Uuid;
 use xentri_core::roles::SERVICE_LOGIN;
 use xentri_worker::app::Worker;
 
-use crate::helpers::{database_url, eventually, prefix, settings, start};
+use crate::helpers::{DEADLINE, database_url, prefix, settings, start, wait_until};
 
 /// The test settings without the test profile's leave to run on a privileged
 /// login, plus `extra`.
@@ -57,7 +57,7 @@ async fn as_the_service_login_the_worker_relays_and_counts_events(pool: PgPool) 
     .execute(&pool)
     .await
     .expect("append");
-    eventually("the event relayed and counted as the service login", || async {
+    wait_until(DEADLINE, "the event relayed and counted as the service login", || async {
         let counted: Option<i64> = sqlx::query_scalar("SELECT count FROM event_counts WHERE org_id = $1")
             .bind(org)
             .fetch_optional(&pool)

@@ -7,7 +7,9 @@ use std::time::Duration;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::helpers::{Recorder, database_url, event, eventually, pending, prefix, redis, settings, start, xadd_event};
+use crate::helpers::{
+    DEADLINE, Recorder, database_url, event, pending, prefix, redis, settings, start, wait_until, xadd_event,
+};
 
 #[sqlx::test(migrator = "xentri_core::MIGRATOR")]
 async fn in_flight_handlers_complete_and_are_acked(pool: PgPool) {
@@ -30,7 +32,7 @@ async fn in_flight_handlers_complete_and_are_acked(pool: PgPool) {
         xadd_event(&mut conn, &work, &event(Uuid::new_v4(), seq)).await;
     }
     // Stop while the first handlers run (half a second each).
-    eventually("handlers in flight", || async { !slow.calls().is_empty() }).await;
+    wait_until(DEADLINE, "handlers in flight", || async { !slow.calls().is_empty() }).await;
     worker.stop().await;
     let calls = slow.calls();
     assert!(calls.iter().all(|c| c.finished), "every started handler finished: {calls:?}");
@@ -42,7 +44,7 @@ async fn in_flight_handlers_complete_and_are_acked(pool: PgPool) {
     // A new worker handles the rest, and nothing twice.
     let rest = Arc::new(Recorder::new("slow"));
     let worker = start(settings(&url, &prefix, &small), vec![rest.clone()]).await;
-    eventually("the rest handled", || async { calls.len() + rest.finished() == 10 }).await;
+    wait_until(DEADLINE, "the rest handled", || async { calls.len() + rest.finished() == 10 }).await;
     let mut all: Vec<Uuid> = calls.iter().chain(rest.calls().iter()).map(|c| c.event_id).collect();
     assert_eq!(all.len(), 10, "ten handler runs in all");
     all.sort();

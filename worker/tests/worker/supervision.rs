@@ -7,7 +7,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 use xentri_worker::app::Worker;
 
-use crate::helpers::{Recorder, database_url, eventually, prefix, settings};
+use crate::helpers::{DEADLINE, Recorder, database_url, prefix, settings, wait_until};
 
 #[sqlx::test(migrator = "xentri_core::MIGRATOR")]
 async fn a_relay_and_a_lane_that_panic_are_restarted_and_events_still_flow(pool: PgPool) {
@@ -40,7 +40,7 @@ async fn a_relay_and_a_lane_that_panic_are_restarted_and_events_still_flow(pool:
     .execute(&pool)
     .await
     .expect("event appended");
-    eventually("the event relayed and handled after both restarts", || async {
+    wait_until(DEADLINE, "the event relayed and handled after both restarts", || async {
         recorder.calls().iter().any(|c| c.event_id == id && c.finished)
     })
     .await;

@@ -166,7 +166,7 @@ async fn a_group_recreated_late_after_its_stream_vanished_misses_nothing(pool: P
     let mut conn = redis().await;
     let work = format!("{prefix}events:work");
     // Both groups exist once the worker runs.
-    crate::helpers::eventually("both groups created", || {
+    crate::helpers::wait_until(crate::helpers::DEADLINE, "both groups created", || {
         let mut conn = conn.clone();
         let work = work.clone();
         async move {
@@ -180,7 +180,7 @@ async fn a_group_recreated_late_after_its_stream_vanished_misses_nothing(pool: P
     for seq in 0..2 {
         xadd_event(&mut conn, &work, &event(Uuid::new_v4(), seq)).await;
     }
-    crate::helpers::eventually("the busy group started", || async {
+    crate::helpers::wait_until(crate::helpers::DEADLINE, "the busy group started", || async {
         busy.runs.load(std::sync::atomic::Ordering::SeqCst) > 0
     })
     .await;
@@ -191,10 +191,14 @@ async fn a_group_recreated_late_after_its_stream_vanished_misses_nothing(pool: P
         appended.insert(sent.id);
         xadd_event(&mut conn, &work, &sent).await;
     }
-    crate::helpers::eventually("the busy group handled every entry appended after the stream vanished", || async {
-        let handled = busy.handled.lock().expect("lock");
-        appended.iter().all(|id| handled.contains(id))
-    })
+    crate::helpers::wait_until(
+        crate::helpers::DEADLINE,
+        "the busy group handled every entry appended after the stream vanished",
+        || async {
+            let handled = busy.handled.lock().expect("lock");
+            appended.iter().all(|id| handled.contains(id))
+        },
+    )
     .await;
     assert!(quick.calls().len() >= 200, "the quick group read on");
     worker.stop().await;

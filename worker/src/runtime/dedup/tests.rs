@@ -1,13 +1,11 @@
 //! The de-duplication decision, branch by branch, against real Redis and
 //! PostgreSQL: a lane is built by hand and asked directly.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
-use chrono::{SubsecRound, Utc};
 use sqlx::PgPool;
 use tokio::sync::mpsc;
-use xentri_core::{Actor, EventType, Settings};
+use xentri_test_support::{TestSettings, database_url, redis_url, stored_event, unique_key_prefix};
 
 use super::*;
 use crate::handler::{
@@ -58,25 +56,9 @@ impl PostgresStoreHandler for Probe {
 /// A lane of group [`GROUP`] on `pool`, under a Redis key prefix of its own;
 /// the receiver keeps its ack channel open.
 fn lane(pool: &PgPool, store: Store) -> (Lane, mpsc::Receiver<Ack>) {
-    let options = pool.connect_options();
-    let database_url = format!(
-        "postgres://{}@{}:{}/{}",
-        options.get_username(),
-        options.get_host(),
-        options.get_port(),
-        options.get_database().unwrap_or("postgres")
-    );
-    let redis_url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".to_owned());
-    let vars = [
-        ("DATABASE_URL", database_url),
-        ("REDIS_URL", redis_url.clone()),
-        ("XENTRI_REDIS__KEY_PREFIX", format!("t-{}:", Uuid::new_v4().simple())),
-    ]
-    .map(|(name, value)| (name.to_owned(), value));
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config");
-    let settings = Settings::load_from(&dir, Some("test"), vars).expect("test settings");
+    let settings = TestSettings::new(&database_url(&pool.connect_options())).key_prefix(&unique_key_prefix()).load();
     let redis = xentri_core::redis_pool::connect_lazy(&settings.redis).expect("redis pool");
-    let client = redis::Client::open(redis_url).expect("redis url");
+    let client = redis::Client::open(redis_url()).expect("redis url");
     let shared = Arc::new(Shared::new(redis, client, pool.clone(), Arc::new(settings)));
     let (acks, received) = mpsc::channel(16);
     let lane = Lane {
@@ -98,19 +80,7 @@ fn lane(pool: &PgPool, store: Store) -> (Lane, mpsc::Receiver<Ack>) {
 }
 
 fn event() -> StoredEvent {
-    let payload = serde_json::value::to_raw_value(&serde_json::json!({})).expect("json");
-    StoredEvent {
-        id: Uuid::now_v7(),
-        seq: 1,
-        org_id: Uuid::new_v4(),
-        event_type: EventType::parse("xentri.soul.updated.v1").expect("type"),
-        payload,
-        actor: Actor::user("user_1").expect("actor"),
-        trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
-        correlation_id: "corr-1".into(),
-        causation_id: None,
-        occurred_at: Utc::now().trunc_subsecs(6),
-    }
+    stored_event(Uuid::new_v4(), 1)
 }
 
 /// The decision on one delivery of `event` with `standing`.
@@ -118,6 +88,26 @@ async fn ask<'l>(lane: &'l Lane, event: &StoredEvent, standing: &mut Standing<'l
     let mut decisions = decide(lane, &mut [Ask { event, standing }], records).await.expect("a decision");
     assert_eq!(decisions.len(), 1, "one decision per ask");
     decisions.remove(0)
+}
+
+/// The decision on one delivery of `event` with `standing`, in a new
+/// transaction of a Postgres-store group, and that transaction.
+async fn ask_in_transaction<'l>(
+    lane: &'l Lane,
+    event: &StoredEvent,
+    standing: &mut Standing<'l>,
+) -> (Decision, sqlx::Transaction<'static, sqlx::Postgres>) {
+    let mut tx = begin(lane).await;
+    let decision = ask(lane, event, standing, Records::Postgres(&mut tx)).await;
+    (decision, tx)
+}
+
+/// An attempt of a Postgres-store group that the decision lets run, and whose
+/// transaction then rolls back (the handler failed).
+async fn an_attempt_rolled_back<'l>(lane: &'l Lane, event: &StoredEvent, standing: &mut Standing<'l>) {
+    let (decision, tx) = ask_in_transaction(lane, event, standing).await;
+    assert_eq!(decision, Decision::Handle);
+    drop(tx);
 }
 
 async fn begin(lane: &Lane) -> sqlx::Transaction<'static, sqlx::Postgres> {
@@ -237,14 +227,12 @@ async fn a_postgres_store_group_records_in_the_transaction_at_every_attempt(pool
     let mut standing = Standing::new(None);
 
     // The first attempt fails: its record goes with its rollback.
-    let mut tx = begin(&lane).await;
-    assert_eq!(ask(&lane, &sent, &mut standing, Records::Postgres(&mut tx)).await, Decision::Handle);
-    drop(tx);
+    an_attempt_rolled_back(&lane, &sent, &mut standing).await;
     assert_eq!(postgres_records(&pool, &sent).await, 0);
 
     // The second, holding its claim, records again; the commit keeps it.
-    let mut tx = begin(&lane).await;
-    assert_eq!(ask(&lane, &sent, &mut standing, Records::Postgres(&mut tx)).await, Decision::Handle);
+    let (decision, tx) = ask_in_transaction(&lane, &sent, &mut standing).await;
+    assert_eq!(decision, Decision::Handle);
     tx.commit().await.expect("commit");
     assert_eq!(postgres_records(&pool, &sent).await, 1);
     assert_eq!(standing.handled(&lane, &sent), None, "no Redis record to write");
@@ -262,9 +250,7 @@ async fn a_committed_record_makes_a_duplicate_even_for_a_delivery_holding_its_cl
     let (lane, _acks) = lane(&pool, Store::Postgres);
     let sent = event();
     let mut standing = Standing::new(None);
-    let mut tx = begin(&lane).await;
-    assert_eq!(ask(&lane, &sent, &mut standing, Records::Postgres(&mut tx)).await, Decision::Handle);
-    drop(tx);
+    an_attempt_rolled_back(&lane, &sent, &mut standing).await;
     // Meanwhile another worker handles the event.
     sqlx::query("INSERT INTO processed_events (group_name, event_id) VALUES ($1, $2)")
         .bind(GROUP)
