@@ -1,34 +1,23 @@
-//! A fresh read batch of a Postgres-store group, handled in one transaction
-//! per org.
+//! A fresh read batch of a Postgres-store group, handled in one transaction.
 //!
 //! One transaction per entry costs one commit (one WAL flush) per entry, and
 //! that is the ceiling of a Postgres-store group: about as many entries per
-//! second as the server commits transactions. Here the entries of one org in
-//! a read batch share one transaction, begun under that org: their processed
-//! records in one statement (the de-duplication decision for all of them,
-//! [`super::dedup::decide`]), then the handler, then one commit. The
-//! guarantee does not change — an entry's effect and its processed record
-//! commit together, and it is acked only after the commit.
+//! second as the server commits transactions. Here the entries of a read batch
+//! share one transaction: their processed records in one statement (the
+//! de-duplication decision for all of them, [`super::dedup::decide`]), then
+//! each handler in turn, then one commit. The guarantee does not change — an
+//! entry's effect and its processed record commit together, and it is acked
+//! only after the commit.
 //!
-//! Why per org and not one transaction for the whole batch: a transaction
-//! holds its transaction id from its first write to its commit, and every
-//! open transaction id holds back the commit horizon the relay publishes
-//! below ([`xentri_core::store`]) — for every event on the server. One
-//! transaction over a batch of many orgs would switch `app.org_id` and write
-//! once per org, two round trips each, all with its id held; per org, the id
-//! is held for two statements and the commit.
-//!
-//! The first failure rolls that org's transaction back and each of its
-//! entries goes the careful way, one transaction each
-//! ([`super::process::process`]): the entry that failed continues with its
-//! second attempt (or goes to the DLQ), the others start over; other orgs'
-//! transactions are not affected. A handler may take the entries of one org
-//! together ([`crate::handler::PostgresStoreHandler::handle_org_batch`]); a
-//! failure there is no one entry's, so every entry of the org starts over.
-//! Entries are handled in (org, type, seq) order, and processed records are
-//! written in event-id order, so that batches running at once (in this lane
-//! or in another worker) take row locks in one order and do not deadlock on
-//! the rows handlers share.
+//! The first failure rolls the whole transaction back and every entry goes the
+//! careful way, one transaction each ([`super::process::process`]): the entry
+//! that failed continues with its second attempt (or goes to the DLQ), the
+//! others start over. A handler may take the entries of one org together
+//! ([`crate::handler::PostgresStoreHandler::handle_org_batch`]); a failure
+//! there is no one entry's, so every entry starts over. Entries are handled in
+//! (org, type, seq) order, and processed records are written in event-id
+//! order, so that batches running at once (in this lane or in another worker)
+//! take row locks in one order and do not deadlock on the rows handlers share.
 
 use std::time::Instant;
 
@@ -89,95 +78,93 @@ pub(super) async fn handle<'l>(
     taken.sort_by(|(_, a), (_, b)| {
         (a.org_id, a.event_type.as_str(), a.seq).cmp(&(b.org_id, b.event_type.as_str(), b.seq))
     });
-    // One transaction per org, one after the other in the batch's slot.
-    let slot = lane.slots.acquire().await;
-    for run in taken.chunk_by(|(_, a), (_, b)| a.org_id == b.org_id) {
-        let mut standings: Vec<Standing<'l>> = run.iter().map(|_| Standing::new(None)).collect();
-        match transaction(lane, handler, entries, run, &mut standings, slot.number()).await {
-            Ok(decisions) => {
-                crate::pause::reached("entry.handled").await;
-                for (((i, event), standing), decision) in run.iter().zip(standings).zip(decisions) {
-                    let entry = &entries[*i];
-                    match decision {
-                        Decision::Handle => {
-                            let record = standing.handled(lane, event);
-                            ack(lane, &entry.id, record).await;
-                            lane.metrics.acked(&entry.id, 1);
-                        }
-                        Decision::AckDuplicate(duplicate) => {
-                            ack(lane, &entry.id, duplicate.record_again()).await;
-                            lane.metrics.skipped(&entry.id, "already processed");
-                        }
-                        // Another delivery of its event is being handled by
-                        // this lane: settled one by one, after that one.
-                        Decision::WaitForHolder => continue,
+    let mut standings: Vec<Standing<'l>> = taken.iter().map(|_| Standing::new(None)).collect();
+
+    let outcome = {
+        let slot = lane.slots.acquire().await;
+        transaction(lane, handler, entries, &taken, &mut standings, slot.number()).await
+    };
+    match outcome {
+        Ok(decisions) => {
+            crate::pause::reached("entry.handled").await;
+            for (((i, event), standing), decision) in taken.iter().zip(standings).zip(decisions) {
+                let entry = &entries[*i];
+                match decision {
+                    Decision::Handle => {
+                        let record = standing.handled(lane, event);
+                        ack(lane, &entry.id, record).await;
+                        lane.metrics.acked(&entry.id, 1);
                     }
-                    results[*i] = Handled::Done;
+                    Decision::AckDuplicate(duplicate) => {
+                        ack(lane, &entry.id, duplicate.record_again()).await;
+                        lane.metrics.skipped(&entry.id, "already processed");
+                    }
+                    // Another delivery of its event is being handled by this
+                    // lane: settled one by one, after that one.
+                    Decision::WaitForHolder => continue,
                 }
+                results[*i] = Handled::Done;
             }
-            Err(Failure { at, error }) => {
-                tracing::warn!(
-                    group = %lane.group, stream = %lane.stream, entries = run.len(), error = format!("{error:#}"),
-                    "batch transaction rolled back; its entries are handled one by one"
-                );
-                // When the transaction itself failed, no entry had an attempt.
-                let mut error = Some(error);
-                for (position, ((i, _), standing)) in run.iter().zip(standings).enumerate() {
-                    let earlier = if at == Some(position) { error.take() } else { None };
-                    results[*i] = Handled::Individually { earlier, standing };
-                }
+        }
+        Err(Failure { at, error }) => {
+            tracing::warn!(
+                group = %lane.group, stream = %lane.stream, entries = taken.len(), error = format!("{error:#}"),
+                "batch transaction rolled back; its entries are handled one by one"
+            );
+            // When the transaction itself failed, no entry had an attempt.
+            let mut error = Some(error);
+            for (position, ((i, _), standing)) in taken.iter().zip(standings).enumerate() {
+                let earlier = if at == Some(position) { error.take() } else { None };
+                results[*i] = Handled::Individually { earlier, standing };
             }
         }
     }
     results
 }
 
-/// The transaction of one org's entries (`run`, all of one org): under that
-/// org from its first statement, the de-duplication decision (their processed
-/// records written), then the handler of those to handle, then the commit.
-/// Answers the decisions, in the order of `run`.
+/// The batch's transaction: the de-duplication decision of `taken` (their
+/// processed records written), then the handlers of those to handle, then
+/// the commit. Answers the decisions, in the order of `taken`.
 async fn transaction<'l>(
     lane: &'l Lane,
     handler: &dyn PostgresStoreHandler,
     entries: &[StreamEntry],
-    run: &[(usize, StoredEvent)],
+    taken: &[(usize, StoredEvent)],
     standings: &mut [Standing<'l>],
     slot: u16,
 ) -> Result<Vec<Decision>, Failure> {
     let failed = |e: sqlx::Error| Failure { at: None, error: HandlerError::Transient(e.into()) };
-    let Some((_, first)) = run.first() else { return Ok(Vec::new()) };
-    let org = first.org_id;
-    let mut tx =
-        xentri_core::db::begin_as(&lane.shared.db, xentri_core::roles::WORKER, Some(org)).await.map_err(failed)?;
+    let mut tx = xentri_core::db::begin_as(&lane.shared.db, xentri_core::roles::WORKER, None).await.map_err(failed)?;
     let mut asks: Vec<Ask<'_, 'l>> =
-        run.iter().zip(standings.iter_mut()).map(|((_, event), standing)| Ask { event, standing }).collect();
+        taken.iter().zip(standings.iter_mut()).map(|((_, event), standing)| Ask { event, standing }).collect();
     let decisions = dedup::decide(lane, &mut asks, Records::Postgres(&mut tx)).await.map_err(failed)?;
-    let handled: Vec<(usize, &(usize, StoredEvent))> = run
+    let handled: Vec<(usize, &(usize, StoredEvent))> = taken
         .iter()
         .enumerate()
         .zip(&decisions)
         .filter(|(_, decision)| **decision == Decision::Handle)
         .map(|(taken, _)| taken)
         .collect();
-    if handled.is_empty() {
-        tx.commit().await.map_err(failed)?;
-        return Ok(decisions);
-    }
-    let events: Vec<&StoredEvent> = handled.iter().map(|(_, (_, event))| event).collect();
-    let started = Instant::now();
-    if let Some(together) = handler.handle_org_batch(OrgBatch { events: &events, slot, tx: &mut tx }) {
-        let span = tracing::info_span!(
-            "handle_batch", group = %lane.group, stream = %lane.stream, org_id = %org, events = events.len()
-        );
-        let result = together.instrument(span).await;
-        let each = started.elapsed() / events.len().max(1) as u32;
-        for _ in &events {
-            lane.metrics.handler_ran(each);
+    // Sorted by org: one run of entries per org, under its `app.org_id`.
+    for run in handled.chunk_by(|(_, (_, a)), (_, (_, b))| a.org_id == b.org_id) {
+        let org = run[0].1.1.org_id;
+        xentri_core::db::switch_org(&mut tx, org).await.map_err(failed)?;
+        let events: Vec<&StoredEvent> = run.iter().map(|(_, (_, event))| event).collect();
+        let started = Instant::now();
+        if let Some(together) = handler.handle_org_batch(OrgBatch { events: &events, slot, tx: &mut tx }) {
+            let span = tracing::info_span!(
+                "handle_batch", group = %lane.group, stream = %lane.stream, org_id = %org, events = events.len()
+            );
+            let result = together.instrument(span).await;
+            let each = started.elapsed() / events.len().max(1) as u32;
+            for _ in &events {
+                lane.metrics.handler_ran(each);
+            }
+            // Not one entry's fault: none of them had an attempt.
+            result.map_err(|error| Failure { at: None, error })?;
+            continue;
         }
-        // Not one entry's fault: none of them had an attempt.
-        result.map_err(|error| Failure { at: None, error })?;
-    } else {
-        for (at, (i, event)) in &handled {
+        for (at, (i, event)) in run {
             let entry = &entries[*i];
             let span = tracing::info_span!(
                 "handle", group = %lane.group, stream = %lane.stream, entry_id = %entry.id, event_id = %event.id,
