@@ -121,14 +121,10 @@ SELECT r.rolname::text AS role,
     SET count = event_count_slots.count + 1,
         last_seq = GREATEST(event_count_slots.last_seq, EXCLUDED.last_seq),
         updated_at = now()";
-    /// `event_counts`: events of org `$1` per type (`$2` types, `$3` counts,
-    /// `$4` highest seqs), counted in lane slot `$5`'s rows.
-    COUNT_EVENTS = "INSERT INTO event_count_slots (org_id, type, slot, count, last_seq)
- SELECT $1, t, $5, c, s FROM unnest($2::text[], $3::bigint[], $4::bigint[]) AS u(t, c, s)
- ON CONFLICT (org_id, type, slot) DO UPDATE
-    SET count = event_count_slots.count + EXCLUDED.count,
-        last_seq = GREATEST(event_count_slots.last_seq, EXCLUDED.last_seq),
-        updated_at = now()";
+    /// `event_counts`: events counted in lane slot `$1`'s rows, per (org,
+    /// type): `$2` orgs, `$3` types, `$4` counts, `$5` highest seqs. The
+    /// function writes each org's rows under that org.
+    COUNT_EVENTS = "SELECT count_events($1, $2, $3, $4, $5)";
 
     // Purges: a chunk of at most `$1` rows, oldest first, each chunk its own
     // transaction.

@@ -98,15 +98,18 @@ pub struct PgDelivery<'a> {
     pub tx: &'a mut PgConnection,
 }
 
-/// Several events of one org, from one read batch, for a Postgres-store
+/// The events of a read batch, of any number of orgs, for a Postgres-store
 /// handler to write in one go.
-pub struct OrgBatch<'a> {
-    /// The events, in (type, seq) order; none of them processed before.
+pub struct Batch<'a> {
+    /// The events, in (org, type, seq) order; none of them processed before.
     pub events: &'a [&'a StoredEvent],
     /// The lane slot the transaction runs in (as [`PgDelivery::slot`]).
     pub slot: u16,
-    /// The transaction, running as the worker role with `app.org_id` set to
-    /// their org. Their processed records are already in it.
+    /// The transaction, running as the worker role with their processed
+    /// records already in it. **No org is set**: the handler writes each
+    /// org's rows under that org's `app.org_id`, in a statement that sets it
+    /// per org as `append_events` does, so that row-level security checks
+    /// every row (see `count_events` in the migrations).
     pub tx: &'a mut PgConnection,
 }
 
@@ -170,12 +173,16 @@ pub trait PostgresStoreHandler: Send + Sync {
     /// Handles one delivery, writing in `delivery.tx`.
     fn handle<'a>(&'a self, delivery: PgDelivery<'a>) -> BoxFuture<'a, Result<(), HandlerError>>;
 
-    /// For a handler whose effect of several events can be written in fewer
-    /// statements than one per event: handles `batch` all or nothing (an
-    /// error rolls back the whole read batch, and each of its entries is then
-    /// handled on its own with [`PostgresStoreHandler::handle`]). `None`, the
-    /// default: the runtime calls `handle` for each event.
-    fn handle_org_batch<'a>(&'a self, _batch: OrgBatch<'a>) -> Option<BoxFuture<'a, Result<(), HandlerError>>> {
+    /// For a handler whose effect of a whole read batch can be written in one
+    /// round trip: handles `batch` all or nothing (an error rolls back the
+    /// whole read batch, and each of its entries is then handled on its own
+    /// with [`PostgresStoreHandler::handle`]). The batch's transaction holds
+    /// its transaction id — and so the commit horizon the relay publishes
+    /// below — from its first write to its commit: one statement for the
+    /// batch instead of an org switch and a statement per org keeps that
+    /// short. `None`, the default: the runtime calls `handle` for each event,
+    /// under its org.
+    fn handle_batch<'a>(&'a self, _batch: Batch<'a>) -> Option<BoxFuture<'a, Result<(), HandlerError>>> {
         None
     }
 }

@@ -4,7 +4,7 @@
 
 use xentri_core::{Settings, StoredEvent};
 
-use crate::handler::{BoxFuture, Handler, HandlerError, Handling, OrgBatch, PgDelivery, PostgresStoreHandler};
+use crate::handler::{Batch, BoxFuture, Handler, HandlerError, Handling, PgDelivery, PostgresStoreHandler};
 
 /// The group name.
 pub const GROUP: &str = "event_counts";
@@ -58,26 +58,31 @@ impl PostgresStoreHandler for EventCounts {
         Box::pin(count(delivery.tx, delivery.event, delivery.slot))
     }
 
-    /// The events of one org in one statement: a count and the highest seq
-    /// per type.
-    fn handle_org_batch<'a>(&'a self, batch: OrgBatch<'a>) -> Option<BoxFuture<'a, Result<(), HandlerError>>> {
+    /// The events of a read batch, of any orgs, in one call of
+    /// `count_events`: a count and the highest seq per (org, type), each
+    /// org's rows written under that org.
+    fn handle_batch<'a>(&'a self, batch: Batch<'a>) -> Option<BoxFuture<'a, Result<(), HandlerError>>> {
         Some(Box::pin(async move {
-            let Some(first) = batch.events.first() else { return Ok(()) };
-            let mut per_type: std::collections::BTreeMap<&str, (i64, i64)> = std::collections::BTreeMap::new();
+            let mut per_type: std::collections::BTreeMap<(uuid::Uuid, &str), (i64, i64)> =
+                std::collections::BTreeMap::new();
             for event in batch.events {
-                let (count, last) = per_type.entry(event.event_type.as_str()).or_insert((0, event.seq));
+                let (count, last) = per_type.entry((event.org_id, event.event_type.as_str())).or_insert((0, event.seq));
                 *count += 1;
                 *last = (*last).max(event.seq);
             }
-            let types: Vec<&str> = per_type.keys().copied().collect();
+            if per_type.is_empty() {
+                return Ok(());
+            }
+            let orgs: Vec<uuid::Uuid> = per_type.keys().map(|(org, _)| *org).collect();
+            let types: Vec<&str> = per_type.keys().map(|(_, kind)| *kind).collect();
             let counts: Vec<i64> = per_type.values().map(|(count, _)| *count).collect();
             let lasts: Vec<i64> = per_type.values().map(|(_, last)| *last).collect();
             sqlx::query(xentri_core::sql::COUNT_EVENTS)
-                .bind(first.org_id)
+                .bind(i16::try_from(batch.slot).unwrap_or(i16::MAX))
+                .bind(&orgs)
                 .bind(&types)
                 .bind(&counts)
                 .bind(&lasts)
-                .bind(i16::try_from(batch.slot).unwrap_or(i16::MAX))
                 .execute(batch.tx)
                 .await
                 .map_err(|e| HandlerError::Transient(e.into()))?;

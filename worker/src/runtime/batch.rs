@@ -12,9 +12,12 @@
 //! The first failure rolls the whole transaction back and every entry goes the
 //! careful way, one transaction each ([`super::process::process`]): the entry
 //! that failed continues with its second attempt (or goes to the DLQ), the
-//! others start over. A handler may take the entries of one org together
-//! ([`crate::handler::PostgresStoreHandler::handle_org_batch`]); a failure
-//! there is no one entry's, so every entry starts over. Entries are handled in
+//! others start over. A handler may take the whole batch in one statement
+//! ([`crate::handler::PostgresStoreHandler::handle_batch`]), which keeps the
+//! transaction, and so the time it holds back the commit horizon the relay
+//! publishes below, short; a failure there is no one entry's, so every entry
+//! starts over. Otherwise each entry is handled under its org's `app.org_id`,
+//! one org after the other. Entries are handled in
 //! (org, type, seq) order, and processed records are written in event-id
 //! order, so that batches running at once (in this lane or in another worker)
 //! take row locks in one order and do not deadlock on the rows handlers share.
@@ -28,7 +31,7 @@ use xentri_core::stream::{StreamEntry, field};
 use super::dedup::{self, Ask, Decision, Records, Standing};
 use super::lane::Lane;
 use super::process::ack;
-use crate::handler::{HandlerError, OrgBatch, PgDelivery, PostgresStoreHandler};
+use crate::handler::{Batch, HandlerError, PgDelivery, PostgresStoreHandler};
 
 /// What became of one entry of the batch.
 pub(super) enum Handled<'l> {
@@ -145,37 +148,35 @@ async fn transaction<'l>(
         .filter(|(_, decision)| **decision == Decision::Handle)
         .map(|(taken, _)| taken)
         .collect();
-    // Sorted by org: one run of entries per org, under its `app.org_id`.
-    for run in handled.chunk_by(|(_, (_, a)), (_, (_, b))| a.org_id == b.org_id) {
-        let org = run[0].1.1.org_id;
-        xentri_core::db::switch_org(&mut tx, org).await.map_err(failed)?;
-        let events: Vec<&StoredEvent> = run.iter().map(|(_, (_, event))| event).collect();
-        let started = Instant::now();
-        if let Some(together) = handler.handle_org_batch(OrgBatch { events: &events, slot, tx: &mut tx }) {
-            let span = tracing::info_span!(
-                "handle_batch", group = %lane.group, stream = %lane.stream, org_id = %org, events = events.len()
-            );
-            let result = together.instrument(span).await;
-            let each = started.elapsed() / events.len().max(1) as u32;
-            for _ in &events {
-                lane.metrics.handler_ran(each);
-            }
-            // Not one entry's fault: none of them had an attempt.
-            result.map_err(|error| Failure { at: None, error })?;
-            continue;
+    let events: Vec<&StoredEvent> = handled.iter().map(|(_, (_, event))| event).collect();
+    let started = Instant::now();
+    if let Some(together) = handler.handle_batch(Batch { events: &events, slot, tx: &mut tx }) {
+        let span =
+            tracing::info_span!("handle_batch", group = %lane.group, stream = %lane.stream, events = events.len());
+        let result = together.instrument(span).await;
+        let each = started.elapsed() / events.len().max(1) as u32;
+        for _ in &events {
+            lane.metrics.handler_ran(each);
         }
-        for (at, (i, event)) in run {
-            let entry = &entries[*i];
-            let span = tracing::info_span!(
-                "handle", group = %lane.group, stream = %lane.stream, entry_id = %entry.id, event_id = %event.id,
-                trace_id = %event.trace_id, org_id = %event.org_id, deliveries = 1
-            );
-            let delivery =
-                PgDelivery { event, stream: &lane.stream, entry_id: &entry.id, attempt: 1, slot, tx: &mut tx };
-            let started = Instant::now();
-            let result = handler.handle(delivery).instrument(span).await;
-            lane.metrics.handler_ran(started.elapsed());
-            result.map_err(|error| Failure { at: Some(*at), error })?;
+        // Not one entry's fault: none of them had an attempt.
+        result.map_err(|error| Failure { at: None, error })?;
+    } else {
+        // Sorted by org: one run of entries per org, under its `app.org_id`.
+        for run in handled.chunk_by(|(_, (_, a)), (_, (_, b))| a.org_id == b.org_id) {
+            xentri_core::db::switch_org(&mut tx, run[0].1.1.org_id).await.map_err(failed)?;
+            for (at, (i, event)) in run {
+                let entry = &entries[*i];
+                let span = tracing::info_span!(
+                    "handle", group = %lane.group, stream = %lane.stream, entry_id = %entry.id, event_id = %event.id,
+                    trace_id = %event.trace_id, org_id = %event.org_id, deliveries = 1
+                );
+                let delivery =
+                    PgDelivery { event, stream: &lane.stream, entry_id: &entry.id, attempt: 1, slot, tx: &mut tx };
+                let started = Instant::now();
+                let result = handler.handle(delivery).instrument(span).await;
+                lane.metrics.handler_ran(started.elapsed());
+                result.map_err(|error| Failure { at: Some(*at), error })?;
+            }
         }
     }
     tx.commit().await.map_err(failed)?;

@@ -9,7 +9,7 @@ use xentri_core::StoredEvent;
 use xentri_core::dlq::DeadLetter;
 
 use crate::handler::{
-    BoxFuture, Handler, HandlerError, Handling, OrgBatch, PgDelivery, PostgresStoreHandler, RedisDelivery,
+    Batch, BoxFuture, Handler, HandlerError, Handling, PgDelivery, PostgresStoreHandler, RedisDelivery,
     RedisStoreHandler,
 };
 
@@ -147,10 +147,10 @@ impl PostgresStoreHandler for Observed {
         self.observe(call, run)
     }
 
-    fn handle_org_batch<'a>(&'a self, batch: OrgBatch<'a>) -> Option<BoxFuture<'a, Result<(), HandlerError>>> {
+    fn handle_batch<'a>(&'a self, batch: Batch<'a>) -> Option<BoxFuture<'a, Result<(), HandlerError>>> {
         let Handling::Postgres(inner) = self.inner.handling() else { return None };
         let events: Vec<Uuid> = batch.events.iter().map(|event| event.id).collect();
-        let run = inner.handle_org_batch(batch)?;
+        let run = inner.handle_batch(batch)?;
         Some(Box::pin(async move {
             let result = run.await;
             for event_id in events {

@@ -165,6 +165,9 @@ async fn count_transactions_in_other_slots_do_not_wait_for_each_other(pool: PgPo
     let events: Vec<_> = (1..=3).map(|seq| event(org, seq)).collect();
     let mut first = begin_as(&pool, WORKER, Some(org)).await.expect("first transaction");
     count_in(&counts, &mut first, &events[0], 0).await.expect("counted in slot 0");
+    let org_after: String =
+        sqlx::query_scalar("SELECT current_setting('app.org_id')").fetch_one(&mut *first).await.unwrap();
+    assert_eq!(org_after, org.to_string(), "count_events sets the caller's org back");
 
     let mut second = begin_as(&pool, WORKER, Some(org)).await.expect("second transaction");
     sqlx::query("SET LOCAL lock_timeout = '5s'").execute(&mut *second).await.expect("lock timeout");
@@ -194,7 +197,7 @@ async fn count_in(
     event: &xentri_core::StoredEvent,
     slot: u16,
 ) -> Result<(), xentri_worker::handler::HandlerError> {
-    use xentri_worker::handler::{OrgBatch, PostgresStoreHandler};
+    use xentri_worker::handler::{Batch, PostgresStoreHandler};
     let events = [event];
-    counts.handle_org_batch(OrgBatch { events: &events, slot, tx }).expect("event_counts takes org batches").await
+    counts.handle_batch(Batch { events: &events, slot, tx }).expect("event_counts takes read batches").await
 }
