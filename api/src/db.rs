@@ -150,6 +150,14 @@ impl OrgTx {
         self.tx.commit().await
     }
 
+    /// Rolls back and waits for it: what a transaction that took a lock
+    /// (an idempotency key's) must do before its connection serves anyone
+    /// else, since [`OrgTx::finish_read`]'s deferred `ROLLBACK` would hold the
+    /// lock until the connection's next statement.
+    pub async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.tx.rollback().await
+    }
+
     /// Ends a transaction that only read: the `ROLLBACK` is queued and goes
     /// out with the connection's next statement, saving a round trip.
     pub fn finish_read(self) {

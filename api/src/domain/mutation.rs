@@ -32,13 +32,16 @@ const ATTEMPTS: usize = 2;
 /// What beginning a mutation came to.
 pub enum Begun {
     /// The key is claimed: go on with the mutation.
-    Mutation(Mutation),
+    Mutation(Box<Mutation>),
     /// The key holds the answer of a finished request with the same hash.
     Replayed(StoredResponse),
 }
 
-/// An open domain transaction holding its request's key. Dropped without
-/// [`Mutation::commit`], it rolls back: no row, no event, no key.
+/// An open domain transaction holding its request's key. It ends with
+/// [`Mutation::commit`] or [`Mutation::rollback`]; rolled back, nothing of it
+/// stays: no row, no event, no key. (Merely dropped, it rolls back only when
+/// its connection is next used, and until then the key stays locked: a retry
+/// would be told it is in flight.)
 pub struct Mutation {
     tx: OrgTx,
     request: Mutating,
@@ -61,16 +64,23 @@ impl Mutation {
                 .fetch_one(&mut *tx)
                 .await?;
             match claim.as_str() {
-                "claimed" => return Ok(Begun::Mutation(Self { tx, request, events: Vec::new() })),
-                "in_flight" => return Err(idempotency::in_flight()),
+                "claimed" => return Ok(Begun::Mutation(Box::new(Self { tx, request, events: Vec::new() }))),
+                "in_flight" => {
+                    end(tx).await;
+                    return Err(idempotency::in_flight());
+                }
                 "answered" => {
-                    let stored = idempotency::stored(&mut tx, &request.key).await?;
-                    tx.finish_read();
-                    if let Some(stored) = stored {
+                    // The claim took the key's lock: it is released before the answer goes out.
+                    let stored = idempotency::stored(&mut tx, &request.key).await;
+                    end(tx).await;
+                    if let Some(stored) = stored? {
                         return Ok(Begun::Replayed(stored.replay_for(&request.request_hash)?));
                     }
                 }
-                other => return Err(ApiError::Internal(anyhow::anyhow!("unknown idempotency claim {other:?}"))),
+                other => {
+                    end(tx).await;
+                    return Err(ApiError::Internal(anyhow::anyhow!("unknown idempotency claim {other:?}")));
+                }
             }
         }
         Err(ApiError::Internal(anyhow::anyhow!("idempotency key kept changing")))
@@ -111,21 +121,48 @@ impl Mutation {
         Ok(())
     }
 
+    /// Rolls the transaction back now: nothing of it stays, and the key is free.
+    pub async fn rollback(self) {
+        end(self.tx).await;
+    }
+
     /// Appends the queued events, stores `status` and `body` as the key's
-    /// answer, and commits; then wakes the relay. Returns the events as stored.
+    /// answer, and commits; then wakes the relay. Returns the events as
+    /// stored. On a failure it rolls back: nothing stays.
     pub async fn commit(
         mut self,
         state: &AppState,
         status: StatusCode,
         body: &str,
     ) -> Result<Vec<StoredEvent>, ApiError> {
-        let mut stored = Vec::with_capacity(self.events.len());
-        if !self.events.is_empty() {
-            let records: Vec<_> = self.events.iter().map(|event| event.record(None)).collect();
+        let stored = match self.write(state, status, body).await {
+            Ok(stored) => stored,
+            Err(error) => {
+                self.rollback().await;
+                return Err(error);
+            }
+        };
+        self.tx.commit().await?;
+        if !stored.is_empty() {
+            state.outbox.committed();
+            metrics::counter!("events_appended_total").increment(stored.len() as u64);
+        }
+        for event in &stored {
+            tracing::debug!(event_id = %event.id, seq = event.seq, event_type = %event.event_type, "event appended");
+        }
+        Ok(stored)
+    }
+
+    /// Appends the queued events and stores the answer under the key.
+    async fn write(&mut self, state: &AppState, status: StatusCode, body: &str) -> Result<Vec<StoredEvent>, ApiError> {
+        let events = std::mem::take(&mut self.events);
+        let mut stored = Vec::with_capacity(events.len());
+        if !events.is_empty() {
+            let records: Vec<_> = events.iter().map(|event| event.record(None)).collect();
             let stream = &state.settings.streams.events.work;
             let ttl = state.settings.idempotency.ttl_secs as f64;
             let outcomes = self.tx.append_events(stream, ttl, &records).await?;
-            for (event, outcome) in self.events.into_iter().zip(outcomes) {
+            for (event, outcome) in events.into_iter().zip(outcomes) {
                 match outcome {
                     AppendOutcome::Appended(seq) => stored.push(event.stored(seq)),
                     // Items without a key are always written.
@@ -142,14 +179,14 @@ impl Mutation {
         if !answered {
             return Err(ApiError::Internal(anyhow::anyhow!("the claimed idempotency key was not found to answer")));
         }
-        self.tx.commit().await?;
-        if !stored.is_empty() {
-            state.outbox.committed();
-            metrics::counter!("events_appended_total").increment(stored.len() as u64);
-        }
-        for event in &stored {
-            tracing::debug!(event_id = %event.id, seq = event.seq, event_type = %event.event_type, "event appended");
-        }
         Ok(stored)
+    }
+}
+
+/// Rolls `tx` back now. A failure is only logged: sqlx then closes the
+/// connection, which ends the transaction and its locks as well.
+async fn end(tx: OrgTx) {
+    if let Err(error) = tx.rollback().await {
+        tracing::warn!(error = %error, "rollback of a domain transaction failed");
     }
 }

@@ -67,16 +67,27 @@ pub enum Answer {
 /// Creates the org's Soul, `initiated`; 409 when it has one.
 pub async fn create(state: &AppState, request: Mutating) -> Result<Answer, ApiError> {
     let mut mutation = match Mutation::begin(state, request).await? {
-        Begun::Mutation(mutation) => mutation,
+        Begun::Mutation(mutation) => *mutation,
         Begun::Replayed(stored) => return Ok(Answer::Replayed(stored)),
     };
+    match insert(&mut mutation).await {
+        Ok(soul) => finish(state, mutation, StatusCode::CREATED, soul).await,
+        Err(error) => {
+            mutation.rollback().await;
+            Err(error)
+        }
+    }
+}
+
+/// The new Soul's row and event, in the mutation's transaction.
+async fn insert(mutation: &mut Mutation) -> Result<Soul, ApiError> {
     let org_id = mutation.request().org_id();
     let Some(soul) = store::insert(mutation.conn(), org_id).await? else {
         return Err(Problem::new(ProblemKind::AlreadyExists, "This org has a Soul already: GET /api/v1/soul").into());
     };
     mutation
         .emit("xentri.soul.initiated.v1", &json!({"soul_id": soul.id, "state": soul.state, "version": soul.version}))?;
-    finish(state, mutation, StatusCode::CREATED, soul).await
+    Ok(soul)
 }
 
 /// Changes the org's Soul as `change` asks: 404 without one, 412 when
@@ -85,9 +96,20 @@ pub async fn create(state: &AppState, request: Mutating) -> Result<Answer, ApiEr
 pub async fn change(state: &AppState, request: Mutating, change: Change) -> Result<Answer, ApiError> {
     let caller = if request.principal.actor.as_str().starts_with("service:") { Caller::Service } else { Caller::User };
     let mut mutation = match Mutation::begin(state, request).await? {
-        Begun::Mutation(mutation) => mutation,
+        Begun::Mutation(mutation) => *mutation,
         Begun::Replayed(stored) => return Ok(Answer::Replayed(stored)),
     };
+    match apply(&mut mutation, change, caller).await {
+        Ok(soul) => finish(state, mutation, StatusCode::OK, soul).await,
+        Err(error) => {
+            mutation.rollback().await;
+            Err(error)
+        }
+    }
+}
+
+/// The change's row and events, in the mutation's transaction.
+async fn apply(mutation: &mut Mutation, change: Change, caller: Caller) -> Result<Soul, ApiError> {
     let org_id = mutation.request().org_id();
     let current = store::lock(mutation.conn(), org_id).await?.ok_or_else(missing)?;
     precondition::check(&change.if_match, current.version, "Soul")?;
@@ -120,7 +142,7 @@ pub async fn change(state: &AppState, request: Mutating, change: Change) -> Resu
         }
         mutation.emit(event_type, &payload)?;
     }
-    finish(state, mutation, StatusCode::OK, soul).await
+    Ok(soul)
 }
 
 /// The org's Soul as answered (cache-aside), if it has one.

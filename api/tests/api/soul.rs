@@ -243,11 +243,21 @@ async fn mutations_are_idempotent(pool: PgPool) {
         ],
     );
 
-    // A refused mutation keeps no key: the same key works once it can.
-    let (status, _, _) = transition(&app, &user, 4, json!({"to": "approved"})).await;
-    assert_eq!(status, 409);
-    let missing = send(&app, reqwest::Method::POST, "/api/v1/soul", &user, "", None, None).await;
-    assert_eq!(missing.0, 400, "Idempotency-Key is required");
+    // A refused mutation keeps no key: a retry is refused again, not replayed.
+    let approve = || {
+        let (app, user) = (&app, &user);
+        async move {
+            let body = Some(json!({"to": "approved"}));
+            send(app, reqwest::Method::POST, "/api/v1/soul/transitions", user, "refused-1", Some("\"4\""), body).await
+        }
+    };
+    for _ in 0..2 {
+        let (status, headers, _) = approve().await;
+        assert_eq!(status, 409);
+        assert!(headers.get("idempotent-replayed").is_none());
+    }
+    let empty = send(&app, reqwest::Method::POST, "/api/v1/soul", &user, "", None, None).await;
+    assert_eq!(empty.0, 400, "an Idempotency-Key is required");
     app.stop().await;
 }
 
