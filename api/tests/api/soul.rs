@@ -433,3 +433,54 @@ async fn reads_are_cached_with_etags(pool: PgPool) {
     assert_eq!(app.get_as(&user_token(Uuid::new_v4()), "/api/v1/soul").await.status(), 404);
     app.stop().await;
 }
+
+#[sqlx::test(migrator = "xentri_core::MIGRATOR")]
+async fn concurrent_updates_from_one_version_make_one_change(pool: PgPool) {
+    let options = pool.connect_options().as_ref().clone();
+    let (app, _) = start(&options).await;
+    let org = Uuid::new_v4();
+    let user = user_token(org);
+    create(&app, &user).await;
+    assert_eq!(transition(&app, &user, 1, json!({"to": "conversing"})).await.0, 200);
+    let puts = (0..8).map(|i| {
+        let (app, user) = (&app, &user);
+        async move {
+            let body = Some(json!({"content": {"mission": format!("take {i}")}}));
+            send(app, reqwest::Method::PUT, "/api/v1/soul", user, &key(), Some("\"2\""), body).await.0
+        }
+    });
+    let mut statuses = futures_util::future::join_all(puts).await;
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 412, 412, 412, 412, 412, 412, 412]);
+    let replaced: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM system_events WHERE org_id = $1 AND type = 'xentri.soul.content_replaced.v1'",
+    )
+    .bind(org)
+    .fetch_one(&pool)
+    .await
+    .expect("count");
+    assert_eq!(replaced, 1);
+    app.stop().await;
+}
+
+#[sqlx::test(migrator = "xentri_core::MIGRATOR")]
+async fn with_the_cache_off_reads_go_to_postgres(_: PgPoolOptions, options: PgConnectOptions) {
+    let prefix = format!("t-{}:", Uuid::new_v4());
+    let extra = [("XENTRI_REDIS__KEY_PREFIX", prefix.as_str()), ("XENTRI_CACHE__ENABLED", "false")];
+    let app = spawn_with(settings(&database_url(&options), &extra)).await;
+    let org = Uuid::new_v4();
+    let user = user_token(org);
+    create(&app, &user).await;
+    let response = app.get_as(&user, "/api/v1/soul").await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["etag"], "\"1\"");
+    let mut redis = redis::Client::open(std::env::var("REDIS_URL").unwrap_or("redis://127.0.0.1:6379/0".into()))
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    let exists: bool =
+        redis::cmd("EXISTS").arg(format!("{prefix}soul:{org}")).query_async(&mut redis).await.expect("EXISTS");
+    assert!(!exists, "nothing is cached");
+    app.stop().await;
+}
