@@ -161,7 +161,13 @@ pub async fn read(state: &AppState, org_id: Uuid) -> Result<Option<Cached>, ApiE
 
 /// Commits `mutation` with `soul` as its answer, then caches that answer.
 async fn finish(state: &AppState, mutation: Mutation, status: StatusCode, soul: Soul) -> Result<Answer, ApiError> {
-    let body = serde_json::to_string(&soul).map_err(|e| ApiError::Internal(e.into()))?;
+    let body = match serde_json::to_string(&soul) {
+        Ok(body) => body,
+        Err(error) => {
+            mutation.rollback().await;
+            return Err(ApiError::Internal(error.into()));
+        }
+    };
     mutation.commit(state, status, &body).await?;
     cache::store(state, soul.org_id, soul.version, &body).await;
     Ok(Answer::Done { status, soul, body })
