@@ -9,7 +9,8 @@
 -- single bigint.
 --
 --   purpose       class id                   second key                      held
---   idempotency   x'78656e01' (2019913217)   hashtext(org_id || ':' || key)  by an append, until it commits
+--   idempotency   x'78656e01' (2019913217)   hashtext(org_id || ':' || key)  by an append or a domain
+--                                                                             mutation, until it commits
 --   relay         x'78656e02' (2019913218)   0                               by the publishing relay's session
 CREATE FUNCTION xentri_lock_class(p_purpose text) RETURNS integer
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
@@ -25,6 +26,62 @@ BEGIN
     RETURN class;
 END
 $$;
+
+-- Claims an idempotency key of org p_org_id for the caller's transaction: the
+-- one claim of every mutating route, the appends' (append_events) and the
+-- domain mutations'. Returns
+--   'in_flight'  another transaction holds the key's lock (409): nothing written;
+--   'answered'   the key has a live answer (replay, or 422 for another
+--                request): nothing written;
+--   'claimed'    the key's lock is held until the transaction ends, and the key
+--                row holds the answer given here (an expired key is taken over).
+-- The answer is the event p_event_id (an append's), or the body p_body. A
+-- domain mutation claims before it knows its answer, with an empty body, and
+-- writes the answer (answer_idempotency_key) before it commits, so the empty
+-- body is never seen by another transaction. Runs as the caller, under
+-- row-level security: p_org_id must be the transaction's app.org_id.
+CREATE FUNCTION claim_idempotency_key(
+    p_org_id       uuid,
+    p_key          text,
+    p_request_hash bytea,
+    p_status       smallint,
+    p_event_id     uuid,
+    p_body         text,
+    p_expires      timestamptz
+) RETURNS text
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF NOT pg_try_advisory_xact_lock(xentri_lock_class('idempotency'), hashtext(p_org_id::text || ':' || p_key)) THEN
+        RETURN 'in_flight';
+    END IF;
+    INSERT INTO idempotency_keys AS k (org_id, key, request_hash, response_status, event_id, response_body, expires_at)
+    VALUES (p_org_id, p_key, p_request_hash, p_status, p_event_id, p_body, p_expires)
+    ON CONFLICT (org_id, key) DO UPDATE
+        SET request_hash = EXCLUDED.request_hash, response_status = EXCLUDED.response_status,
+            event_id = EXCLUDED.event_id, response_body = EXCLUDED.response_body,
+            created_at = now(), expires_at = EXCLUDED.expires_at
+      WHERE k.expires_at <= now();
+    IF NOT FOUND THEN
+        RETURN 'answered';
+    END IF;
+    RETURN 'claimed';
+END
+$$;
+
+REVOKE ALL ON FUNCTION claim_idempotency_key FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION claim_idempotency_key TO xentri_api, xentri_worker;
+
+-- Writes the answer of a domain mutation under the key it claimed
+-- (claim_idempotency_key), in the same transaction.
+CREATE FUNCTION answer_idempotency_key(p_key text, p_status smallint, p_body text) RETURNS boolean
+LANGUAGE sql AS $$
+    UPDATE idempotency_keys SET response_status = p_status, response_body = p_body, event_id = NULL
+     WHERE org_id = NULLIF(current_setting('app.org_id', true), '')::uuid AND key = p_key
+    RETURNING true
+$$;
+
+REVOKE ALL ON FUNCTION answer_idempotency_key FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION answer_idempotency_key TO xentri_api;
 
 -- One event to append, and the idempotency key that guards it (NULL: none).
 CREATE TYPE new_event AS (
@@ -47,11 +104,11 @@ CREATE TYPE new_event AS (
 --
 -- Runs as p_role, and each item under its own org (app.org_id), so
 -- row-level security checks every row against the org it belongs to. An item
--- with a key first takes the key's lock, held until the transaction ends:
--- while another transaction holds it the item is not written and `claimed`
--- is false (409). A key with a live answer stops the item too: `seq` is NULL
--- and the caller reads the answer back (replay, or 422 for another request).
--- An expired key is taken over. `item` is the item's 1-based position.
+-- with a key first claims it (claim_idempotency_key), its lock held until the
+-- transaction ends: while another transaction holds it the item is not
+-- written and `claimed` is false (409). A key with a live answer stops the
+-- item too: `seq` is NULL and the caller reads the answer back (replay, or 422
+-- for another request). An expired key is taken over. `item` is the item's 1-based position.
 --
 -- Takes no lock, row or sequence that other appends wait for: see
 -- system_events for why readers never skip what it writes.
@@ -64,7 +121,7 @@ CREATE FUNCTION append_events(
 LANGUAGE plpgsql AS $$
 DECLARE
     it        new_event;
-    key_class integer := xentri_lock_class('idempotency');
+    claim     text;
     expires   timestamptz := now() + make_interval(secs => p_key_ttl_secs);
 BEGIN
     PERFORM set_config('role', p_role, true);
@@ -75,19 +132,13 @@ BEGIN
         seq := NULL;
         PERFORM set_config('app.org_id', it.org_id::text, true);
         IF it.idempotency_key IS NOT NULL THEN
-            IF NOT pg_try_advisory_xact_lock(key_class, hashtext(it.org_id::text || ':' || it.idempotency_key)) THEN
+            claim := claim_idempotency_key(it.org_id, it.idempotency_key, it.request_hash, 201::smallint, it.id, NULL::text,
+                                           expires);
+            IF claim = 'in_flight' THEN
                 claimed := false;
                 RETURN NEXT;
                 CONTINUE;
-            END IF;
-            INSERT INTO idempotency_keys AS k (org_id, key, request_hash, response_status, event_id, expires_at)
-            VALUES (it.org_id, it.idempotency_key, it.request_hash, 201, it.id, expires)
-            ON CONFLICT (org_id, key) DO UPDATE
-                SET request_hash = EXCLUDED.request_hash, response_status = EXCLUDED.response_status,
-                    event_id = EXCLUDED.event_id, response_body = NULL,
-                    created_at = now(), expires_at = EXCLUDED.expires_at
-              WHERE k.expires_at <= now();
-            IF NOT FOUND THEN
+            ELSIF claim = 'answered' THEN
                 RETURN NEXT;
                 CONTINUE;
             END IF;

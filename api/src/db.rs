@@ -36,6 +36,8 @@ pub struct Db {
 /// without [`OrgTx::commit`], it rolls back.
 pub struct OrgTx {
     tx: Transaction<'static, Postgres>,
+    /// The role it runs as, which its appends name.
+    role: Arc<str>,
 }
 
 impl Db {
@@ -51,7 +53,7 @@ impl Db {
     /// and dashes.
     pub async fn begin(&self, org_id: Uuid) -> Result<OrgTx, sqlx::Error> {
         let tx = xentri_core::db::begin_as(&self.pool, &self.role, Some(org_id)).await?;
-        Ok(OrgTx { tx })
+        Ok(OrgTx { tx, role: self.role.clone() })
     }
 
     /// A session for appends: its calls of `append_events` set the role and
@@ -131,9 +133,29 @@ fn escape_like(text: &str) -> String {
 }
 
 impl OrgTx {
+    /// Appends `items` in this transaction, through the one append path
+    /// (`append_events`: event and outbox row aimed at `stream` per item), so
+    /// they commit or roll back with whatever else the transaction changed.
+    pub async fn append_events(
+        &mut self,
+        stream: &str,
+        key_ttl_secs: f64,
+        items: &[NewEventRecord<'_>],
+    ) -> Result<Vec<AppendOutcome>, sqlx::Error> {
+        xentri_core::store::append_events(&mut self.tx, &self.role, stream, key_ttl_secs, items).await
+    }
+
     /// Commits.
     pub async fn commit(self) -> Result<(), sqlx::Error> {
         self.tx.commit().await
+    }
+
+    /// Rolls back and waits for it: what a transaction that took a lock
+    /// (an idempotency key's) must do before its connection serves anyone
+    /// else, since [`OrgTx::finish_read`]'s deferred `ROLLBACK` would hold the
+    /// lock until the connection's next statement.
+    pub async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.tx.rollback().await
     }
 
     /// Ends a transaction that only read: the `ROLLBACK` is queued and goes

@@ -35,6 +35,13 @@ pub enum ProblemKind {
     RequestTimeout,
     /// 409: the first request with this idempotency key is still running.
     IdempotencyKeyInFlight,
+    /// 409: the resource's state machine does not allow this step from its
+    /// current state; `state` and `allowed_transitions` say what it allows.
+    InvalidTransition,
+    /// 409: the resource exists already (a Soul is one per org).
+    AlreadyExists,
+    /// 412: `If-Match` names another version than the current one.
+    PreconditionFailed,
     /// 413
     PayloadTooLarge,
     /// 415
@@ -43,6 +50,8 @@ pub enum ProblemKind {
     ValidationFailed,
     /// 422: an idempotency key reused with a different request.
     IdempotencyKeyReused,
+    /// 428: an update without `If-Match`.
+    PreconditionRequired,
     /// 500
     Internal,
     /// 503: a dependency is down.
@@ -53,7 +62,7 @@ pub enum ProblemKind {
 
 impl ProblemKind {
     /// Every kind, for tests and documentation.
-    pub const ALL: [ProblemKind; 15] = [
+    pub const ALL: [ProblemKind; 19] = [
         ProblemKind::MalformedRequest,
         ProblemKind::IdempotencyKeyRequired,
         ProblemKind::Unauthorized,
@@ -62,10 +71,14 @@ impl ProblemKind {
         ProblemKind::MethodNotAllowed,
         ProblemKind::RequestTimeout,
         ProblemKind::IdempotencyKeyInFlight,
+        ProblemKind::InvalidTransition,
+        ProblemKind::AlreadyExists,
+        ProblemKind::PreconditionFailed,
         ProblemKind::PayloadTooLarge,
         ProblemKind::UnsupportedMediaType,
         ProblemKind::ValidationFailed,
         ProblemKind::IdempotencyKeyReused,
+        ProblemKind::PreconditionRequired,
         ProblemKind::Internal,
         ProblemKind::ServiceUnavailable,
         ProblemKind::Overloaded,
@@ -80,7 +93,11 @@ impl ProblemKind {
             ProblemKind::NotFound => StatusCode::NOT_FOUND,
             ProblemKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ProblemKind::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-            ProblemKind::IdempotencyKeyInFlight => StatusCode::CONFLICT,
+            ProblemKind::IdempotencyKeyInFlight | ProblemKind::InvalidTransition | ProblemKind::AlreadyExists => {
+                StatusCode::CONFLICT
+            }
+            ProblemKind::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            ProblemKind::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
             ProblemKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ProblemKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ProblemKind::ValidationFailed | ProblemKind::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
@@ -100,6 +117,10 @@ impl ProblemKind {
             ProblemKind::MethodNotAllowed => "method-not-allowed",
             ProblemKind::RequestTimeout => "request-timeout",
             ProblemKind::IdempotencyKeyInFlight => "idempotency-key-in-flight",
+            ProblemKind::InvalidTransition => "invalid-transition",
+            ProblemKind::AlreadyExists => "already-exists",
+            ProblemKind::PreconditionFailed => "precondition-failed",
+            ProblemKind::PreconditionRequired => "precondition-required",
             ProblemKind::PayloadTooLarge => "payload-too-large",
             ProblemKind::UnsupportedMediaType => "unsupported-media-type",
             ProblemKind::ValidationFailed => "validation-failed",
@@ -161,6 +182,22 @@ impl ProblemKind {
             (IdempotencyKeyInFlight, De) => "Anfrage wird bereits bearbeitet",
             (IdempotencyKeyInFlight, Fr) => "Requête déjà en cours",
             (IdempotencyKeyInFlight, Es) => "Solicitud ya en curso",
+            (InvalidTransition, En) => "Transition Not Allowed",
+            (InvalidTransition, De) => "Übergang nicht erlaubt",
+            (InvalidTransition, Fr) => "Transition non autorisée",
+            (InvalidTransition, Es) => "Transición no permitida",
+            (AlreadyExists, En) => "Resource Already Exists",
+            (AlreadyExists, De) => "Ressource existiert bereits",
+            (AlreadyExists, Fr) => "La ressource existe déjà",
+            (AlreadyExists, Es) => "El recurso ya existe",
+            (PreconditionFailed, En) => "Precondition Failed",
+            (PreconditionFailed, De) => "Vorbedingung fehlgeschlagen",
+            (PreconditionFailed, Fr) => "Échec de la précondition",
+            (PreconditionFailed, Es) => "La condición previa falló",
+            (PreconditionRequired, En) => "Precondition Required",
+            (PreconditionRequired, De) => "Vorbedingung erforderlich",
+            (PreconditionRequired, Fr) => "Précondition requise",
+            (PreconditionRequired, Es) => "Se requiere una condición previa",
             (PayloadTooLarge, En) => "Payload Too Large",
             (PayloadTooLarge, De) => "Anfrage zu groß",
             (PayloadTooLarge, Fr) => "Requête trop volumineuse",
@@ -211,6 +248,18 @@ pub struct Problem {
     pub detail: String,
     /// Field errors (validation problems only).
     pub errors: Vec<FieldError>,
+    /// An invalid transition's current state and the steps it allows.
+    pub transitions: Option<AllowedTransitions>,
+}
+
+/// What a state machine allows from the state a resource is in: the extension
+/// members of an `invalid-transition` problem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllowedTransitions {
+    /// The current state.
+    pub state: &'static str,
+    /// The states a transition may go to from it.
+    pub allowed: Vec<&'static str>,
 }
 
 /// The rendered document (also the OpenAPI schema of every error answer).
@@ -234,12 +283,31 @@ pub struct ProblemDocument {
     /// Present on validation problems.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// Present on `invalid-transition` problems: the resource's current state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "drafting")]
+    pub state: Option<&'static str>,
+    /// Present on `invalid-transition` problems: the states a transition may
+    /// go to from the current one (possibly none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = json!(["review_pending"]))]
+    pub allowed_transitions: Option<Vec<&'static str>>,
 }
 
 impl Problem {
     /// A problem of `kind` with `detail`.
     pub fn new(kind: ProblemKind, detail: impl Into<String>) -> Self {
-        Self { kind, detail: detail.into(), errors: Vec::new() }
+        Self { kind, detail: detail.into(), errors: Vec::new(), transitions: None }
+    }
+
+    /// A 409 `invalid-transition` listing what `state` allows.
+    pub fn invalid_transition(detail: impl Into<String>, transitions: AllowedTransitions) -> Self {
+        Self {
+            kind: ProblemKind::InvalidTransition,
+            detail: detail.into(),
+            errors: Vec::new(),
+            transitions: Some(transitions),
+        }
     }
 
     /// A validation problem listing `errors`.
@@ -248,7 +316,7 @@ impl Problem {
             [one] => format!("{}: {}", one.field, one.message),
             many => format!("{} fields are invalid", many.len()),
         };
-        Self { kind: ProblemKind::ValidationFailed, detail, errors }
+        Self { kind: ProblemKind::ValidationFailed, detail, errors, transitions: None }
     }
 
     /// An empty response with this problem attached, for the edge to render.
@@ -268,6 +336,8 @@ impl Problem {
             detail: self.detail.clone(),
             trace_id: trace_id.to_owned(),
             errors: self.errors.clone(),
+            state: self.transitions.as_ref().map(|t| t.state),
+            allowed_transitions: self.transitions.as_ref().map(|t| t.allowed.clone()),
         }
     }
 }

@@ -6,6 +6,7 @@
 //! on-call commands read times and print tables.
 //! Machinery (routes, consumer loops) lives in the binaries.
 
+pub mod cache_keys;
 pub mod db;
 pub mod dlq;
 pub mod event;

@@ -25,6 +25,13 @@ macro_rules! event_columns {
     };
 }
 
+/// The columns of a Soul, in the order `api::soul::store::SoulRow` reads them.
+macro_rules! soul_columns {
+    () => {
+        "id, org_id, state, content, version, first_approved_at, created_at, updated_at"
+    };
+}
+
 statements! {
     // Sessions and transactions.
 
@@ -81,6 +88,37 @@ SELECT r.rolname::text AS role,
     /// scoped to its org.
     IDEMPOTENCY_ANSWER = "SELECT request_hash, response_status, response_body, event_id
    FROM idempotency_keys WHERE key = $1 AND expires_at > now()";
+
+    /// Claims idempotency key `$2` of org `$1` for a domain mutation, with the
+    /// request's hash `$3`, for `$4` seconds: `in_flight`, `answered` or
+    /// `claimed` (see `claim_idempotency_key`). The answer is written before
+    /// commit with [`ANSWER_IDEMPOTENCY_KEY`].
+    CLAIM_IDEMPOTENCY_KEY = "SELECT claim_idempotency_key($1, $2, $3, 0::smallint, NULL, '',
+        now() + make_interval(secs => $4))";
+    /// The answer under key `$1`: status `$2`, body `$3`; true when the key was
+    /// there to answer.
+    ANSWER_IDEMPOTENCY_KEY = "SELECT coalesce(answer_idempotency_key($1, $2, $3), false)";
+
+    // Domain resources, in a transaction scoped to their org.
+
+    /// The org's (`$1`) Soul.
+    SOUL_BY_ORG = concat!("SELECT ", soul_columns!(), " FROM souls WHERE org_id = $1");
+    /// The org's (`$1`) Soul, locked until the transaction ends.
+    SOUL_BY_ORG_FOR_UPDATE = concat!("SELECT ", soul_columns!(), " FROM souls WHERE org_id = $1 FOR UPDATE");
+    /// A new Soul: `$1` id, `$2` org, `$3` state; no row when the org has one.
+    SOUL_INSERT = concat!(
+        "INSERT INTO souls (id, org_id, state) VALUES ($1, $2, $3) ON CONFLICT (org_id) DO NOTHING RETURNING ",
+        soul_columns!()
+    );
+    /// A change of Soul `$1` at version `$2`: state `$3`, content `$4`, first
+    /// approval `$5` (kept once set); the version goes up by one. No row when
+    /// the version moved meanwhile.
+    SOUL_UPDATE = concat!(
+        "UPDATE souls SET state = $3, content = $4, version = version + 1,
+        first_approved_at = coalesce(first_approved_at, $5), updated_at = now()
+  WHERE id = $1 AND version = $2 RETURNING ",
+        soul_columns!()
+    );
 
     // The relay, on its own session as the relay role.
 

@@ -8,12 +8,15 @@ pub mod events;
 pub mod health;
 pub mod metrics;
 pub mod openapi;
+pub mod soul;
 
-use http::Method;
+use http::{HeaderValue, Method, StatusCode};
 use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
+use crate::edge::RequestContext;
+use crate::idempotency::{self, StoredResponse};
 use crate::problem;
 use crate::state::AppState;
 
@@ -35,6 +38,10 @@ pub const ROUTES: &[Route] = &[
     Route { method: "POST", template: "/api/v1/events" },
     Route { method: "GET", template: "/api/v1/events" },
     Route { method: "GET", template: "/api/v1/events/{id}" },
+    Route { method: "GET", template: "/api/v1/soul" },
+    Route { method: "POST", template: "/api/v1/soul" },
+    Route { method: "PUT", template: "/api/v1/soul" },
+    Route { method: "POST", template: "/api/v1/soul/transitions" },
 ];
 
 /// The template `path` is served under, or `"unmatched"`; a bounded label.
@@ -74,9 +81,36 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .unify()
         .or(events::routes(state.clone(), state.auth.clone()))
         .unify()
+        .or(soul::routes(state.clone(), state.auth.clone()))
+        .unify()
         .recover(problem::recover)
         .unify()
         .boxed()
+}
+
+/// What the edge knows of the request (a fresh trace when the routes run
+/// without the edge, as in unit tests).
+pub(crate) fn context() -> impl Filter<Extract = (RequestContext,), Error = std::convert::Infallible> + Clone {
+    warp::ext::optional::<RequestContext>().map(|ctx: Option<RequestContext>| {
+        ctx.unwrap_or_else(|| RequestContext { trace: crate::trace::TraceContext::start(), lang: Default::default() })
+    })
+}
+
+/// A JSON answer with `status` and `body`.
+pub(crate) fn json_response(status: StatusCode, body: String) -> Response {
+    let mut response = Response::new(body.into());
+    *response.status_mut() = status;
+    response.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// An idempotency key's stored answer, replayed: its status and body, and
+/// `Idempotent-Replayed: true`.
+pub(crate) fn replay(stored: StoredResponse) -> Response {
+    let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
+    let mut response = json_response(status, stored.body);
+    response.headers_mut().insert(idempotency::REPLAYED_HEADER, HeaderValue::from_static("true"));
+    response
 }
 
 /// Hands `state` to a handler.
@@ -102,6 +136,8 @@ mod tests {
     fn every_served_template_has_its_methods() {
         assert_eq!(methods("/api/v1/events"), ["GET", "POST"]);
         assert_eq!(methods("/api/v1/events/{id}"), ["GET"]);
+        assert_eq!(methods("/api/v1/soul"), ["GET", "POST", "PUT"]);
+        assert_eq!(methods("/api/v1/soul/transitions"), ["POST"]);
         assert_eq!(methods("/health"), ["GET"]);
         assert!(methods("unmatched").is_empty());
         assert!(ROUTES.iter().all(|route| methods(route.template).contains(&route.method)));

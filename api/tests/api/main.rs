@@ -21,5 +21,6 @@ mod rls;
 mod roles;
 mod shutdown;
 mod slow_clients;
+mod soul;
 mod sql;
 mod validation;

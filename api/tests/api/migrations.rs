@@ -19,7 +19,15 @@ async fn apply_to_empty_then_again(pool: PgPool) {
     let first = tables(&pool).await;
     assert_eq!(
         first,
-        ["_sqlx_migrations", "event_count_slots", "idempotency_keys", "outbox", "processed_events", "system_events"]
+        [
+            "_sqlx_migrations",
+            "event_count_slots",
+            "idempotency_keys",
+            "outbox",
+            "processed_events",
+            "souls",
+            "system_events"
+        ]
     );
     MIGRATOR.run(&pool).await.expect("second run is a no-op");
     assert_eq!(tables(&pool).await, first);

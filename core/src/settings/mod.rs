@@ -6,6 +6,7 @@
 //! environment after [`Settings::load`] returns.
 
 mod api;
+mod cache;
 mod stores;
 mod streams;
 mod telemetry;
@@ -20,6 +21,7 @@ use figment::Figment;
 use figment::providers::{Format, Toml};
 
 pub use api::*;
+pub use cache::*;
 pub use stores::*;
 pub use streams::*;
 pub use telemetry::*;
@@ -39,6 +41,8 @@ pub struct Settings {
     pub auth: AuthSettings,
     /// Idempotency keys of mutating routes.
     pub idempotency: IdempotencySettings,
+    /// Cached reads of the domain resources.
+    pub cache: CacheSettings,
     /// Logs.
     pub telemetry: TelemetrySettings,
     /// Stream names, caps and DLQ alert thresholds.
@@ -243,6 +247,9 @@ impl Settings {
             .collect();
         if names.iter().any(|n| n.is_empty()) || names.iter().collect::<std::collections::HashSet<_>>().len() != 6 {
             return Err(invalid("streams", "the six work and DLQ stream names must be distinct and non-empty"));
+        }
+        if self.cache.soul_ttl_secs == 0 {
+            return Err(invalid("cache.soul_ttl_secs", "must be at least 1"));
         }
         if self.api.body_limit_bytes == 0 {
             return Err(invalid("api.body_limit_bytes", "must be at least 1"));

@@ -5,8 +5,11 @@
 //! | `soul:{org_id}` | `xentri.soul.updated.v1` |
 //! | `site:{org_id}:{site_id}` | `xentri.website.published.v1` (`payload.site_id`) |
 //! | `leads:list:{org_id}` | `xentri.lead.created.v1`, `xentri.lead.updated.v1` |
+//!
+//! The names come from `xentri_core::cache_keys`, as the api fills them, under the
+//! same `redis.key_prefix`.
 
-use xentri_core::{Settings, StoredEvent};
+use xentri_core::{Settings, StoredEvent, cache_keys};
 
 use crate::handler::{BoxFuture, Handler, HandlerError, Handling, RedisDelivery, RedisStoreHandler};
 
@@ -28,8 +31,8 @@ impl CacheInvalidation {
     pub fn key_for(event: &StoredEvent) -> Result<Option<String>, HandlerError> {
         let org = event.org_id;
         Ok(match event.event_type.as_str() {
-            "xentri.soul.updated.v1" => Some(format!("soul:{org}")),
-            "xentri.lead.created.v1" | "xentri.lead.updated.v1" => Some(format!("leads:list:{org}")),
+            "xentri.soul.updated.v1" => Some(cache_keys::soul(org)),
+            "xentri.lead.created.v1" | "xentri.lead.updated.v1" => Some(cache_keys::leads_list(org)),
             "xentri.website.published.v1" => {
                 let payload =
                     event.payload_object().map_err(|_| HandlerError::permanent("payload is not a JSON object"))?;
@@ -38,7 +41,7 @@ impl CacheInvalidation {
                     .and_then(|v| v.as_str())
                     .filter(|s| !s.is_empty() && !s.contains(':'))
                     .ok_or_else(|| HandlerError::permanent("payload.site_id is missing or not a plain string"))?;
-                Some(format!("site:{org}:{site}"))
+                Some(cache_keys::site(org, site))
             }
             _ => None,
         })

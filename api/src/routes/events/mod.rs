@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use chrono::{SubsecRound, Utc};
-use http::{HeaderMap, HeaderValue, StatusCode};
+use http::{HeaderMap, StatusCode};
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -23,18 +23,23 @@ use xentri_core::StoredEvent;
 
 use self::idempotent::Appended;
 use self::request::{ListQuery, NewEventBody, parse_list_query, parse_new_event, require_json};
-use super::with_state;
+use super::{context, json_response, replay, with_state};
 use crate::auth::{Authenticator, Principal, authenticated};
 use crate::edge::RequestContext;
 use crate::events;
-use crate::idempotency::{self, IdempotencyKey, StoredResponse};
+use crate::idempotency::{self, IdempotencyKey};
 use crate::problem::{ApiError, Problem, ProblemDocument, ProblemKind, respond};
 use crate::state::AppState;
 
 /// What `x-org-id` is, on every operation that takes it.
-const ORG_DESCRIPTION: &str = "Act for this org instead of the token's active one: a UUID, or a Clerk organisation \
+pub(crate) const ORG_DESCRIPTION: &str = "Act for this org instead of the token's active one: a UUID, or a Clerk organisation \
     id (`org_` and letters and digits, mapped to one stable internal id). It must be one the token grants (its active \
     org or one of `orgs`), else 403; a value of neither form is a 400";
+
+/// What `Idempotency-Key` is, on every mutating operation.
+pub(crate) const IDEMPOTENCY_DESCRIPTION: &str = "Required: 1 to 255 visible ASCII characters (`!` to `~`), scoped to \
+    the org. A retry with the same key and request replays the stored answer (with `Idempotent-Replayed: true`); the \
+    same key with another request is a 422, and while its first request is still in flight a 409";
 
 /// A page of events.
 #[derive(Debug, Serialize, ToSchema)]
@@ -61,17 +66,11 @@ pub fn routes(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Respons
         .boxed()
 }
 
-fn context() -> impl Filter<Extract = (RequestContext,), Error = std::convert::Infallible> + Clone {
-    warp::ext::optional::<RequestContext>().map(|ctx: Option<RequestContext>| {
-        ctx.unwrap_or_else(|| RequestContext { trace: crate::trace::TraceContext::start(), lang: Default::default() })
-    })
-}
-
 /// Appends an event.
 #[utoipa::path(post, path = "/api/v1/events", tag = "events",
     request_body(content = NewEventBody, content_type = "application/json"),
     params(
-        ("Idempotency-Key" = String, Header, description = "Required: 1 to 255 visible ASCII characters (`!` to `~`), scoped to the org. A retry with the same key and request replays the stored answer (with `Idempotent-Replayed: true`); the same key with another request is a 422, and while its first request is still in flight a 409"),
+        ("Idempotency-Key" = String, Header, description = IDEMPOTENCY_DESCRIPTION),
         ("x-org-id" = Option<String>, Header, description = ORG_DESCRIPTION),
     ),
     security(("bearer" = []), ("session_cookie" = [])),
@@ -162,11 +161,7 @@ async fn append_event(
     require_json(&headers)?;
     let (canonical, fields) = parse_new_event(&body)?;
     let hash = idempotency::request_hash("POST", "/api/v1/events", &canonical);
-    // A trace started here (no traceparent) yields to one the token carries.
-    let trace_id = match (&context.trace.parent_span_id, &principal.trace_id) {
-        (None, Some(carried)) => carried.clone(),
-        _ => context.trace.trace_id.clone(),
-    };
+    let trace_id = crate::domain::request::trace_id(&context, &principal);
     // Serialised once: the text stored is the text answered.
     let payload = serde_json::value::to_raw_value(&fields.payload).map_err(|e| ApiError::Internal(e.into()))?;
     let event = xentri_core::NewEvent {
@@ -188,20 +183,6 @@ async fn append_event(
         }
         Appended::Replayed(stored) => Ok(replay(stored)),
     }
-}
-
-fn replay(stored: StoredResponse) -> Response {
-    let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
-    let mut response = json_response(status, stored.body);
-    response.headers_mut().insert(idempotency::REPLAYED_HEADER, HeaderValue::from_static("true"));
-    response
-}
-
-fn json_response(status: StatusCode, body: String) -> Response {
-    let mut response = Response::new(body.into());
-    *response.status_mut() = status;
-    response.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
 }
 
 async fn list_events(

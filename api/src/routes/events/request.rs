@@ -187,7 +187,7 @@ pub fn parse_list_query(raw: &str) -> Result<ListQuery, ApiError> {
         Ok(query)
     } else {
         let detail = errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ");
-        Err(Problem { kind: ProblemKind::MalformedRequest, detail, errors }.into())
+        Err(Problem { kind: ProblemKind::MalformedRequest, detail, errors, transitions: None }.into())
     }
 }
 

@@ -20,12 +20,15 @@ use crate::problem::{FieldError, ProblemDocument};
 use crate::routes::events::EventPage;
 use crate::routes::events::request::NewEventBody;
 use crate::routes::health::HealthStatus;
+use crate::routes::soul::request::{ContentBody, CreateBody, TransitionBody};
+use crate::soul::machine::SoulState;
+use crate::soul::store::Soul;
 use xentri_core::StoredEvent;
 
 /// The document's source: every path and schema.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Xentri API", description = "The Xentri events API. Every error answer is an \
+    info(title = "Xentri API", description = "The Xentri API: the event log and the org's Soul. Every error answer is an \
         RFC 9457 problem document (`application/problem+json`) whose `title` follows `Accept-Language`."),
     paths(
         super::health::health,
@@ -35,12 +38,19 @@ use xentri_core::StoredEvent;
         super::events::append,
         super::events::list,
         super::events::get,
+        super::soul::get,
+        super::soul::create,
+        super::soul::replace_content,
+        super::soul::transition,
     ),
-    components(schemas(ProblemDocument, FieldError, HealthStatus, StoredEvent, EventPage, NewEventBody)),
+    components(schemas(ProblemDocument, FieldError, HealthStatus, StoredEvent, EventPage, NewEventBody, Soul,
+        SoulState, TransitionBody, ContentBody, CreateBody)),
     modifiers(&SecuritySchemes, &Rules),
     tags(
         (name = "events", description = "The immutable event log of the caller's org"),
         (name = "health", description = "Liveness and readiness"),
+        (name = "soul", description = "The org's Soul: one per org, a state machine (the Soul Generation Flow) whose \
+            changes append their events in the same transaction"),
         (name = "operations", description = "Metrics and this document"),
     )
 )]

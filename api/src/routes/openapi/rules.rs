@@ -1,6 +1,7 @@
 //! The server's rules on what it is sent, as the OpenAPI document states them
 //! where an attribute cannot: the list's type filter (one of two shapes) and
-//! cursor, and the `Idempotency-Key` and `x-org-id` headers. [`Rules`] puts
+//! cursor, and the `Idempotency-Key`, `x-org-id`, `x-correlation-id` and
+//! `If-Match` headers. [`Rules`] puts
 //! them on the parameters they belong to.
 //!
 //! The tests below hold every pattern the document states, here or in an
@@ -15,6 +16,7 @@ use xentri_core::event::MAX_TYPE_LEN;
 
 use crate::auth::ORG_HEADER;
 use crate::auth::claims::CLERK_ORG_MAX_LEN;
+use crate::domain::request::CORRELATION_HEADER;
 use crate::idempotency::{self, MAX_KEY_LEN};
 
 /// Puts the schemas below on the parameters they belong to, wherever the
@@ -41,6 +43,8 @@ fn schema_of(path: &str, place: &ParameterIn, name: &str) -> Option<Schema> {
     match place {
         ParameterIn::Header if name.eq_ignore_ascii_case(idempotency::HEADER) => Some(idempotency_key()),
         ParameterIn::Header if name.eq_ignore_ascii_case(ORG_HEADER) => Some(org_ref()),
+        ParameterIn::Header if name.eq_ignore_ascii_case(CORRELATION_HEADER) => Some(correlation_header()),
+        ParameterIn::Header if name.eq_ignore_ascii_case(http::header::IF_MATCH.as_str()) => Some(if_match()),
         ParameterIn::Query if path == "/api/v1/events" && name == "type" => Some(type_filter()),
         ParameterIn::Query if path == "/api/v1/events" && name == "after" => Some(cursor()),
         _ => None,
@@ -92,6 +96,27 @@ fn idempotency_key() -> Schema {
         .min_length(Some(1))
         .max_length(Some(MAX_KEY_LEN))
         .examples(["order-42-create"])
+        .into()
+}
+
+/// The `x-correlation-id` header: 1 to 128 characters of `A-Z a-z 0-9 . _ : -`.
+fn correlation_header() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(r"^[A-Za-z0-9._:-]{1,128}$"))
+        .min_length(Some(1))
+        .max_length(Some(128))
+        .examples(["onboarding-7"])
+        .into()
+}
+
+/// The `If-Match` header of an update: strong tags of versions (up to 18
+/// digits), comma-separated. (`*` is a 428, so not stated as taken.)
+fn if_match() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(r#"^"[0-9]{1,18}"([ \t]*,[ \t]*"[0-9]{1,18}")*$"#))
+        .examples(["\"3\""])
         .into()
 }
 
@@ -272,6 +297,32 @@ mod tests {
             headers.insert(crate::idempotency::HEADER, key.parse().expect("a header value"));
             let schema = parameter("post", "/api/v1/events", "Idempotency-Key");
             prop_assert_eq!(meets(schema, &key), IdempotencyKey::from_headers(&headers).is_ok());
+        }
+
+        /// Values as HTTP delivers them: without whitespace around them.
+        #[test]
+        fn correlation_headers_are_stated_exactly(
+            id in prop_oneof![strings(r"[ -~]{0,6}"), strings(r"[A-Za-z0-9._:-]{126,130}")]
+                .prop_map(|id| id.trim_matches([' ', '\t']).to_owned())
+        ) {
+            let mut headers = http::HeaderMap::new();
+            headers.insert(CORRELATION_HEADER, id.parse().expect("a header value"));
+            let schema = parameter("post", "/api/v1/soul", "x-correlation-id");
+            prop_assert_eq!(meets(schema, &id), crate::domain::request::correlation_id(&headers).is_ok());
+        }
+
+        #[test]
+        fn if_match_headers_are_stated_exactly(
+            value in prop_oneof![
+                strings(r#"("[0-9]{0,3}"|"?[0-9]{1,2}"?|\*|W/"[0-9]"|[ ,\t]){0,4}"#),
+                strings(r#""[0-9]{17,19}""#),
+            ].prop_map(|value| value.trim_matches([' ', '\t']).to_owned())
+        ) {
+            let mut headers = http::HeaderMap::new();
+            headers.insert(http::header::IF_MATCH, value.parse().expect("a header value"));
+            let schema = parameter("put", "/api/v1/soul", "If-Match");
+            let taken = crate::domain::precondition::if_match(&headers).is_ok();
+            prop_assert_eq!(meets(schema, &value), taken);
         }
 
         /// Every value the document allows is taken; of `org_…` ones, exactly

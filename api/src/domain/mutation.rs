@@ -1,0 +1,192 @@
+//! The domain transaction: one transaction in which a mutation claims its
+//! `Idempotency-Key`, changes its domain table, appends its events through the
+//! one append path (`append_events`: event and outbox row, so the relay and
+//! every group see them) and stores its answer under the key. A mutation whose
+//! transaction fails leaves none of these.
+//!
+//! The key is claimed first (`claim_idempotency_key`, the claim the appends of
+//! `POST /api/v1/events` make too), so a retry is answered from the key before
+//! the resource is looked at: a finished request with the same hash is
+//! replayed, with another hash it is a 422, and while the first request is in
+//! flight a 409. Only a mutation that commits keeps its key; a refused one
+//! (412, 409, …) rolls its claim back with everything else.
+
+use chrono::{SubsecRound, Utc};
+use http::StatusCode;
+use serde::Serialize;
+use sqlx::PgConnection;
+use uuid::Uuid;
+use xentri_core::store::AppendOutcome;
+use xentri_core::{EventType, NewEvent, StoredEvent, sql};
+
+use super::request::Mutating;
+use crate::db::OrgTx;
+use crate::idempotency::{self, StoredResponse};
+use crate::problem::ApiError;
+use crate::state::AppState;
+
+/// How many times a claim is tried: a second pass only when the key's answer
+/// expired between the claim and its read-back.
+const ATTEMPTS: usize = 2;
+
+/// What beginning a mutation came to.
+pub enum Begun {
+    /// The key is claimed: go on with the mutation.
+    Mutation(Box<Mutation>),
+    /// The key holds the answer of a finished request with the same hash.
+    Replayed(StoredResponse),
+}
+
+/// An open domain transaction holding its request's key. It ends with
+/// [`Mutation::commit`] or [`Mutation::rollback`]; rolled back, nothing of it
+/// stays: no row, no event, no key. (Merely dropped, it rolls back only when
+/// its connection is next used, and until then the key stays locked: a retry
+/// would be told it is in flight.)
+pub struct Mutation {
+    tx: OrgTx,
+    request: Mutating,
+    events: Vec<NewEvent>,
+}
+
+impl Mutation {
+    /// Opens the transaction for `request`'s org and claims its key; 409 while
+    /// the key's first request is in flight, 422 when the key was used with
+    /// another request.
+    pub async fn begin(state: &AppState, request: Mutating) -> Result<Begun, ApiError> {
+        let ttl = state.settings.idempotency.ttl_secs as f64;
+        for _ in 0..ATTEMPTS {
+            let mut tx = state.db.begin(request.org_id()).await?;
+            let claim: String = sqlx::query_scalar(sql::CLAIM_IDEMPOTENCY_KEY)
+                .bind(request.org_id())
+                .bind(request.key.as_str())
+                .bind(&request.request_hash)
+                .bind(ttl)
+                .fetch_one(&mut *tx)
+                .await?;
+            match claim.as_str() {
+                "claimed" => return Ok(Begun::Mutation(Box::new(Self { tx, request, events: Vec::new() }))),
+                "in_flight" => {
+                    end(tx).await;
+                    return Err(idempotency::in_flight());
+                }
+                "answered" => {
+                    // The claim took the key's lock: it is released before the answer goes out.
+                    let stored = idempotency::stored(&mut tx, &request.key).await;
+                    end(tx).await;
+                    if let Some(stored) = stored? {
+                        return Ok(Begun::Replayed(stored.replay_for(&request.request_hash)?));
+                    }
+                }
+                other => {
+                    end(tx).await;
+                    return Err(ApiError::Internal(anyhow::anyhow!("unknown idempotency claim {other:?}")));
+                }
+            }
+        }
+        Err(ApiError::Internal(anyhow::anyhow!("idempotency key kept changing")))
+    }
+
+    /// The transaction, for the resource's own statements.
+    pub fn conn(&mut self) -> &mut PgConnection {
+        &mut self.tx
+    }
+
+    /// The request being answered.
+    pub fn request(&self) -> &Mutating {
+        &self.request
+    }
+
+    /// Queues an event of `event_type` with `payload` (a JSON object), carrying
+    /// the request's actor, trace and correlation ids; appended at commit, in
+    /// the order queued.
+    pub fn emit(&mut self, event_type: &str, payload: &impl Serialize) -> Result<(), ApiError> {
+        let event_type = EventType::parse(event_type).map_err(|e| ApiError::Internal(anyhow::anyhow!(e.message)))?;
+        let payload = serde_json::value::to_raw_value(payload).map_err(|e| ApiError::Internal(e.into()))?;
+        if !payload.get().starts_with('{') {
+            return Err(ApiError::Internal(anyhow::anyhow!("an event payload must be a JSON object")));
+        }
+        let request = &self.request;
+        self.events.push(NewEvent {
+            id: Uuid::now_v7(),
+            org_id: request.org_id(),
+            event_type,
+            payload,
+            actor: request.principal.actor.clone(),
+            trace_id: request.trace_id.clone(),
+            correlation_id: request.correlation_id.clone(),
+            causation_id: None,
+            // PostgreSQL keeps microseconds: an answer must equal what a read returns.
+            occurred_at: Utc::now().trunc_subsecs(6),
+        });
+        Ok(())
+    }
+
+    /// Rolls the transaction back now: nothing of it stays, and the key is free.
+    pub async fn rollback(self) {
+        end(self.tx).await;
+    }
+
+    /// Appends the queued events, stores `status` and `body` as the key's
+    /// answer, and commits; then wakes the relay. Returns the events as
+    /// stored. On a failure it rolls back: nothing stays.
+    pub async fn commit(
+        mut self,
+        state: &AppState,
+        status: StatusCode,
+        body: &str,
+    ) -> Result<Vec<StoredEvent>, ApiError> {
+        let stored = match self.write(state, status, body).await {
+            Ok(stored) => stored,
+            Err(error) => {
+                self.rollback().await;
+                return Err(error);
+            }
+        };
+        self.tx.commit().await?;
+        if !stored.is_empty() {
+            state.outbox.committed();
+            metrics::counter!("events_appended_total").increment(stored.len() as u64);
+        }
+        for event in &stored {
+            tracing::debug!(event_id = %event.id, seq = event.seq, event_type = %event.event_type, "event appended");
+        }
+        Ok(stored)
+    }
+
+    /// Appends the queued events and stores the answer under the key.
+    async fn write(&mut self, state: &AppState, status: StatusCode, body: &str) -> Result<Vec<StoredEvent>, ApiError> {
+        let events = std::mem::take(&mut self.events);
+        let mut stored = Vec::with_capacity(events.len());
+        if !events.is_empty() {
+            let records: Vec<_> = events.iter().map(|event| event.record(None)).collect();
+            let stream = &state.settings.streams.events.work;
+            let ttl = state.settings.idempotency.ttl_secs as f64;
+            let outcomes = self.tx.append_events(stream, ttl, &records).await?;
+            for (event, outcome) in events.into_iter().zip(outcomes) {
+                match outcome {
+                    AppendOutcome::Appended(seq) => stored.push(event.stored(seq)),
+                    // Items without a key are always written.
+                    other => return Err(ApiError::Internal(anyhow::anyhow!("keyless append answered {other:?}"))),
+                }
+            }
+        }
+        let answered: bool = sqlx::query_scalar(sql::ANSWER_IDEMPOTENCY_KEY)
+            .bind(self.request.key.as_str())
+            .bind(i16::try_from(status.as_u16()).unwrap_or(200))
+            .bind(body)
+            .fetch_one(&mut *self.tx)
+            .await?;
+        if !answered {
+            return Err(ApiError::Internal(anyhow::anyhow!("the claimed idempotency key was not found to answer")));
+        }
+        Ok(stored)
+    }
+}
+
+/// Rolls `tx` back now. A failure is only logged: sqlx then closes the
+/// connection, which ends the transaction and its locks as well.
+async fn end(tx: OrgTx) {
+    if let Err(error) = tx.rollback().await {
+        tracing::warn!(error = %error, "rollback of a domain transaction failed");
+    }
+}

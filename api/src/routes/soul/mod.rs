@@ -1,0 +1,287 @@
+//! `GET`, `POST` and `PUT /api/v1/soul` and `POST /api/v1/soul/transitions`:
+//! the warp filters and their handlers. What a request says is parsed in
+//! [`request`]; what it does is [`crate::soul`].
+
+pub mod request;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, StatusCode};
+use warp::Filter;
+use warp::filters::BoxedFilter;
+use warp::reply::Response;
+
+use self::request::{ContentBody, CreateBody, TransitionBody, parse_content, parse_create, parse_transition};
+use super::events::request::require_json;
+use super::{context, json_response, replay, with_state};
+use crate::auth::{Authenticator, Principal, authenticated};
+use crate::domain::precondition;
+use crate::domain::request::{CORRELATION_HEADER, Mutating};
+use crate::edge::RequestContext;
+use crate::problem::{ApiError, Problem, ProblemDocument, ProblemKind, respond};
+use crate::soul::machine::Action;
+use crate::soul::store::Soul;
+use crate::soul::{self, Answer, Change};
+use crate::state::AppState;
+
+/// The four routes.
+pub fn routes(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Response,)> {
+    get(state.clone(), auth.clone())
+        .or(create(state.clone(), auth.clone()))
+        .unify()
+        .or(replace_content(state.clone(), auth.clone()))
+        .unify()
+        .or(transition(state, auth))
+        .unify()
+        .boxed()
+}
+
+/// Reads the org's Soul, from the cache when it holds the current version.
+#[utoipa::path(get, path = "/api/v1/soul", tag = "soul", operation_id = "get_soul",
+    params(
+        ("If-None-Match" = Option<String>, Header, description = "ETags the client holds; when one is the current version's, the answer is a 304 without a body"),
+        ("x-org-id" = Option<String>, Header, description = super::events::ORG_DESCRIPTION),
+    ),
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses(
+        (status = 200, description = "The Soul, with its version's `ETag`", body = Soul,
+            headers(("ETag" = String, description = "The version, in quotes: send it as `If-Match` to change the Soul"))),
+        (status = 304, description = "`If-None-Match` names the current version"),
+        (status = 400, description = "A malformed x-org-id", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token; one `detail` whatever the cause", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "x-org-id names an org the token does not grant", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "The org has no Soul yet", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 500, description = "An unexpected failure (logged with the trace id); nothing more is disclosed", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unavailable, no user-token keys could be fetched yet, or the api sheds load (`overloaded`); always with `Retry-After`", body = ProblemDocument, content_type = "application/problem+json"),
+    ))]
+pub fn get(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Response,)> {
+    warp::path!("api" / "v1" / "soul")
+        .and(warp::get())
+        .and(authenticated(auth))
+        .and(warp::header::headers_cloned())
+        .and(with_state(state))
+        .then(get_soul)
+        .map(respond)
+        .boxed()
+}
+
+/// Creates the org's Soul, `initiated` (one per org).
+#[utoipa::path(post, path = "/api/v1/soul", tag = "soul", operation_id = "create_soul",
+    request_body(content = Option<CreateBody>, content_type = "application/json", description = "Empty, or an empty JSON object"),
+    params(
+        ("Idempotency-Key" = String, Header, description = super::events::IDEMPOTENCY_DESCRIPTION),
+        ("x-correlation-id" = Option<String>, Header, description = CORRELATION_DESCRIPTION),
+        ("x-org-id" = Option<String>, Header, description = super::events::ORG_DESCRIPTION),
+    ),
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses(
+        (status = 201, description = "Created; the Soul with its version's `ETag`; `xentri.soul.initiated.v1` appended", body = Soul,
+            headers(("ETag" = String, description = "The version, in quotes"))),
+        (status = 400, description = "Missing or malformed Idempotency-Key, malformed JSON, or a malformed x-org-id or x-correlation-id", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token; one `detail` whatever the cause", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "x-org-id names an org the token does not grant", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 409, description = "The org has a Soul already (`already-exists`), or the first request with this key is still in flight", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 415, description = "A body that is not `application/json`", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, description = "A body with fields, or the key was used with another request", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 500, description = "An unexpected failure (logged with the trace id); nothing more is disclosed", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unavailable, the api is shutting down, or it sheds load; always with `Retry-After`", body = ProblemDocument, content_type = "application/problem+json"),
+    ))]
+pub fn create(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Response,)> {
+    warp::path!("api" / "v1" / "soul")
+        .and(warp::post())
+        .and(authenticated(auth))
+        .and(context())
+        .and(warp::header::headers_cloned())
+        .and(warp::body::bytes())
+        .and(with_state(state))
+        .then(create_soul)
+        .map(respond)
+        .boxed()
+}
+
+/// Replaces the Soul's content, while it is `conversing` or `editing`.
+#[utoipa::path(put, path = "/api/v1/soul", tag = "soul", operation_id = "replace_soul_content",
+    request_body(content = ContentBody, content_type = "application/json"),
+    params(
+        ("If-Match" = String, Header, description = IF_MATCH_DESCRIPTION),
+        ("Idempotency-Key" = String, Header, description = super::events::IDEMPOTENCY_DESCRIPTION),
+        ("x-correlation-id" = Option<String>, Header, description = CORRELATION_DESCRIPTION),
+        ("x-org-id" = Option<String>, Header, description = super::events::ORG_DESCRIPTION),
+    ),
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses(
+        (status = 200, description = "Replaced; the Soul with its new version's `ETag`; `xentri.soul.content_replaced.v1` appended", body = Soul,
+            headers(("ETag" = String, description = "The new version, in quotes"))),
+        (status = 400, description = "Missing or malformed Idempotency-Key, malformed JSON or If-Match, or a malformed x-org-id or x-correlation-id", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token; one `detail` whatever the cause", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "x-org-id names an org the token does not grant, or a service token (content is a user's)", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "The org has no Soul yet", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 409, description = "Not `conversing` nor `editing` (`invalid-transition`, with `state` and `allowed_transitions`), or the first request with this key is still in flight", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 412, description = "If-Match names another version than the current one", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 415, description = "The Content-Type is not `application/json`", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, description = "Fields break their rules (`errors` lists them), or the key was used with another request", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 428, description = "No If-Match, or `If-Match: *`", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 500, description = "An unexpected failure (logged with the trace id); nothing more is disclosed", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unavailable, the api is shutting down, or it sheds load; always with `Retry-After`", body = ProblemDocument, content_type = "application/problem+json"),
+    ))]
+pub fn replace_content(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Response,)> {
+    warp::path!("api" / "v1" / "soul")
+        .and(warp::put())
+        .and(authenticated(auth))
+        .and(context())
+        .and(warp::header::headers_cloned())
+        .and(warp::body::bytes())
+        .and(with_state(state))
+        .then(put_content)
+        .map(respond)
+        .boxed()
+}
+
+/// Moves the Soul along its flow: `initiated → conversing`, `conversing →
+/// conversing` (an answer), `conversing → drafting`, `drafting →
+/// review_pending` (a draft, service tokens only), `review_pending → editing |
+/// approved`, `editing → review_pending`, `approved → editing`.
+#[utoipa::path(post, path = "/api/v1/soul/transitions", tag = "soul", operation_id = "transition_soul",
+    request_body(content = TransitionBody, content_type = "application/json"),
+    params(
+        ("If-Match" = String, Header, description = IF_MATCH_DESCRIPTION),
+        ("Idempotency-Key" = String, Header, description = super::events::IDEMPOTENCY_DESCRIPTION),
+        ("x-correlation-id" = Option<String>, Header, description = CORRELATION_DESCRIPTION),
+        ("x-org-id" = Option<String>, Header, description = super::events::ORG_DESCRIPTION),
+    ),
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses(
+        (status = 200, description = "Done; the Soul with its new version's `ETag`. Appended: `xentri.soul.transitioned.v1`; besides, `xentri.soul.created.v1` on the first approval, `xentri.soul.updated.v1` on later approvals and when an approved Soul goes to editing", body = Soul,
+            headers(("ETag" = String, description = "The new version, in quotes"))),
+        (status = 400, description = "Missing or malformed Idempotency-Key, malformed JSON or If-Match, or a malformed x-org-id or x-correlation-id", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token; one `detail` whatever the cause", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "x-org-id names an org the token does not grant, or the step is another kind of caller's: a draft is delivered by a service token only, every other step by a user token", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "The org has no Soul yet", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 409, description = "The flow does not allow it from the current state (`invalid-transition`, with `state` and `allowed_transitions`), or the first request with this key is still in flight", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 412, description = "If-Match names another version than the current one", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 415, description = "The Content-Type is not `application/json`", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, description = "Fields break their rules (`errors` lists them), sections missing on an answer or a draft or given on another step, or the key was used with another request", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 428, description = "No If-Match, or `If-Match: *`", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 500, description = "An unexpected failure (logged with the trace id); nothing more is disclosed", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unavailable, the api is shutting down, or it sheds load; always with `Retry-After`", body = ProblemDocument, content_type = "application/problem+json"),
+    ))]
+pub fn transition(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Response,)> {
+    warp::path!("api" / "v1" / "soul" / "transitions")
+        .and(warp::post())
+        .and(authenticated(auth))
+        .and(context())
+        .and(warp::header::headers_cloned())
+        .and(warp::body::bytes())
+        .and(with_state(state))
+        .then(post_transition)
+        .map(respond)
+        .boxed()
+}
+
+/// What `If-Match` is, on every update.
+const IF_MATCH_DESCRIPTION: &str = "Required: the `ETag` of the version the change was made from (`\"3\"`), or a \
+    comma-separated list of them. Missing or `*` is a 428; a version that is not the current one a 412";
+
+/// What `x-correlation-id` is, on every mutation.
+const CORRELATION_DESCRIPTION: &str = "Groups the events of one flow: every event the request appends carries it \
+    (generated, UUID v7, when absent; echoed on the answer). 1 to 128 characters of `A-Z a-z 0-9 . _ : -`";
+
+async fn get_soul(
+    principal: Result<Principal, ApiError>,
+    headers: HeaderMap,
+    state: AppState,
+) -> Result<Response, ApiError> {
+    let principal = principal?;
+    let Some(cached) = soul::read(&state, principal.org_id).await? else {
+        return Err(
+            Problem::new(ProblemKind::NotFound, "This org has no Soul yet: POST /api/v1/soul creates it").into()
+        );
+    };
+    if precondition::not_modified(&headers, cached.version) {
+        let mut response = Response::new(Default::default());
+        *response.status_mut() = StatusCode::NOT_MODIFIED;
+        set_etag(&mut response, cached.version);
+        return Ok(response);
+    }
+    let mut response = json_response(StatusCode::OK, cached.body);
+    set_etag(&mut response, cached.version);
+    Ok(response)
+}
+
+async fn create_soul(
+    principal: Result<Principal, ApiError>,
+    context: RequestContext,
+    headers: HeaderMap,
+    body: Bytes,
+    state: AppState,
+) -> Result<Response, ApiError> {
+    let principal = principal?;
+    if !body.iter().all(u8::is_ascii_whitespace) {
+        require_json(&headers)?;
+    }
+    let canonical = parse_create(&body)?;
+    let request = Mutating::read(principal, &context, &headers, "POST", "/api/v1/soul", &canonical)?;
+    let correlation_id = request.correlation_id.clone();
+    Ok(answer(soul::create(&state, request).await?, &correlation_id))
+}
+
+async fn put_content(
+    principal: Result<Principal, ApiError>,
+    context: RequestContext,
+    headers: HeaderMap,
+    body: Bytes,
+    state: AppState,
+) -> Result<Response, ApiError> {
+    let principal = principal?;
+    let if_match = precondition::if_match(&headers)?;
+    require_json(&headers)?;
+    let (canonical, ContentBody { content }) = parse_content(&body)?;
+    let request = Mutating::read(principal, &context, &headers, "PUT", "/api/v1/soul", &canonical)?;
+    let correlation_id = request.correlation_id.clone();
+    let change = Change { if_match, action: Action::ReplaceContent, sections: Some(content), reason: None };
+    Ok(answer(soul::change(&state, request, change).await?, &correlation_id))
+}
+
+async fn post_transition(
+    principal: Result<Principal, ApiError>,
+    context: RequestContext,
+    headers: HeaderMap,
+    body: Bytes,
+    state: AppState,
+) -> Result<Response, ApiError> {
+    let principal = principal?;
+    let if_match = precondition::if_match(&headers)?;
+    require_json(&headers)?;
+    let (canonical, TransitionBody { to, reason, sections }) = parse_transition(&body)?;
+    let request = Mutating::read(principal, &context, &headers, "POST", "/api/v1/soul/transitions", &canonical)?;
+    let correlation_id = request.correlation_id.clone();
+    let change = Change { if_match, action: Action::To(to), sections, reason };
+    Ok(answer(soul::change(&state, request, change).await?, &correlation_id))
+}
+
+/// A mutation's answer: the Soul with its `ETag` and the correlation id; a
+/// replay as stored, with the `ETag` of the version it answered.
+fn answer(answer: Answer, correlation_id: &str) -> Response {
+    let (mut response, version) = match answer {
+        Answer::Done { status, soul, body } => (json_response(status, body), Some(soul.version)),
+        Answer::Replayed(stored) => {
+            let version =
+                serde_json::from_str::<serde_json::Value>(&stored.body).ok().and_then(|body| body["version"].as_i64());
+            (replay(stored), version)
+        }
+    };
+    if let Some(version) = version {
+        set_etag(&mut response, version);
+    }
+    if let Ok(value) = HeaderValue::from_str(correlation_id) {
+        response.headers_mut().insert(CORRELATION_HEADER, value);
+    }
+    response
+}
+
+fn set_etag(response: &mut Response, version: i64) {
+    if let Ok(value) = HeaderValue::from_str(&precondition::etag(version)) {
+        response.headers_mut().insert(http::header::ETAG, value);
+    }
+}

@@ -1,0 +1,38 @@
+//! The logical names of the cached reads (before `redis.key_prefix`), shared by
+//! the api, which fills them, and the worker, which deletes them.
+//!
+//! | resource | key | invalidated by |
+//! |---|---|---|
+//! | Soul | `soul:{org_id}` | `xentri.soul.updated.v1` |
+//! | Site | `site:{org_id}:{site_id}` | `xentri.website.published.v1` |
+//! | Leads | `leads:list:{org_id}` | `xentri.lead.created.v1`, `xentri.lead.updated.v1` |
+
+use uuid::Uuid;
+
+/// The org's Soul.
+pub fn soul(org_id: Uuid) -> String {
+    format!("soul:{org_id}")
+}
+
+/// One site of the org.
+pub fn site(org_id: Uuid, site_id: &str) -> String {
+    format!("site:{org_id}:{site_id}")
+}
+
+/// The first page of the org's leads.
+pub fn leads_list(org_id: Uuid) -> String {
+    format!("leads:list:{org_id}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        let org = Uuid::nil();
+        assert_eq!(soul(org), "soul:00000000-0000-0000-0000-000000000000");
+        assert_eq!(site(org, "s1"), "site:00000000-0000-0000-0000-000000000000:s1");
+        assert_eq!(leads_list(org), "leads:list:00000000-0000-0000-0000-000000000000");
+    }
+}

@@ -1,0 +1,25 @@
+//! `[cache]`: cached reads of the domain resources (cache-aside in Redis,
+//! invalidated by the worker's `cache_invalidation` group).
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// `[cache]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheSettings {
+    /// Whether reads are cached at all; off, every read goes to PostgreSQL
+    /// (for comparison in benchmarks, or while Redis is being replaced).
+    pub enabled: bool,
+    /// How long a cached Soul (`soul:{org_id}`) lives, in seconds: the
+    /// longest a read can lag behind a change whose invalidation was lost.
+    pub soul_ttl_secs: u64,
+}
+
+impl CacheSettings {
+    /// The Soul's time to live as a duration.
+    pub fn soul_ttl(&self) -> Duration {
+        Duration::from_secs(self.soul_ttl_secs)
+    }
+}
