@@ -60,7 +60,7 @@ impl Stack {
     async fn start(pool: &PgPool) -> Self {
         xentri_api::install_crypto_provider();
         let prefix = unique_key_prefix();
-        let settings = settings(&database_url(pool), &prefix);
+        let settings = settings(&database_url(&pool.connect_options()), &prefix);
         let api = Application::build(settings.clone()).await.expect("the api builds");
         let address = format!("http://{}", api.address());
         let worker = Worker::build(settings, Vec::new()).await.expect("the worker builds");
