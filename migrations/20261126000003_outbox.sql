@@ -17,6 +17,14 @@ CREATE TABLE outbox (
 -- last row it published, not from the start.
 CREATE INDEX outbox_tx_seq_stream ON outbox (tx_id, event_seq, stream);
 
+-- A queue: rows leave as fast as they come, so the space vacuum frees is
+-- reused within seconds and never worth handing back. Cutting off the table's
+-- empty end would take an ACCESS EXCLUSIVE lock, which every append's INSERT
+-- queues behind, and a transaction id, which holds back the commit horizon
+-- the relay publishes below: a pause of the whole pipeline on every vacuum.
+-- After a backlog the table keeps its size until `VACUUM FULL outbox`.
+ALTER TABLE outbox SET (vacuum_truncate = false);
+
 ALTER TABLE outbox ENABLE ROW LEVEL SECURITY;
 ALTER TABLE outbox FORCE ROW LEVEL SECURITY;
 CREATE POLICY org_isolation ON outbox

@@ -1,5 +1,5 @@
 //! Migrations apply to an empty database, again to a migrated one, and to two
-//! databases at once (roles are cluster-wide).
+//! databases at once (roles are cluster-wide); what they set on tables holds.
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool};
@@ -55,4 +55,36 @@ async fn two_databases_migrate_in_parallel(_: PgPoolOptions, options: PgConnectO
     for name in &names {
         sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)")).execute(&mut admin).await.expect("drop");
     }
+}
+
+/// Vacuum frees the outbox's emptied pages for reuse but never cuts them off:
+/// that would lock every append out (see the outbox migration).
+#[sqlx::test(migrator = "xentri_core::MIGRATOR")]
+async fn vacuum_never_truncates_the_outbox(pool: PgPool) {
+    let org = Uuid::now_v7();
+    sqlx::query(
+        "WITH e AS (
+             INSERT INTO system_events (id, org_id, type, payload, actor, trace_id, correlation_id, occurred_at)
+             SELECT gen_random_uuid(), $1, 'xentri.test.filled.v1', '{}',
+                    'service:test', 't', 'c', now()
+             FROM generate_series(1, 2000)
+             RETURNING seq, org_id)
+         INSERT INTO outbox (event_seq, stream, org_id) SELECT seq, 'events', org_id FROM e",
+    )
+    .bind(org)
+    .execute(&pool)
+    .await
+    .expect("fill the outbox");
+    let size = || async {
+        sqlx::query_scalar::<_, i64>("SELECT pg_relation_size('outbox')").fetch_one(&pool).await.expect("size")
+    };
+    let filled = size().await;
+    assert!(filled > 8192 * 4, "the outbox spans several pages ({filled} bytes)");
+    sqlx::query("DELETE FROM outbox").execute(&pool).await.expect("empty the outbox");
+    sqlx::query("VACUUM outbox").execute(&pool).await.expect("vacuum");
+    assert_eq!(size().await, filled, "vacuum kept every page of the emptied outbox");
+    // The control: the same table without the setting is cut back to nothing.
+    sqlx::query("ALTER TABLE outbox RESET (vacuum_truncate)").execute(&pool).await.expect("reset");
+    sqlx::query("VACUUM outbox").execute(&pool).await.expect("vacuum");
+    assert_eq!(size().await, 0, "without the setting vacuum truncates");
 }
