@@ -1,6 +1,6 @@
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use crate::helpers::{database_url, json, settings, spawn_app, spawn_with};
+use crate::helpers::{database_url, event_body, json, settings, spawn_app, spawn_with, user_token};
 
 #[sqlx::test(migrator = "xentri_core::MIGRATOR")]
 async fn liveness_answers_ok(_: PgPoolOptions, options: PgConnectOptions) {
@@ -92,5 +92,28 @@ async fn metrics_count_requests_by_route_template(_: PgPoolOptions, options: PgC
     assert!(text.contains("http_request_duration_seconds_bucket{"), "{text}");
     assert!(text.contains("process_resident_memory_bytes"), "{text}");
     assert!(!text.contains("/definitely/not/here"), "raw paths must not become labels");
+    app.stop().await;
+}
+
+/// Answers of known length (a JSON document, a problem) go out with their
+/// `Content-Length`, not chunked: clients and proxies size them up front.
+#[sqlx::test(migrator = "xentri_core::MIGRATOR")]
+async fn answers_carry_their_length_and_are_not_chunked(_: PgPoolOptions, options: PgConnectOptions) {
+    let app = spawn_app(options).await;
+    let org = uuid::Uuid::new_v4();
+    let created = app.post_event(&user_token(org), "length-1", event_body("xentri.crm.contact.created.v1")).await;
+    let unauthenticated = app.client.post(app.url("/api/v1/events")).send().await.expect("sent");
+    for (what, response, status) in [("a 201", created, 201), ("a problem", unauthenticated, 401)] {
+        assert_eq!(response.status().as_u16(), status, "{what}");
+        let headers = response.headers().clone();
+        assert!(headers.get("transfer-encoding").is_none(), "{what} is not chunked: {headers:?}");
+        let length: usize = headers
+            .get("content-length")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{what} has a Content-Length: {headers:?}"));
+        let body = response.bytes().await.expect("body");
+        assert_eq!(body.len(), length, "{what}'s Content-Length is its body's length");
+    }
     app.stop().await;
 }
