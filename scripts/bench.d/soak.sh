@@ -105,7 +105,7 @@ print("; ".join("%d: %d" % (m, n) for m, n in ms) or "none")' "${R[soak_json]}"
 # soak_rss_row NAME: the table row of one process's RSS; sets R[NAME_verdict].
 # (soak_table sets verdicts: call it in this shell, not in $(...).)
 soak_rss_row() {
-    local name=$1 start warm end growth error scatter after verdict fig
+    local name=$1 start warm end growth error scatter after floor verdict fig
     start=$(soak_field "$name.start_mib")
     warm=$(soak_field "$name.warm_mib")
     end=$(soak_field "$name.end_mib")
@@ -113,8 +113,10 @@ soak_rss_row() {
     error=$(soak_field "$name.growth_standard_error_mib_h")
     scatter=$(soak_field "$name.scatter_mib")
     after=$(soak_field "$name.samples_after_warmup")
+    floor=$(soak_field "$name.floor_growth_mib_h")
     if [ -n "$growth" ]; then
-        fig="start $(num "$start") MiB, after warm-up $(num "$warm") MiB, end $(num "$end") MiB; growth **$(num "$growth" 2) MiB/h** ± $(num "$error" 2) (least squares over $after samples after the warm-up, ± its standard error; samples scatter $(num "$scatter" 2) MiB around the line)"
+        fig="start $(num "$start") MiB, after warm-up $(num "$warm") MiB, end $(num "$end") MiB; growth **$(num "$growth" 2) MiB/h** ± $(num "$error" 2) (least squares over $after samples after the warm-up, ± its standard error; samples scatter $(num "$scatter" 2) MiB around the line); through each minute's lowest sample $(num "${floor:-0}" 2) MiB/h"
+        [ "$name" != api ] || fig+="; api sockets open $(soak_field api_sockets.min)-$(soak_field api_sockets.max)"
         verdict=$(le "$growth" "$SOAK_MAX_GROWTH_MIB_H" && echo PASS || echo FAIL)
     else
         fig="no growth figure (${after:-0} samples after the warm-up)"

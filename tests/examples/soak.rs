@@ -22,7 +22,11 @@
 //!   A late request's wait for its slot is not in it (the lag is reported).
 //! - **Memory**: VmRSS of both processes every [`RSS_EVERY`] while sending;
 //!   a least-squares slope over the samples after the warm-up (2 minutes, or
-//!   20 % of a shorter run), in MiB/hour.
+//!   20 % of a shorter run), in MiB/hour. Beside it, to tell growth from a
+//!   load spike's memory: the slope through each minute's lowest sample (a
+//!   leak raises every sample; memory held while a spike lasts raises only
+//!   some), and the api's open sockets at each sample (each keep-alive
+//!   connection holds its buffers: after a stall the client has opened more).
 //! - **Completeness**: after sending, waits (at most `--drain-seconds`) for an
 //!   empty outbox and an `event_counts` record of every event answered 201;
 //!   counts the records written while sending, and per minute, to tell the
@@ -69,8 +73,21 @@ fn rss_kib(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// One RSS sample: seconds since the start of sending, then KiB of the api and the worker.
-type RssSample = (f64, Option<u64>, Option<u64>);
+/// Sockets open in process `pid` (client connections, pools), or `None` once it is gone.
+fn sockets(pid: u32) -> Option<u64> {
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
+    Some(
+        fds.filter_map(Result::ok)
+            .filter(|fd| {
+                std::fs::read_link(fd.path()).is_ok_and(|target| target.to_string_lossy().starts_with("socket:"))
+            })
+            .count() as u64,
+    )
+}
+
+/// One RSS sample: seconds since the start of sending, KiB of the api and the
+/// worker, and the api's open sockets.
+type RssSample = (f64, Option<u64>, Option<u64>, Option<u64>);
 
 /// Samples both processes every [`RSS_EVERY`] and once more when `stop` fires, writing each
 /// sample to `out` (tab-separated) as it goes.
@@ -83,7 +100,7 @@ async fn sample_rss(
     let mut samples = Vec::new();
     let mut ticker = tokio::time::interval(RSS_EVERY);
     if let Some(out) = &mut out {
-        let _ = writeln!(out, "seconds\tapi_kib\tworker_kib");
+        let _ = writeln!(out, "seconds\tapi_kib\tworker_kib\tapi_sockets");
     }
     loop {
         // One last sample when sending ends.
@@ -96,10 +113,10 @@ async fn sample_rss(
         if last && samples.last().is_some_and(|s: &RssSample| at - s.0 < 1.0) {
             return samples;
         }
-        let sample = (at, rss_kib(pids.0), rss_kib(pids.1));
+        let sample = (at, rss_kib(pids.0), rss_kib(pids.1), sockets(pids.0));
         if let Some(out) = &mut out {
             let show = |v: Option<u64>| v.map_or_else(|| "gone".to_owned(), |v| v.to_string());
-            let _ = writeln!(out, "{:.1}\t{}\t{}", sample.0, show(sample.1), show(sample.2));
+            let _ = writeln!(out, "{:.1}\t{}\t{}\t{}", sample.0, show(sample.1), show(sample.2), show(sample.3));
         }
         samples.push(sample);
         if last {
@@ -108,34 +125,55 @@ async fn sample_rss(
     }
 }
 
+/// The least-squares line through `points` (seconds, MiB): its slope in
+/// MiB/hour, the slope's standard error, and the points' scatter around the
+/// line (MiB); `None` below three points.
+fn slope(points: &[(f64, f64)]) -> Option<(f64, f64, f64)> {
+    if points.len() < 3 {
+        return None;
+    }
+    let n = points.len() as f64;
+    let (mean_t, mean_m) = (points.iter().map(|p| p.0).sum::<f64>() / n, points.iter().map(|p| p.1).sum::<f64>() / n);
+    let covariance: f64 = points.iter().map(|(t, m)| (t - mean_t) * (m - mean_m)).sum();
+    let variance: f64 = points.iter().map(|(t, _)| (t - mean_t) * (t - mean_t)).sum();
+    let per_second = covariance / variance;
+    let residuals: f64 = points.iter().map(|(t, m)| (m - (mean_m + per_second * (t - mean_t))).powi(2)).sum();
+    let sd = (residuals / (n - 2.0)).sqrt();
+    Some((per_second * 3600.0, sd / variance.sqrt() * 3600.0, sd))
+}
+
+/// Each whole minute's lowest point of `points` (at the time it was taken).
+fn minute_floors(points: &[(f64, f64)], from: f64) -> Vec<(f64, f64)> {
+    let mut floors: BTreeMap<u64, (f64, f64)> = BTreeMap::new();
+    for &(t, m) in points.iter().filter(|(t, _)| *t >= from) {
+        let floor = floors.entry(((t - from) / 60.0) as u64).or_insert((t, m));
+        if m < floor.1 {
+            *floor = (t, m);
+        }
+    }
+    floors.into_values().collect()
+}
+
 /// RSS of one process: first sample, first sample at or after the warm-up,
 /// last sample (MiB), and the least-squares slope after the warm-up (MiB/hour)
 /// with its standard error and the samples' scatter around the fitted line
-/// (MiB): how finely the run can tell growth from the scatter.
+/// (MiB): how finely the run can tell growth from the scatter; and the slope
+/// through each minute's lowest sample after the warm-up.
 fn rss_figures(samples: &[RssSample], warmup: f64, pick: impl Fn(&RssSample) -> Option<u64>) -> serde_json::Value {
     let mib = |kib: u64| kib as f64 / 1024.0;
     let points: Vec<(f64, f64)> = samples.iter().filter_map(|s| pick(s).map(|kib| (s.0, mib(kib)))).collect();
     let after: Vec<(f64, f64)> = points.iter().copied().filter(|(t, _)| *t >= warmup).collect();
-    let (mut slope, mut standard_error, mut scatter) = (None, None, None);
-    if after.len() >= 3 {
-        let n = after.len() as f64;
-        let (mean_t, mean_m) = (after.iter().map(|p| p.0).sum::<f64>() / n, after.iter().map(|p| p.1).sum::<f64>() / n);
-        let covariance: f64 = after.iter().map(|(t, m)| (t - mean_t) * (m - mean_m)).sum();
-        let variance: f64 = after.iter().map(|(t, _)| (t - mean_t) * (t - mean_t)).sum();
-        let per_second = covariance / variance;
-        let residuals: f64 = after.iter().map(|(t, m)| (m - (mean_m + per_second * (t - mean_t))).powi(2)).sum();
-        let sd = (residuals / (n - 2.0)).sqrt();
-        slope = Some(per_second * 3600.0);
-        standard_error = Some(sd / variance.sqrt() * 3600.0);
-        scatter = Some(sd);
-    }
+    let fitted = slope(&after);
+    let floors = minute_floors(&points, warmup);
     serde_json::json!({
         "start_mib": points.first().map(|p| p.1),
         "warm_mib": after.first().map(|p| p.1),
         "end_mib": points.last().map(|p| p.1),
-        "growth_mib_h": slope,
-        "growth_standard_error_mib_h": standard_error,
-        "scatter_mib": scatter,
+        "growth_mib_h": fitted.map(|f| f.0),
+        "growth_standard_error_mib_h": fitted.map(|f| f.1),
+        "scatter_mib": fitted.map(|f| f.2),
+        "floor_growth_mib_h": slope(&floors).map(|f| f.0),
+        "floors_mib": floors.iter().map(|f| f.1).collect::<Vec<_>>(),
         "samples": points.len(),
         "samples_after_warmup": after.len(),
         "gone": points.len() < samples.len(),
@@ -467,6 +505,10 @@ async fn main() {
         "rss_every_seconds": RSS_EVERY.as_secs(),
         "api": rss_figures(&samples, warmup, |s| s.1),
         "worker": rss_figures(&samples, warmup, |s| s.2),
+        "api_sockets": {
+            "min": samples.iter().filter(|s| s.0 >= warmup).filter_map(|s| s.3).min(),
+            "max": samples.iter().filter(|s| s.0 >= warmup).filter_map(|s| s.3).max(),
+        },
         "first_minute": minute(0),
         "last_minute": minute(last_minute),
         "overall": overall,
