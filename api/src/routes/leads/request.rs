@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use crate::leads::FieldChanges;
-use crate::leads::list::{self, DEFAULT_LIMIT, ListQuery, MAX_LIMIT};
+use crate::leads::list::{self, ListQuery, MAX_LIMIT};
 use crate::leads::machine::LeadStatus;
 use crate::leads::store::{LeadSource, NewLead};
 use crate::problem::{ApiError, FieldError, Problem, ProblemKind};
@@ -232,7 +232,6 @@ pub fn parse_list_query(raw: &str) -> Result<ListQuery, ApiError> {
             _ => errors.push(error(&field, "unknown parameter")),
         }
     }
-    debug_assert!(DEFAULT_LIMIT <= MAX_LIMIT);
     if errors.is_empty() {
         Ok(query)
     } else {
