@@ -460,3 +460,26 @@ async fn the_first_page_is_cached(pool: PgPool) {
     redis::cmd("DEL").arg(&key).query_async::<()>(&mut redis).await.expect("DEL");
     app.stop().await;
 }
+
+#[sqlx::test(migrator = "xentri_core::MIGRATOR")]
+async fn concurrent_changes_from_one_version_make_one_change(pool: PgPool) {
+    let options = pool.connect_options().as_ref().clone();
+    let (app, _) = start(&options, &[]).await;
+    let org = Uuid::new_v4();
+    let user = user_token(org);
+    let lead = create(&app, &user, 0).await;
+    let path = format!("{LEADS}/{}", lead["id"].as_str().expect("id"));
+    let patches = (0..8).map(|i| {
+        let (app, user, path) = (&app, &user, &path);
+        async move {
+            let body = Some(json!({"company": format!("take {i}")}));
+            send(app, Method::PATCH, path, user, &key(), Some("\"1\""), body).await.0
+        }
+    });
+    let mut statuses = futures_util::future::join_all(patches).await;
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 412, 412, 412, 412, 412, 412, 412]);
+    let updated = events(&pool, org).await.into_iter().filter(|(t, _)| t == "xentri.lead.updated.v1").count();
+    assert_eq!(updated, 1);
+    app.stop().await;
+}
