@@ -3,7 +3,8 @@
 //! It reads or starts the W3C trace context, sheds load, authenticates a
 //! request to an authenticated route *before* reading its body (a bad or
 //! missing token is a 401 without a byte of the body read), bounds the body
-//! (413 above `api.body_limit_bytes`, chunked or not; 408 when it has not
+//! (413 above `api.body_limit_bytes`, or `api.bulk_body_limit_bytes` on the
+//! bulk routes, chunked or not; 408 when it has not
 //! arrived whole within `api.body_read_timeout_ms`), runs the routes with
 //! panics caught (500), renders every problem with the caller's language and
 //! trace id, names the allowed methods on a 405, echoes `traceparent`, and
@@ -51,6 +52,8 @@ pub struct RequestContext {
 pub struct Limits {
     /// Largest accepted body, in bytes.
     pub body_bytes: usize,
+    /// Largest accepted body of a bulk route ([`crate::routes::BULK_ROUTES`]), in bytes.
+    pub bulk_body_bytes: usize,
     /// How long a body may take to arrive whole, from its request's head.
     pub body_read_timeout: Duration,
     /// Most requests answered at once; more are shed.
@@ -165,7 +168,11 @@ impl Edge {
                 Err(error) => return boxed(error.into_response()),
             }
         }
-        let limit = self.limits.body_bytes;
+        let limit = if crate::routes::is_bulk(&parts.method, parts.uri.path()) {
+            self.limits.bulk_body_bytes
+        } else {
+            self.limits.body_bytes
+        };
         let deadline = self.limits.body_read_timeout;
         let body = match tokio::time::timeout(deadline, read_body(&parts.headers, body, limit)).await {
             Ok(Ok(body)) => body,
@@ -304,7 +311,7 @@ mod tests {
     use warp::reply::Reply;
 
     fn limits(body_bytes: usize, max_concurrent: usize) -> Limits {
-        Limits { body_bytes, body_read_timeout: Duration::from_secs(30), max_concurrent }
+        Limits { body_bytes, bulk_body_bytes: body_bytes, body_read_timeout: Duration::from_secs(30), max_concurrent }
     }
 
     async fn call(edge: &Edge, request: Request<Full<Bytes>>) -> (Response<Body>, serde_json::Value) {
@@ -390,7 +397,12 @@ mod tests {
     #[tokio::test]
     async fn a_body_that_does_not_arrive_in_time_is_408() {
         let routes = warp::any().map(|| warp::reply().into_response()).boxed();
-        let limits = Limits { body_bytes: 1024, body_read_timeout: Duration::from_millis(200), max_concurrent: 16 };
+        let limits = Limits {
+            body_bytes: 1024,
+            bulk_body_bytes: 1024,
+            body_read_timeout: Duration::from_millis(200),
+            max_concurrent: 16,
+        };
         let edge = Edge::new(routes, limits, Arc::default());
         // A body that never sends a byte.
         let never = http_body_util::StreamBody::new(futures_util::stream::pending::<

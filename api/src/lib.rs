@@ -13,6 +13,7 @@ pub mod edge;
 pub mod events;
 pub mod i18n;
 pub mod idempotency;
+pub mod leads;
 pub mod metrics;
 pub mod notify;
 pub mod problem;

@@ -123,6 +123,7 @@ impl Application {
             crate::routes::routes(state.clone()),
             Limits {
                 body_bytes: api.body_limit_bytes,
+                bulk_body_bytes: api.bulk_body_limit_bytes,
                 body_read_timeout: api.body_read_timeout(),
                 max_concurrent: api.max_concurrent_requests,
             },

@@ -32,6 +32,13 @@ macro_rules! soul_columns {
     };
 }
 
+/// The columns of a lead, in the order `api::leads::store::LeadRow` reads them.
+macro_rules! lead_columns {
+    () => {
+        "id, org_id, name, email, company, source, status, version, created_at, updated_at"
+    };
+}
+
 statements! {
     // Sessions and transactions.
 
@@ -118,6 +125,42 @@ SELECT r.rolname::text AS role,
         first_approved_at = coalesce(first_approved_at, $5), updated_at = now()
   WHERE id = $1 AND version = $2 RETURNING ",
         soul_columns!()
+    );
+
+    /// Lead `$1` of the org (row-level security scopes it).
+    LEAD_BY_ID = concat!("SELECT ", lead_columns!(), " FROM leads WHERE id = $1");
+    /// Lead `$1`, locked until the transaction ends.
+    LEAD_BY_ID_FOR_UPDATE = concat!("SELECT ", lead_columns!(), " FROM leads WHERE id = $1 FOR UPDATE");
+    /// New leads of org `$1`, `new`, one per element of the arrays: ids `$2`,
+    /// names `$3`, emails `$4`, companies `$5` (null for none), sources `$6`.
+    /// One statement for one lead or an import of a thousand.
+    LEADS_INSERT = concat!(
+        "INSERT INTO leads (id, org_id, name, email, company, source)
+ SELECT l.id, $1, l.name, l.email, l.company, l.source
+   FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[]) AS l(id, name, email, company, source)
+ RETURNING ",
+        lead_columns!()
+    );
+    /// A change of lead `$1` at version `$2`: name `$3`, email `$4`, company
+    /// `$5`, status `$6`; the version goes up by one. No row when the version
+    /// moved meanwhile.
+    LEAD_UPDATE = concat!(
+        "UPDATE leads SET name = $3, email = $4, company = $5, status = $6, version = version + 1, updated_at = now()
+  WHERE id = $1 AND version = $2 RETURNING ",
+        lead_columns!()
+    );
+    /// One page of org `$1`'s leads, newest first by (created_at, id): status
+    /// `$2` (null for any), after the cursor (`$3` created_at, `$4` id; null
+    /// for the first page), at most `$5` rows.
+    LEADS_PAGE = concat!(
+        "SELECT ",
+        lead_columns!(),
+        " FROM leads
+  WHERE org_id = $1
+    AND ($2::text IS NULL OR status = $2)
+    AND ($3::timestamptz IS NULL OR (created_at, id) < ($3, $4::uuid))
+  ORDER BY created_at DESC, id DESC
+  LIMIT $5"
     );
 
     // The relay, on its own session as the relay role.

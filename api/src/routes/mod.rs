@@ -6,6 +6,7 @@
 
 pub mod events;
 pub mod health;
+pub mod leads;
 pub mod metrics;
 pub mod openapi;
 pub mod soul;
@@ -42,7 +43,23 @@ pub const ROUTES: &[Route] = &[
     Route { method: "POST", template: "/api/v1/soul" },
     Route { method: "PUT", template: "/api/v1/soul" },
     Route { method: "POST", template: "/api/v1/soul/transitions" },
+    Route { method: "POST", template: "/api/v1/sales/leads" },
+    Route { method: "GET", template: "/api/v1/sales/leads" },
+    Route { method: "GET", template: "/api/v1/sales/leads/{id}" },
+    Route { method: "PATCH", template: "/api/v1/sales/leads/{id}" },
+    Route { method: "POST", template: "/api/v1/sales/leads/{id}/transitions" },
+    Route { method: "POST", template: "/api/v1/sales/leads:import" },
 ];
+
+/// The bulk routes: their bodies may be up to `api.bulk_body_limit_bytes`
+/// (an import of 1,000 leads), every other route's up to `api.body_limit_bytes`.
+pub const BULK_ROUTES: &[Route] = &[Route { method: "POST", template: "/api/v1/sales/leads:import" }];
+
+/// Whether `method` `path` is a bulk route.
+pub fn is_bulk(method: &Method, path: &str) -> bool {
+    let template = template(method, path);
+    BULK_ROUTES.iter().any(|route| route.template == template && route.method == method.as_str())
+}
 
 /// The template `path` is served under, or `"unmatched"`; a bounded label.
 pub fn template(method: &Method, path: &str) -> &'static str {
@@ -82,6 +99,8 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .or(events::routes(state.clone(), state.auth.clone()))
         .unify()
         .or(soul::routes(state.clone(), state.auth.clone()))
+        .unify()
+        .or(leads::routes(state.clone(), state.auth.clone()))
         .unify()
         .recover(problem::recover)
         .unify()
@@ -130,6 +149,10 @@ mod tests {
         assert_eq!(template(&Method::GET, "/health/"), "/health");
         assert_eq!(template(&Method::POST, "/health"), "/health");
         assert_eq!(template(&Method::GET, "/nope/123"), "unmatched");
+        assert_eq!(template(&Method::POST, "/api/v1/sales/leads:import"), "/api/v1/sales/leads:import");
+        assert_eq!(template(&Method::PATCH, "/api/v1/sales/leads/abc"), "/api/v1/sales/leads/{id}");
+        assert!(is_bulk(&Method::POST, "/api/v1/sales/leads:import"));
+        assert!(!is_bulk(&Method::POST, "/api/v1/sales/leads"));
     }
 
     #[test]
@@ -138,6 +161,10 @@ mod tests {
         assert_eq!(methods("/api/v1/events/{id}"), ["GET"]);
         assert_eq!(methods("/api/v1/soul"), ["GET", "POST", "PUT"]);
         assert_eq!(methods("/api/v1/soul/transitions"), ["POST"]);
+        assert_eq!(methods("/api/v1/sales/leads"), ["GET", "POST"]);
+        assert_eq!(methods("/api/v1/sales/leads/{id}"), ["GET", "PATCH"]);
+        assert_eq!(methods("/api/v1/sales/leads/{id}/transitions"), ["POST"]);
+        assert_eq!(methods("/api/v1/sales/leads:import"), ["POST"]);
         assert_eq!(methods("/health"), ["GET"]);
         assert!(methods("unmatched").is_empty());
         assert!(ROUTES.iter().all(|route| methods(route.template).contains(&route.method)));

@@ -12,6 +12,7 @@ mod contract;
 mod events;
 mod health;
 mod idempotency;
+mod leads;
 mod locks;
 mod migrations;
 mod openapi;

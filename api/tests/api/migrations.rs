@@ -23,6 +23,7 @@ async fn apply_to_empty_then_again(pool: PgPool) {
             "_sqlx_migrations",
             "event_count_slots",
             "idempotency_keys",
+            "leads",
             "outbox",
             "processed_events",
             "souls",

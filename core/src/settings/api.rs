@@ -18,6 +18,10 @@ pub struct ApiSettings {
     pub port: u16,
     /// Largest accepted request body, in bytes.
     pub body_limit_bytes: usize,
+    /// Largest accepted body of a bulk route (`POST
+    /// /api/v1/sales/leads:import`, up to 1,000 leads), in bytes; at least
+    /// `body_limit_bytes`.
+    pub bulk_body_limit_bytes: usize,
     /// How long in-flight requests may take to finish after a shutdown signal.
     pub shutdown_grace_ms: u64,
     /// Tasks writing appends in batches (group commit), each holding at most

@@ -15,11 +15,20 @@ pub struct CacheSettings {
     /// How long a cached Soul (`soul:{org_id}`) lives, in seconds: the
     /// longest a read can lag behind a change whose invalidation was lost.
     pub soul_ttl_secs: u64,
+    /// How long the cached first page of an org's leads
+    /// (`leads:list:{org_id}`) lives, in seconds: the longest the list can lag
+    /// behind a change whose invalidation was lost.
+    pub leads_list_ttl_secs: u64,
 }
 
 impl CacheSettings {
     /// The Soul's time to live as a duration.
     pub fn soul_ttl(&self) -> Duration {
         Duration::from_secs(self.soul_ttl_secs)
+    }
+
+    /// The leads list's time to live as a duration.
+    pub fn leads_list_ttl(&self) -> Duration {
+        Duration::from_secs(self.leads_list_ttl_secs)
     }
 }

@@ -251,8 +251,14 @@ impl Settings {
         if self.cache.soul_ttl_secs == 0 {
             return Err(invalid("cache.soul_ttl_secs", "must be at least 1"));
         }
+        if self.cache.leads_list_ttl_secs == 0 {
+            return Err(invalid("cache.leads_list_ttl_secs", "must be at least 1"));
+        }
         if self.api.body_limit_bytes == 0 {
             return Err(invalid("api.body_limit_bytes", "must be at least 1"));
+        }
+        if self.api.bulk_body_limit_bytes < self.api.body_limit_bytes {
+            return Err(invalid("api.bulk_body_limit_bytes", "must be at least api.body_limit_bytes"));
         }
         // Zero would close every connection, or answer every body 408, at once.
         for (key, ms) in [

@@ -16,10 +16,15 @@ use warp::filters::BoxedFilter;
 use warp::reply::{Reply, Response};
 
 use self::rules::Rules;
+use crate::leads::list::LeadPage;
+use crate::leads::machine::LeadStatus;
+use crate::leads::store::{Lead, LeadSource};
 use crate::problem::{FieldError, ProblemDocument};
 use crate::routes::events::EventPage;
 use crate::routes::events::request::NewEventBody;
 use crate::routes::health::HealthStatus;
+use crate::routes::leads::LeadImportAnswer;
+use crate::routes::leads::request::{LeadImportBody, LeadPatchBody, LeadTransitionBody, NewLeadBody};
 use crate::routes::soul::request::{ContentBody, CreateBody, TransitionBody};
 use crate::soul::machine::SoulState;
 use crate::soul::store::Soul;
@@ -28,7 +33,7 @@ use xentri_core::StoredEvent;
 /// The document's source: every path and schema.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Xentri API", description = "The Xentri API: the event log and the org's Soul. Every error answer is an \
+    info(title = "Xentri API", description = "The Xentri API: the event log, the org's Soul and its sales leads. Every error answer is an \
         RFC 9457 problem document (`application/problem+json`) whose `title` follows `Accept-Language`."),
     paths(
         super::health::health,
@@ -42,14 +47,23 @@ use xentri_core::StoredEvent;
         super::soul::create,
         super::soul::replace_content,
         super::soul::transition,
+        super::leads::create,
+        super::leads::list,
+        super::leads::get,
+        super::leads::update,
+        super::leads::transition,
+        super::leads::import,
     ),
     components(schemas(ProblemDocument, FieldError, HealthStatus, StoredEvent, EventPage, NewEventBody, Soul,
-        SoulState, TransitionBody, ContentBody, CreateBody)),
+        SoulState, TransitionBody, ContentBody, CreateBody, Lead, LeadSource, LeadStatus, LeadPage, NewLeadBody,
+        LeadImportBody, LeadImportAnswer, LeadPatchBody, LeadTransitionBody)),
     modifiers(&SecuritySchemes, &Rules),
     tags(
         (name = "events", description = "The immutable event log of the caller's org"),
         (name = "health", description = "Liveness and readiness"),
         (name = "soul", description = "The org's Soul: one per org, a state machine (the Soul Generation Flow) whose \
+            changes append their events in the same transaction"),
+        (name = "leads", description = "The org's sales leads: each a state machine (the Lead Lifecycle Flow) whose \
             changes append their events in the same transaction"),
         (name = "operations", description = "Metrics and this document"),
     )

@@ -180,11 +180,11 @@ pub fn transition(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Res
 }
 
 /// What `If-Match` is, on every update.
-const IF_MATCH_DESCRIPTION: &str = "Required: the `ETag` of the version the change was made from (`\"3\"`), or a \
+pub(crate) const IF_MATCH_DESCRIPTION: &str = "Required: the `ETag` of the version the change was made from (`\"3\"`), or a \
     comma-separated list of them. Missing or `*` is a 428; a version that is not the current one a 412";
 
 /// What `x-correlation-id` is, on every mutation.
-const CORRELATION_DESCRIPTION: &str = "Groups the events of one flow: every event the request appends carries it \
+pub(crate) const CORRELATION_DESCRIPTION: &str = "Groups the events of one flow: every event the request appends carries it \
     (generated, UUID v7, when absent; echoed on the answer). 1 to 128 characters of `A-Z a-z 0-9 . _ : -`";
 
 async fn get_soul(
