@@ -3,6 +3,7 @@
 //! This library holds what they share beyond what every crate's tests share
 //! (`xentri_test_support`, re-exported here): the built binaries and reading
 //! a stream's consumer groups;
+//! [`stack`] runs the api and the worker in this process for the flow tests,
 //! [`processes`] runs the built binaries on a database of their own,
 //! [`services`] runs PostgreSQL and Redis servers a test may stop, [`load`]
 //! posts through the api as clients do, and [`drills`] are the recovery
@@ -16,6 +17,7 @@ pub mod drills;
 pub mod load;
 pub mod processes;
 pub mod services;
+pub mod stack;
 
 use std::path::PathBuf;
 
