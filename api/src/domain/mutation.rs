@@ -25,6 +25,23 @@ use crate::idempotency::{self, StoredResponse};
 use crate::problem::ApiError;
 use crate::state::AppState;
 
+/// What a domain mutation answered, for the routes to send.
+#[derive(Debug)]
+pub enum Answer {
+    /// Done now.
+    Done {
+        /// 201 or 200.
+        status: StatusCode,
+        /// The changed resource's version, for the `ETag`; none when the
+        /// answer is not one resource (an import).
+        version: Option<i64>,
+        /// The answer's body, as stored under the key.
+        body: String,
+    },
+    /// The idempotency key's stored answer.
+    Replayed(StoredResponse),
+}
+
 /// How many times a claim is tried: a second pass only when the key's answer
 /// expired between the claim and its read-back.
 const ATTEMPTS: usize = 2;

@@ -28,10 +28,9 @@ use uuid::Uuid;
 
 use self::machine::{LeadStatus, NotAllowed};
 use self::store::{Lead, NewLead};
-use crate::domain::mutation::{Begun, Mutation};
+use crate::domain::mutation::{Answer, Begun, Mutation};
 use crate::domain::precondition;
 use crate::domain::request::Mutating;
-use crate::idempotency::StoredResponse;
 use crate::problem::{AllowedTransitions, ApiError, Problem, ProblemKind};
 use crate::state::AppState;
 
@@ -58,22 +57,6 @@ pub enum Change {
         /// Why, for the record.
         reason: Option<String>,
     },
-}
-
-/// What a mutation answered.
-#[derive(Debug)]
-pub enum Answer {
-    /// Done now.
-    Done {
-        /// 201 or 200.
-        status: StatusCode,
-        /// The lead's version, for the `ETag`; none for an import.
-        version: Option<i64>,
-        /// The answer's body, as stored under the key.
-        body: String,
-    },
-    /// The idempotency key's stored answer.
-    Replayed(StoredResponse),
 }
 
 /// Creates one lead, `new`.

@@ -16,6 +16,9 @@ use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
+use crate::domain::mutation::Answer;
+use crate::domain::precondition;
+use crate::domain::request::CORRELATION_HEADER;
 use crate::edge::RequestContext;
 use crate::idempotency::{self, StoredResponse};
 use crate::problem;
@@ -130,6 +133,34 @@ pub(crate) fn replay(stored: StoredResponse) -> Response {
     let mut response = json_response(status, stored.body);
     response.headers_mut().insert(idempotency::REPLAYED_HEADER, HeaderValue::from_static("true"));
     response
+}
+
+/// A domain mutation's answer: with its resource's `ETag` when it has a
+/// version, and the request's correlation id; a replay as stored, with the
+/// `ETag` of the version it answered.
+pub(crate) fn answer(answer: Answer, correlation_id: &str) -> Response {
+    let (mut response, version) = match answer {
+        Answer::Done { status, version, body } => (json_response(status, body), version),
+        Answer::Replayed(stored) => {
+            let version =
+                serde_json::from_str::<serde_json::Value>(&stored.body).ok().and_then(|body| body["version"].as_i64());
+            (replay(stored), version)
+        }
+    };
+    if let Some(version) = version {
+        set_etag(&mut response, version);
+    }
+    if let Ok(value) = HeaderValue::from_str(correlation_id) {
+        response.headers_mut().insert(CORRELATION_HEADER, value);
+    }
+    response
+}
+
+/// Sets the `ETag` of `version`.
+pub(crate) fn set_etag(response: &mut Response, version: i64) {
+    if let Ok(value) = HeaderValue::from_str(&precondition::etag(version)) {
+        response.headers_mut().insert(http::header::ETAG, value);
+    }
 }
 
 /// Hands `state` to a handler.

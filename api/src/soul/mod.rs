@@ -28,10 +28,9 @@ use uuid::Uuid;
 use self::cache::Cached;
 use self::machine::{Action, Caller, Refusal, SoulState, Step};
 use self::store::{Sections, Soul};
-use crate::domain::mutation::{Begun, Mutation};
+use crate::domain::mutation::{Answer, Begun, Mutation};
 use crate::domain::precondition;
 use crate::domain::request::Mutating;
-use crate::idempotency::StoredResponse;
 use crate::problem::{AllowedTransitions, ApiError, FieldError, Problem, ProblemKind};
 use crate::state::AppState;
 
@@ -46,22 +45,6 @@ pub struct Change {
     pub sections: Option<Sections>,
     /// Why, for the record (transitions only).
     pub reason: Option<String>,
-}
-
-/// What a mutation answered.
-#[derive(Debug)]
-pub enum Answer {
-    /// Done now.
-    Done {
-        /// 201 or 200.
-        status: StatusCode,
-        /// The Soul after the change.
-        soul: Soul,
-        /// The answer's body (the Soul as JSON), as stored under the key.
-        body: String,
-    },
-    /// The idempotency key's stored answer.
-    Replayed(StoredResponse),
 }
 
 /// Creates the org's Soul, `initiated`; 409 when it has one.
@@ -170,7 +153,7 @@ async fn finish(state: &AppState, mutation: Mutation, status: StatusCode, soul: 
     };
     mutation.commit(state, status, &body).await?;
     cache::store(state, soul.org_id, soul.version, &body).await;
-    Ok(Answer::Done { status, soul, body })
+    Ok(Answer::Done { status, version: Some(soul.version), body })
 }
 
 /// The content after `step`: an answer adds or replaces its sections, a draft

@@ -7,7 +7,7 @@ pub mod request;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, StatusCode};
+use http::{HeaderMap, StatusCode};
 use uuid::Uuid;
 use warp::Filter;
 use warp::filters::BoxedFilter;
@@ -17,14 +17,14 @@ use self::request::{LeadImportBody, LeadPatchBody, LeadTransitionBody, ListParam
 use super::events::request::require_json;
 use super::events::{IDEMPOTENCY_DESCRIPTION, ORG_DESCRIPTION};
 use super::soul::{CORRELATION_DESCRIPTION, IF_MATCH_DESCRIPTION};
-use super::{context, json_response, replay, with_state};
+use super::{answer, context, json_response, set_etag, with_state};
 use crate::auth::{Authenticator, Principal, authenticated};
 use crate::domain::precondition;
-use crate::domain::request::{CORRELATION_HEADER, Mutating};
+use crate::domain::request::Mutating;
 use crate::edge::RequestContext;
 use crate::leads::list::LeadPage;
 use crate::leads::store::Lead;
-use crate::leads::{self, Answer, Change};
+use crate::leads::{self, Change};
 use crate::problem::{ApiError, ProblemDocument, respond};
 use crate::state::AppState;
 
@@ -353,30 +353,4 @@ async fn post_transition(
     let correlation_id = request.correlation_id.clone();
     let answered = leads::change(&state, request, lead_id, if_match, Change::Transition { to, reason }).await?;
     Ok(answer(answered, &correlation_id))
-}
-
-/// A mutation's answer with the lead's `ETag` (none for an import) and the
-/// correlation id; a replay as stored, with the `ETag` of the version it answered.
-fn answer(answer: Answer, correlation_id: &str) -> Response {
-    let (mut response, version) = match answer {
-        Answer::Done { status, version, body } => (json_response(status, body), version),
-        Answer::Replayed(stored) => {
-            let version =
-                serde_json::from_str::<serde_json::Value>(&stored.body).ok().and_then(|body| body["version"].as_i64());
-            (replay(stored), version)
-        }
-    };
-    if let Some(version) = version {
-        set_etag(&mut response, version);
-    }
-    if let Ok(value) = HeaderValue::from_str(correlation_id) {
-        response.headers_mut().insert(CORRELATION_HEADER, value);
-    }
-    response
-}
-
-fn set_etag(response: &mut Response, version: i64) {
-    if let Ok(value) = HeaderValue::from_str(&precondition::etag(version)) {
-        response.headers_mut().insert(http::header::ETAG, value);
-    }
 }

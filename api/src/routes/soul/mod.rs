@@ -7,22 +7,22 @@ pub mod request;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, StatusCode};
+use http::{HeaderMap, StatusCode};
 use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
 use self::request::{ContentBody, CreateBody, TransitionBody, parse_content, parse_create, parse_transition};
 use super::events::request::require_json;
-use super::{context, json_response, replay, with_state};
+use super::{answer, context, json_response, set_etag, with_state};
 use crate::auth::{Authenticator, Principal, authenticated};
 use crate::domain::precondition;
-use crate::domain::request::{CORRELATION_HEADER, Mutating};
+use crate::domain::request::Mutating;
 use crate::edge::RequestContext;
 use crate::problem::{ApiError, Problem, ProblemDocument, ProblemKind, respond};
 use crate::soul::machine::Action;
 use crate::soul::store::Soul;
-use crate::soul::{self, Answer, Change};
+use crate::soul::{self, Change};
 use crate::state::AppState;
 
 /// The four routes.
@@ -258,30 +258,4 @@ async fn post_transition(
     let correlation_id = request.correlation_id.clone();
     let change = Change { if_match, action: Action::To(to), sections, reason };
     Ok(answer(soul::change(&state, request, change).await?, &correlation_id))
-}
-
-/// A mutation's answer: the Soul with its `ETag` and the correlation id; a
-/// replay as stored, with the `ETag` of the version it answered.
-fn answer(answer: Answer, correlation_id: &str) -> Response {
-    let (mut response, version) = match answer {
-        Answer::Done { status, soul, body } => (json_response(status, body), Some(soul.version)),
-        Answer::Replayed(stored) => {
-            let version =
-                serde_json::from_str::<serde_json::Value>(&stored.body).ok().and_then(|body| body["version"].as_i64());
-            (replay(stored), version)
-        }
-    };
-    if let Some(version) = version {
-        set_etag(&mut response, version);
-    }
-    if let Ok(value) = HeaderValue::from_str(correlation_id) {
-        response.headers_mut().insert(CORRELATION_HEADER, value);
-    }
-    response
-}
-
-fn set_etag(response: &mut Response, version: i64) {
-    if let Ok(value) = HeaderValue::from_str(&precondition::etag(version)) {
-        response.headers_mut().insert(http::header::ETAG, value);
-    }
 }
