@@ -84,6 +84,8 @@ async fn main() -> ExitCode {
         }
     };
     xentri_core::telemetry::init(&settings.telemetry);
+    #[cfg(feature = "jemalloc")]
+    xentri_core::metrics::report_heap(xentri_core::metrics::jemalloc_heap);
     let outcome = match cli.command.unwrap_or(Command::Serve) {
         Command::DevToken { org, sub, ttl } => return dev_token(&settings, org, &sub, ttl),
         Command::OrgId { org } => return org_id(&org),

@@ -35,6 +35,75 @@ pub struct Metrics {
 
 static INSTALLED: OnceLock<Metrics> = OnceLock::new();
 
+/// The allocator's view of the heap, in bytes: what tells memory the program
+/// holds (`allocated`) from memory the allocator keeps for reuse (`resident`
+/// minus it), which RSS alone cannot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Heap {
+    /// Live allocations.
+    pub allocated: usize,
+    /// Pages holding live allocations: `allocated` plus fragmentation.
+    pub active: usize,
+    /// The allocator's pages in physical memory, metadata included: its part of RSS.
+    pub resident: usize,
+    /// Virtual memory the allocator keeps mapped after returning its pages.
+    pub retained: usize,
+    /// The allocator's own bookkeeping.
+    pub metadata: usize,
+}
+
+/// How this process reads its heap, set by the binary that chose the allocator.
+static HEAP: OnceLock<fn() -> Option<Heap>> = OnceLock::new();
+
+/// Renders the heap read by `read` with every scrape, as `heap_*_bytes`
+/// gauges. For the binary that sets the global allocator; the first call wins.
+pub fn report_heap(read: fn() -> Option<Heap>) {
+    let _ = HEAP.set(read);
+}
+
+/// jemalloc's counters, refreshed on every call; `None` when jemalloc cannot
+/// give them. Meaningful only in a process whose global allocator is jemalloc.
+#[cfg(feature = "jemalloc")]
+pub fn jemalloc_heap() -> Option<Heap> {
+    use tikv_jemalloc_ctl::{epoch, stats};
+    // The counters are cached per epoch: advancing it refreshes them.
+    epoch::advance().ok()?;
+    Some(Heap {
+        allocated: stats::allocated::read().ok()?,
+        active: stats::active::read().ok()?,
+        resident: stats::resident::read().ok()?,
+        retained: stats::retained::read().ok()?,
+        metadata: stats::metadata::read().ok()?,
+    })
+}
+
+/// Sets the `heap_*_bytes` gauges from the reader the binary reported, if any.
+fn record_heap() {
+    let Some(heap) = HEAP.get().and_then(|read| read()) else { return };
+    // Precision is lost above 2^53 bytes only.
+    #[allow(clippy::cast_precision_loss)]
+    let bytes = |n: usize| n as f64;
+    metrics::gauge!("heap_allocated_bytes").set(bytes(heap.allocated));
+    metrics::gauge!("heap_active_bytes").set(bytes(heap.active));
+    metrics::gauge!("heap_resident_bytes").set(bytes(heap.resident));
+    metrics::gauge!("heap_retained_bytes").set(bytes(heap.retained));
+    metrics::gauge!("heap_metadata_bytes").set(bytes(heap.metadata));
+}
+
+/// Help texts of the heap gauges.
+fn describe_heap() {
+    use metrics::{Unit, describe_gauge};
+    describe_gauge!("heap_allocated_bytes", Unit::Bytes, "Bytes in live allocations (the allocator's count).");
+    describe_gauge!("heap_active_bytes", Unit::Bytes, "Bytes in pages that hold live allocations.");
+    describe_gauge!(
+        "heap_resident_bytes",
+        Unit::Bytes,
+        "Bytes of the allocator's pages in physical memory, free pages it keeps for reuse included."
+    );
+    describe_gauge!("heap_retained_bytes", Unit::Bytes, "Virtual memory the allocator keeps mapped after returning its pages.");
+    describe_gauge!("heap_metadata_bytes", Unit::Bytes, "Bytes of the allocator's own bookkeeping.");
+}
+
 impl Metrics {
     /// Installs the global recorder the first time; later calls (several
     /// applications in one test process) share it.
@@ -72,6 +141,7 @@ impl Metrics {
                 });
                 let process = metrics_process::Collector::default();
                 process.describe();
+                describe_heap();
                 Metrics { handle, process: Arc::new(process), started: Instant::now() }
             })
             .clone()
@@ -80,8 +150,56 @@ impl Metrics {
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         self.process.collect();
+        record_heap();
         metrics::gauge!("process_uptime_seconds").set(self.started.elapsed().as_secs_f64());
         self.handle.run_upkeep();
         self.handle.render()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reported_heap_is_rendered_with_every_scrape() {
+        fn read() -> Option<Heap> {
+            Some(Heap { allocated: 1_234_567, active: 2_000_000, resident: 3_000_000, retained: 4_000_000, metadata: 56_789 })
+        }
+        let metrics = Metrics::install();
+        report_heap(read);
+        let text = metrics.render();
+        for line in [
+            "heap_allocated_bytes 1234567",
+            "heap_active_bytes 2000000",
+            "heap_resident_bytes 3000000",
+            "heap_retained_bytes 4000000",
+            "heap_metadata_bytes 56789",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line:?} in:\n{text}");
+        }
+    }
+
+    #[cfg(feature = "jemalloc")]
+    #[test]
+    fn jemalloc_gives_counters_that_nest() {
+        let heap = jemalloc_heap();
+        let Some(heap) = heap else { panic!("jemalloc gave no counters") };
+        assert!(heap.allocated <= heap.active, "{heap:?}");
+        assert!(heap.active <= heap.resident, "{heap:?}");
+        assert!(heap.metadata > 0, "{heap:?}");
+    }
+
+    /// `.cargo/config.toml` compiles the allocator's defaults in: one arena,
+    /// freed pages returned within a second.
+    #[cfg(feature = "jemalloc")]
+    #[test]
+    fn jemalloc_runs_with_the_compiled_in_defaults() {
+        use tikv_jemalloc_ctl::{config, opt};
+        let conf = config::malloc_conf::read().unwrap_or_default().trim_end_matches('\0');
+        for option in ["narenas:1", "dirty_decay_ms:1000"] {
+            assert!(conf.split(',').any(|o| o == option), "{option} is missing from {conf:?}");
+        }
+        assert_eq!(opt::narenas::read().ok(), Some(1));
     }
 }

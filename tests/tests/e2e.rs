@@ -69,6 +69,26 @@ async fn sigterm_stops_the_api_gracefully_with_exit_0() {
     assert!(lines.iter().any(|l| l.contains("api stopped")), "{lines:#?}");
 }
 
+/// The built binary runs on jemalloc and reports its counters: live bytes,
+/// within what it holds, within what is mapped.
+#[tokio::test]
+async fn the_api_reports_its_heap_on_metrics() {
+    let (mut child, address, _logs) = start_api();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let text = reqwest::get(format!("http://{address}/api/v1/metrics")).await.expect("metrics").text().await.expect("body");
+    let _ = child.kill();
+    let _ = child.wait();
+    let gauge = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
+    };
+    let (allocated, active, resident) =
+        (gauge("heap_allocated_bytes"), gauge("heap_active_bytes"), gauge("heap_resident_bytes"));
+    assert!(allocated > 0.0, "{allocated}");
+    assert!(allocated <= active && active <= resident, "allocated {allocated}, active {active}, resident {resident}");
+}
+
 #[test]
 fn an_invalid_setting_stops_start_up_with_one_line() {
     let output = api().env("XENTRI_API__PORT", "eighty").output().expect("runs");

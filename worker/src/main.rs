@@ -34,6 +34,8 @@ async fn main() -> ExitCode {
         }
     };
     xentri_core::telemetry::init(&settings.telemetry);
+    #[cfg(feature = "jemalloc")]
+    xentri_core::metrics::report_heap(xentri_core::metrics::jemalloc_heap);
     let worker = match Worker::build(settings, Vec::new()).await {
         Ok(worker) => worker,
         Err(error) => {
