@@ -117,6 +117,12 @@ soak_rss_row() {
     if [ -n "$growth" ]; then
         fig="start $(num "$start") MiB, after warm-up $(num "$warm") MiB, end $(num "$end") MiB; growth **$(num "$growth" 2) MiB/h** ± $(num "$error" 2) (least squares over $after samples after the warm-up, ± its standard error; samples scatter $(num "$scatter" 2) MiB around the line); through each minute's lowest sample $(num "${floor:-0}" 2) MiB/h"
         [ "$name" != api ] || fig+="; api sockets open $(soak_field api_sockets.min)-$(soak_field api_sockets.max)"
+        # The allocator's own counts (diagnostic): live bytes that grow are a
+        # leak; resident bytes that grow over flat live bytes are kept for reuse.
+        local live resident
+        live=$(soak_field "${name}_heap_allocated.growth_mib_h")
+        resident=$(soak_field "${name}_heap_resident.growth_mib_h")
+        [ -z "$live" ] || fig+="; allocator: live $(num "$(soak_field "${name}_heap_allocated.warm_mib")") → $(num "$(soak_field "${name}_heap_allocated.end_mib")") MiB, growth $(num "$live" 2) ± $(num "$(soak_field "${name}_heap_allocated.growth_standard_error_mib_h")" 2) MiB/h; resident $(num "$(soak_field "${name}_heap_resident.warm_mib")") → $(num "$(soak_field "${name}_heap_resident.end_mib")") MiB, growth $(num "${resident:-0}" 2) MiB/h"
         verdict=$(le "$growth" "$SOAK_MAX_GROWTH_MIB_H" && echo PASS || echo FAIL)
     else
         fig="no growth figure (${after:-0} samples after the warm-up)"
@@ -286,6 +292,7 @@ bench_soak() {
         --url "http://127.0.0.1:$api_port" --api-pid "$soak_api_pid" --worker-pid "$soak_worker_pid" \
         --rate "$SOAK_RATE" --seconds "$SOAK_SECONDS" --orgs "$SOAK_ORGS" --in-flight "$SOAK_IN_FLIGHT" \
         --drain-seconds "$SOAK_DRAIN_SECONDS" --rss-out "$SOAK_DIR/rss.tsv" \
+        --api-metrics "http://127.0.0.1:$api_port/api/v1/metrics" --worker-metrics "http://127.0.0.1:$worker_port/metrics" \
         >"$SOAK_DIR/soak.json" 2>"$SOAK_DIR/soak.log" || rc=$?
     stop_sampler soak
     if [ -n "$soak_vacuum_pid" ]; then

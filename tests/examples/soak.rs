@@ -6,6 +6,7 @@
 //! soak --url http://127.0.0.1:18080 --api-pid P --worker-pid P
 //!      [--rate 2000] [--seconds 600] [--orgs 20] [--in-flight 512]
 //!      [--drain-seconds 120] [--rss-out FILE]
+//!      [--api-metrics URL] [--worker-metrics URL]
 //! ```
 //!
 //! - **Load**: `POST /api/v1/events` on a fixed schedule (open loop: request
@@ -27,6 +28,10 @@
 //!   leak raises every sample; memory held while a spike lasts raises only
 //!   some), and the api's open sockets at each sample (each keep-alive
 //!   connection holds its buffers: after a stall the client has opened more).
+//!   With `--api-metrics`/`--worker-metrics` (their /metrics URLs), the
+//!   allocator's live and resident bytes at each sample and their slopes too:
+//!   live bytes that grow are a leak; resident bytes that grow while live
+//!   bytes stay flat are memory the allocator keeps for reuse.
 //! - **Completeness**: after sending, waits (at most `--drain-seconds`) for an
 //!   empty outbox and an `event_counts` record of every event answered 201;
 //!   counts the records written while sending, and per minute, to tell the
@@ -85,22 +90,71 @@ fn sockets(pid: u32) -> Option<u64> {
     )
 }
 
-/// One RSS sample: seconds since the start of sending, KiB of the api and the
-/// worker, and the api's open sockets.
-type RssSample = (f64, Option<u64>, Option<u64>, Option<u64>);
+/// One memory sample of a process.
+#[derive(Clone, Copy, Default)]
+struct Memory {
+    /// VmRSS, KiB.
+    rss_kib: Option<u64>,
+    /// The allocator's live bytes (`heap_allocated_bytes` on its /metrics), KiB.
+    allocated_kib: Option<u64>,
+    /// The allocator's resident bytes (`heap_resident_bytes`), KiB.
+    resident_kib: Option<u64>,
+}
+
+/// One sample of both processes, at seconds since the start of sending.
+#[derive(Clone, Copy)]
+struct Sample {
+    at: f64,
+    api: Memory,
+    worker: Memory,
+    /// The api's open sockets.
+    api_sockets: Option<u64>,
+}
+
+/// A process to sample: its pid and, if given, its /metrics URL.
+struct Watched {
+    pid: u32,
+    metrics: Option<String>,
+}
+
+/// The value of the unlabelled gauge `name` in a Prometheus text exposition.
+fn gauge(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// The memory of `process` now: RSS from /proc, the heap gauges from its /metrics.
+async fn memory(client: &reqwest::Client, process: &Watched) -> Memory {
+    let text = match &process.metrics {
+        Some(url) => match client.get(url).send().await {
+            Ok(answer) => answer.text().await.ok(),
+            Err(_) => None,
+        },
+        None => None,
+    };
+    let kib = |name: &str| text.as_deref().and_then(|t| gauge(t, name)).map(|bytes| (bytes / 1024.0) as u64);
+    Memory {
+        rss_kib: rss_kib(process.pid),
+        allocated_kib: kib("heap_allocated_bytes"),
+        resident_kib: kib("heap_resident_bytes"),
+    }
+}
 
 /// Samples both processes every [`RSS_EVERY`] and once more when `stop` fires, writing each
 /// sample to `out` (tab-separated) as it goes.
-async fn sample_rss(
-    pids: (u32, u32),
+async fn sample_memory(
+    watched: (Watched, Watched),
     started: Instant,
     mut out: Option<std::fs::File>,
     mut stop: tokio::sync::oneshot::Receiver<()>,
-) -> Vec<RssSample> {
-    let mut samples = Vec::new();
+) -> Vec<Sample> {
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap_or_else(|e| panic!("{e}"));
+    let mut samples: Vec<Sample> = Vec::new();
     let mut ticker = tokio::time::interval(RSS_EVERY);
     if let Some(out) = &mut out {
-        let _ = writeln!(out, "seconds\tapi_kib\tworker_kib\tapi_sockets");
+        let _ = writeln!(
+            out,
+            "seconds\tapi_kib\tworker_kib\tapi_sockets\tapi_heap_allocated_kib\tworker_heap_allocated_kib\tapi_heap_resident_kib\tworker_heap_resident_kib"
+        );
     }
     loop {
         // One last sample when sending ends.
@@ -110,13 +164,25 @@ async fn sample_rss(
         };
         let at = started.elapsed().as_secs_f64();
         // The stop can come just as a tick did.
-        if last && samples.last().is_some_and(|s: &RssSample| at - s.0 < 1.0) {
+        if last && samples.last().is_some_and(|s| at - s.at < 1.0) {
             return samples;
         }
-        let sample = (at, rss_kib(pids.0), rss_kib(pids.1), sockets(pids.0));
+        let (api, worker) = tokio::join!(memory(&client, &watched.0), memory(&client, &watched.1));
+        let sample = Sample { at, api, worker, api_sockets: sockets(watched.0.pid) };
         if let Some(out) = &mut out {
             let show = |v: Option<u64>| v.map_or_else(|| "gone".to_owned(), |v| v.to_string());
-            let _ = writeln!(out, "{:.1}\t{}\t{}\t{}", sample.0, show(sample.1), show(sample.2), show(sample.3));
+            let _ = writeln!(
+                out,
+                "{:.1}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                sample.at,
+                show(api.rss_kib),
+                show(worker.rss_kib),
+                show(sample.api_sockets),
+                show(api.allocated_kib),
+                show(worker.allocated_kib),
+                show(api.resident_kib),
+                show(worker.resident_kib),
+            );
         }
         samples.push(sample);
         if last {
@@ -154,14 +220,15 @@ fn minute_floors(points: &[(f64, f64)], from: f64) -> Vec<(f64, f64)> {
     floors.into_values().collect()
 }
 
-/// RSS of one process: first sample, first sample at or after the warm-up,
+/// One memory series of one process (RSS, or one of the allocator's counts):
+/// first sample, first sample at or after the warm-up,
 /// last sample (MiB), and the least-squares slope after the warm-up (MiB/hour)
 /// with its standard error and the samples' scatter around the fitted line
 /// (MiB): how finely the run can tell growth from the scatter; and the slope
 /// through each minute's lowest sample after the warm-up.
-fn rss_figures(samples: &[RssSample], warmup: f64, pick: impl Fn(&RssSample) -> Option<u64>) -> serde_json::Value {
+fn memory_figures(samples: &[Sample], warmup: f64, pick: impl Fn(&Sample) -> Option<u64>) -> serde_json::Value {
     let mib = |kib: u64| kib as f64 / 1024.0;
-    let points: Vec<(f64, f64)> = samples.iter().filter_map(|s| pick(s).map(|kib| (s.0, mib(kib)))).collect();
+    let points: Vec<(f64, f64)> = samples.iter().filter_map(|s| pick(s).map(|kib| (s.at, mib(kib)))).collect();
     let after: Vec<(f64, f64)> = points.iter().copied().filter(|(t, _)| *t >= warmup).collect();
     let fitted = slope(&after);
     let floors = minute_floors(&points, warmup);
@@ -418,16 +485,19 @@ async fn main() {
     let Some(base) = flag("--url") else {
         eprintln!(
             "usage: soak --url URL --api-pid P --worker-pid P [--rate 2000] [--seconds 600] [--orgs 20] \
-             [--in-flight 512] [--drain-seconds 120] [--rss-out FILE]"
+             [--in-flight 512] [--drain-seconds 120] [--rss-out FILE] [--api-metrics URL] [--worker-metrics URL]"
         );
         std::process::exit(2);
     };
     let url = format!("{}/api/v1/events", base.trim_end_matches('/'));
     let (rate, seconds, orgs) = (number_flag("--rate", 2000), number_flag("--seconds", 600), number_flag("--orgs", 20));
     let (in_flight, drain_seconds) = (number_flag("--in-flight", 512) as usize, number_flag("--drain-seconds", 120));
-    let pids = (number_flag("--api-pid", 0) as u32, number_flag("--worker-pid", 0) as u32);
+    let watched = (
+        Watched { pid: number_flag("--api-pid", 0) as u32, metrics: flag("--api-metrics") },
+        Watched { pid: number_flag("--worker-pid", 0) as u32, metrics: flag("--worker-metrics") },
+    );
     assert!(rate > 0 && seconds > 0 && orgs > 0 && in_flight > 0, "rate, seconds, orgs and in-flight must be ≥ 1");
-    assert!(pids.0 > 0 && pids.1 > 0, "--api-pid and --worker-pid are required");
+    assert!(watched.0.pid > 0 && watched.1.pid > 0, "--api-pid and --worker-pid are required");
     let database_url = std::env::var("DATABASE_URL").unwrap_or_else(|_| panic!("DATABASE_URL is required"));
     let db = sqlx::postgres::PgPoolOptions::new()
         .max_connections(2)
@@ -450,7 +520,7 @@ async fn main() {
     let (stop_rss, rss_stopped) = tokio::sync::oneshot::channel();
     let started = Instant::now();
     let start_us = epoch_us();
-    let rss = tokio::spawn(sample_rss(pids, started, rss_out, rss_stopped));
+    let rss = tokio::spawn(sample_memory(watched, started, rss_out, rss_stopped));
     let sending = send_all(&url, rate, seconds, &tokens, in_flight, &run, &answers).await;
     let end_us = start_us + (sending.seconds * 1e6) as i64;
     let _ = stop_rss.send(());
@@ -469,7 +539,7 @@ async fn main() {
     response_us.sort_unstable();
 
     let scheduled = rate * seconds;
-    let line = serde_json::json!({
+    let mut line = serde_json::json!({
         "scenario": "soak",
         "run": run,
         "rate": rate,
@@ -503,16 +573,24 @@ async fn main() {
         "drain_waited_seconds": waited,
         "warmup_seconds": warmup,
         "rss_every_seconds": RSS_EVERY.as_secs(),
-        "api": rss_figures(&samples, warmup, |s| s.1),
-        "worker": rss_figures(&samples, warmup, |s| s.2),
+        "api": memory_figures(&samples, warmup, |s| s.api.rss_kib),
+        "worker": memory_figures(&samples, warmup, |s| s.worker.rss_kib),
         "api_sockets": {
-            "min": samples.iter().filter(|s| s.0 >= warmup).filter_map(|s| s.3).min(),
-            "max": samples.iter().filter(|s| s.0 >= warmup).filter_map(|s| s.3).max(),
+            "min": samples.iter().filter(|s| s.at >= warmup).filter_map(|s| s.api_sockets).min(),
+            "max": samples.iter().filter(|s| s.at >= warmup).filter_map(|s| s.api_sockets).max(),
         },
         "first_minute": minute(0),
         "last_minute": minute(last_minute),
         "overall": overall,
         "minutes": minutes,
     });
+    for (name, figures) in [
+        ("api_heap_allocated", memory_figures(&samples, warmup, |s| s.api.allocated_kib)),
+        ("worker_heap_allocated", memory_figures(&samples, warmup, |s| s.worker.allocated_kib)),
+        ("api_heap_resident", memory_figures(&samples, warmup, |s| s.api.resident_kib)),
+        ("worker_heap_resident", memory_figures(&samples, warmup, |s| s.worker.resident_kib)),
+    ] {
+        line[name] = figures;
+    }
     println!("{line}");
 }
