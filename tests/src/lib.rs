@@ -6,7 +6,8 @@
 //! [`stack`] runs the api and the worker in this process for the flow tests,
 //! [`processes`] runs the built binaries on a database of their own,
 //! [`services`] runs PostgreSQL and Redis servers a test may stop, [`load`]
-//! posts through the api as clients do, and [`drills`] are the recovery
+//! posts through the api as clients do, [`openloop`] sends on a fixed
+//! schedule for the bench drivers, and [`drills`] are the recovery
 //! drills that `tests/outage.rs` and `scripts/bench outage` run.
 
 // Test support: a set-up step that fails panics with its cause, failing the
@@ -15,6 +16,7 @@
 
 pub mod drills;
 pub mod load;
+pub mod openloop;
 pub mod processes;
 pub mod services;
 pub mod stack;
