@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod notify;
 pub mod problem;
 pub mod routes;
+pub mod sites;
 pub mod soul;
 pub mod startup;
 pub mod state;

@@ -4,7 +4,7 @@
 //! | resource | key | invalidated by |
 //! |---|---|---|
 //! | Soul | `soul:{org_id}` | `xentri.soul.updated.v1` |
-//! | Site | `site:{org_id}:{site_id}` | `xentri.website.published.v1` |
+//! | Site | `site:{org_id}:{site_id}` | `xentri.website.published.v1`, `xentri.website.build_failed.v1` |
 //! | Leads | `leads:list:{org_id}` | `xentri.lead.created.v1`, `xentri.lead.updated.v1` |
 
 use uuid::Uuid;

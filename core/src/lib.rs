@@ -19,6 +19,7 @@ pub mod roles;
 pub mod scripts;
 pub mod settings;
 pub mod shutdown;
+pub mod site;
 pub mod sql;
 pub mod startup;
 pub mod store;

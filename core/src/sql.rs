@@ -39,6 +39,14 @@ macro_rules! lead_columns {
     };
 }
 
+/// The columns of a site, in the order `xentri_core::site::SiteRow` reads them.
+macro_rules! site_columns {
+    () => {
+        "id, org_id, name, state, pages, version, build_job_id, failure_reason, published_version, published_at, \
+         created_at, updated_at"
+    };
+}
+
 statements! {
     // Sessions and transactions.
 
@@ -162,6 +170,45 @@ SELECT r.rolname::text AS role,
   ORDER BY created_at DESC, id DESC
   LIMIT $5"
     );
+
+    /// Site `$1` of the org (row-level security scopes it).
+    SITE_BY_ID = concat!("SELECT ", site_columns!(), " FROM sites WHERE id = $1");
+    /// Site `$1`, locked until the transaction ends: the api's changes and
+    /// the worker's build of one site take turns.
+    SITE_BY_ID_FOR_UPDATE = concat!("SELECT ", site_columns!(), " FROM sites WHERE id = $1 FOR UPDATE");
+    /// A new site, `draft`: `$1` id, `$2` org, `$3` name, `$4` pages.
+    SITE_INSERT = concat!(
+        "INSERT INTO sites (id, org_id, name, pages) VALUES ($1, $2, $3, $4) RETURNING ",
+        site_columns!()
+    );
+    /// A user's change of site `$1` at version `$2`: name `$3`, pages `$4`,
+    /// state `$5`, build job `$6`, failure reason `$7`; the version goes up
+    /// by one. No row when the version moved meanwhile.
+    SITE_UPDATE = concat!(
+        "UPDATE sites SET name = $3, pages = $4, state = $5, build_job_id = $6, failure_reason = $7,
+        version = version + 1, updated_at = now()
+  WHERE id = $1 AND version = $2 RETURNING ",
+        site_columns!()
+    );
+    /// A build's outcome for site `$1` at version `$2`: state `$3`, failure
+    /// reason `$4`; when `$5` (it went live) the new version is the one
+    /// published. No row when the version moved meanwhile.
+    SITE_BUILD_OUTCOME = concat!(
+        "UPDATE sites SET state = $3, failure_reason = $4,
+        published_version = CASE WHEN $5 THEN version + 1 ELSE published_version END,
+        published_at = CASE WHEN $5 THEN now() ELSE published_at END,
+        version = version + 1, updated_at = now()
+  WHERE id = $1 AND version = $2 RETURNING ",
+        site_columns!()
+    );
+    /// Removes the published pages of site `$1` (a build replaces them all).
+    SITE_HTML_DELETE = "DELETE FROM site_pages_html WHERE site_id = $1";
+    /// The published pages of site `$1` of org `$2`, built from version `$3`:
+    /// slugs `$4`, documents `$5`.
+    SITE_HTML_INSERT = "INSERT INTO site_pages_html (site_id, org_id, site_version, slug, html)
+ SELECT $1, $2, $3, p.slug, p.html FROM unnest($4::text[], $5::text[]) AS p(slug, html)";
+    /// The published HTML of page `$2` of site `$1`.
+    SITE_PAGE_HTML = "SELECT html FROM site_pages_html WHERE site_id = $1 AND slug = $2";
 
     // The relay, on its own session as the relay role.
 

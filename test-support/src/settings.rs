@@ -40,13 +40,14 @@ impl TestSettings {
         self
     }
 
-    /// The built-in groups (cache invalidation, event counts, jobs) switched
+    /// The built-in groups (cache invalidation, event counts, jobs, site builds) switched
     /// off: the test runs only the handlers it brings.
     pub fn without_builtin_groups(self) -> Self {
         self.vars(&[
             ("XENTRI_WORKER__GROUPS__CACHE_INVALIDATION__ENABLED", "false"),
             ("XENTRI_WORKER__GROUPS__EVENT_COUNTS__ENABLED", "false"),
             ("XENTRI_WORKER__GROUPS__JOBS__ENABLED", "false"),
+            ("XENTRI_WORKER__GROUPS__SITE_BUILDS__ENABLED", "false"),
         ])
     }
 

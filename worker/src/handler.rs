@@ -150,11 +150,13 @@ pub trait Handler: Send + Sync + 'static {
     fn handling(&self) -> Handling<'_>;
 
     /// Called once when one of its entries is dead-lettered (for example to
-    /// mark a domain object failed). A failure is logged; it never loops.
+    /// mark a domain object failed, in a transaction of its own on `db`). A
+    /// failure is logged; it never loops.
     fn on_dead_letter<'a>(
         &'a self,
         _event: Option<&'a StoredEvent>,
         _letter: &'a DeadLetter,
+        _db: &'a sqlx::PgPool,
     ) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async { Ok(()) })
     }

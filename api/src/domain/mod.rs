@@ -1,6 +1,7 @@
-//! What every domain resource (the Soul now; Leads and Sites next) shares, one
-//! home each:
+//! What every domain resource (the Soul, Leads and Sites) shares, one home
+//! each:
 //!
+//! - [`cache`]: cache-aside of one resource's answer by version;
 //! - [`request`]: what a mutating request brings besides its body — caller,
 //!   `Idempotency-Key` and the request's hash, trace and correlation ids;
 //! - [`mutation`]: the domain transaction — the key claimed, the domain table
@@ -14,6 +15,7 @@
 //! [`crate::problem::ProblemKind::InvalidTransition`] listing what the current
 //! state allows.
 
+pub mod cache;
 pub mod mutation;
 pub mod precondition;
 pub mod request;

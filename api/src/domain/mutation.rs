@@ -62,7 +62,18 @@ pub enum Begun {
 pub struct Mutation {
     tx: OrgTx,
     request: Mutating,
-    events: Vec<NewEvent>,
+    /// The events to append at commit, in order, each with where its outbox
+    /// row aims.
+    events: Vec<(NewEvent, Target)>,
+}
+
+/// Where a queued event's outbox row aims.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    /// The events work stream: every consumer of the org's events sees it.
+    Events,
+    /// The jobs work stream: a job for a background handler (a site build).
+    Jobs,
 }
 
 impl Mutation {
@@ -117,14 +128,27 @@ impl Mutation {
     /// the request's actor, trace and correlation ids; appended at commit, in
     /// the order queued.
     pub fn emit(&mut self, event_type: &str, payload: &impl Serialize) -> Result<(), ApiError> {
+        self.queue(event_type, payload, Target::Events).map(|_| ())
+    }
+
+    /// Queues a job of `event_type` with `payload`: an event like
+    /// [`Mutation::emit`]'s whose outbox row aims at the jobs work stream, so
+    /// the job is enqueued if and only if the mutation commits. Returns the
+    /// job's event id.
+    pub fn enqueue_job(&mut self, event_type: &str, payload: &impl Serialize) -> Result<Uuid, ApiError> {
+        self.queue(event_type, payload, Target::Jobs)
+    }
+
+    fn queue(&mut self, event_type: &str, payload: &impl Serialize, target: Target) -> Result<Uuid, ApiError> {
         let event_type = EventType::parse(event_type).map_err(|e| ApiError::Internal(anyhow::anyhow!(e.message)))?;
         let payload = serde_json::value::to_raw_value(payload).map_err(|e| ApiError::Internal(e.into()))?;
         if !payload.get().starts_with('{') {
             return Err(ApiError::Internal(anyhow::anyhow!("an event payload must be a JSON object")));
         }
         let request = &self.request;
-        self.events.push(NewEvent {
-            id: Uuid::now_v7(),
+        let id = Uuid::now_v7();
+        let event = NewEvent {
+            id,
             org_id: request.org_id(),
             event_type,
             payload,
@@ -134,8 +158,9 @@ impl Mutation {
             causation_id: None,
             // PostgreSQL keeps microseconds: an answer must equal what a read returns.
             occurred_at: Utc::now().trunc_subsecs(6),
-        });
-        Ok(())
+        };
+        self.events.push((event, target));
+        Ok(id)
     }
 
     /// Rolls the transaction back now: nothing of it stays, and the key is free.
@@ -174,12 +199,20 @@ impl Mutation {
     async fn write(&mut self, state: &AppState, status: StatusCode, body: &str) -> Result<Vec<StoredEvent>, ApiError> {
         let events = std::mem::take(&mut self.events);
         let mut stored = Vec::with_capacity(events.len());
-        if !events.is_empty() {
-            let records: Vec<_> = events.iter().map(|event| event.record(None)).collect();
-            let stream = &state.settings.streams.events.work;
-            let ttl = state.settings.idempotency.ttl_secs as f64;
+        let ttl = state.settings.idempotency.ttl_secs as f64;
+        // One append per run of events aimed at one stream, in queue order.
+        let runs: Vec<(Target, usize)> =
+            events.chunk_by(|(_, a), (_, b)| a == b).map(|run| (run[0].1, run.len())).collect();
+        let mut events = events.into_iter();
+        for (target, len) in runs {
+            let run: Vec<NewEvent> = events.by_ref().take(len).map(|(event, _)| event).collect();
+            let stream = match target {
+                Target::Events => &state.settings.streams.events.work,
+                Target::Jobs => &state.settings.streams.jobs.work,
+            };
+            let records: Vec<_> = run.iter().map(|event| event.record(None)).collect();
             let outcomes = self.tx.append_events(stream, ttl, &records).await?;
-            for (event, outcome) in events.into_iter().zip(outcomes) {
+            for (event, outcome) in run.into_iter().zip(outcomes) {
                 match outcome {
                     AppendOutcome::Appended(seq) => stored.push(event.stored(seq)),
                     // Items without a key are always written.

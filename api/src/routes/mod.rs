@@ -9,6 +9,7 @@ pub mod health;
 pub mod leads;
 pub mod metrics;
 pub mod openapi;
+pub mod sites;
 pub mod soul;
 
 use http::{HeaderValue, Method, StatusCode};
@@ -52,6 +53,11 @@ pub const ROUTES: &[Route] = &[
     Route { method: "PATCH", template: "/api/v1/sales/leads/{id}" },
     Route { method: "POST", template: "/api/v1/sales/leads/{id}/transitions" },
     Route { method: "POST", template: "/api/v1/sales/leads:import" },
+    Route { method: "POST", template: "/api/v1/marketing/sites" },
+    Route { method: "GET", template: "/api/v1/marketing/sites/{id}" },
+    Route { method: "PATCH", template: "/api/v1/marketing/sites/{id}" },
+    Route { method: "POST", template: "/api/v1/marketing/sites/{id}/transitions" },
+    Route { method: "GET", template: "/api/v1/marketing/sites/{id}/html/{page}" },
 ];
 
 /// The bulk routes: their bodies may be up to `api.bulk_body_limit_bytes`
@@ -104,6 +110,8 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .or(soul::routes(state.clone(), state.auth.clone()))
         .unify()
         .or(leads::routes(state.clone(), state.auth.clone()))
+        .unify()
+        .or(sites::routes(state.clone(), state.auth.clone()))
         .unify()
         .recover(problem::recover)
         .unify()
@@ -196,6 +204,10 @@ mod tests {
         assert_eq!(methods("/api/v1/sales/leads/{id}"), ["GET", "PATCH"]);
         assert_eq!(methods("/api/v1/sales/leads/{id}/transitions"), ["POST"]);
         assert_eq!(methods("/api/v1/sales/leads:import"), ["POST"]);
+        assert_eq!(methods("/api/v1/marketing/sites"), ["POST"]);
+        assert_eq!(methods("/api/v1/marketing/sites/{id}"), ["GET", "PATCH"]);
+        assert_eq!(methods("/api/v1/marketing/sites/{id}/transitions"), ["POST"]);
+        assert_eq!(methods("/api/v1/marketing/sites/{id}/html/{page}"), ["GET"]);
         assert_eq!(methods("/health"), ["GET"]);
         assert!(methods("unmatched").is_empty());
         assert!(ROUTES.iter().all(|route| methods(route.template).contains(&route.method)));

@@ -21,6 +21,7 @@ mod resilience;
 mod rls;
 mod roles;
 mod shutdown;
+mod sites;
 mod slow_clients;
 mod soul;
 mod sql;

@@ -26,6 +26,8 @@ async fn apply_to_empty_then_again(pool: PgPool) {
             "leads",
             "outbox",
             "processed_events",
+            "site_pages_html",
+            "sites",
             "souls",
             "system_events"
         ]

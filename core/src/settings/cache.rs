@@ -19,6 +19,9 @@ pub struct CacheSettings {
     /// (`leads:list:{org_id}`) lives, in seconds: the longest the list can lag
     /// behind a change whose invalidation was lost.
     pub leads_list_ttl_secs: u64,
+    /// How long a cached site (`site:{org_id}:{site_id}`) lives, in seconds:
+    /// the longest a read can lag behind a build whose invalidation was lost.
+    pub site_ttl_secs: u64,
 }
 
 impl CacheSettings {
@@ -30,5 +33,10 @@ impl CacheSettings {
     /// The leads list's time to live as a duration.
     pub fn leads_list_ttl(&self) -> Duration {
         Duration::from_secs(self.leads_list_ttl_secs)
+    }
+
+    /// A site's time to live as a duration.
+    pub fn site_ttl(&self) -> Duration {
+        Duration::from_secs(self.site_ttl_secs)
     }
 }

@@ -254,6 +254,9 @@ impl Settings {
         if self.cache.leads_list_ttl_secs == 0 {
             return Err(invalid("cache.leads_list_ttl_secs", "must be at least 1"));
         }
+        if self.cache.site_ttl_secs == 0 {
+            return Err(invalid("cache.site_ttl_secs", "must be at least 1"));
+        }
         if self.api.body_limit_bytes == 0 {
             return Err(invalid("api.body_limit_bytes", "must be at least 1"));
         }

@@ -53,6 +53,11 @@ pub struct WorkerSettings {
     /// every start, to show that the supervisor gives it up.
     #[serde(default)]
     pub panic_at: Option<String>,
+    /// Test hook, 0 in every shipped profile: the first n site builds this
+    /// process runs fail transiently, to show a build's retries, its dead
+    /// letter and its replay.
+    #[serde(default)]
+    pub test_failing_site_builds: u32,
 }
 
 /// `[worker.retry]`: exponential backoff with jitter.

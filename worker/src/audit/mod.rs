@@ -68,14 +68,17 @@ type IdSet = HashSet<Uuid>;
 /// The stream family an event is published to.
 ///
 /// The outbox row names the stream only until the relay deletes it, so the
-/// audit derives it from who appended the event. Today [`crate::jobs::enqueue`]
-/// is the only producer of the jobs stream (events of [`PLATFORM_ORG`] by
-/// [`JOB_ACTOR`]), and every other event is appended through the api, to the
-/// events stream. **This must change when a new producer of a stream appears**
-/// (another job source, the sync family, a second stream for api events):
-/// otherwise the audit looks for its events on the wrong stream.
-pub fn routed_to(org_id: Uuid, actor: &str) -> Family {
-    if org_id == PLATFORM_ORG && actor == JOB_ACTOR { Family::Jobs } else { Family::Events }
+/// audit derives it from who appended the event and its type. The jobs
+/// stream has two producers: [`crate::jobs::enqueue`] (events of
+/// [`PLATFORM_ORG`] by [`JOB_ACTOR`]) and the api's transition of a site to
+/// `publishing`, whose site.build job is an org's event of type
+/// [`xentri_core::site::BUILD_REQUESTED`]. Every other event is appended to
+/// the events stream. **This must change when a new producer of a stream
+/// appears** (another job source, the sync family, a second stream for api
+/// events): otherwise the audit looks for its events on the wrong stream.
+pub fn routed_to(org_id: Uuid, actor: &str, event_type: &str) -> Family {
+    let platform_job = org_id == PLATFORM_ORG && actor == JOB_ACTOR;
+    if platform_job || event_type == xentri_core::site::BUILD_REQUESTED { Family::Jobs } else { Family::Events }
 }
 
 /// Where the audited range starts.
@@ -321,7 +324,7 @@ pub async fn audit(sources: &Sources, handler: &dyn Handler, since: Since, limit
             .into_iter()
             .filter(|row| handler.accepts(&row.event_type))
             .filter_map(|row| {
-                let stream = &sources.settings.streams.family(routed_to(row.org_id, &row.actor)).work;
+                let stream = &sources.settings.streams.family(routed_to(row.org_id, &row.actor, &row.event_type)).work;
                 stream_names.contains(stream).then(|| (row, stream.clone()))
             })
             .collect();
@@ -387,10 +390,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn jobs_of_the_platform_org_go_to_the_jobs_stream_and_everything_else_to_events() {
-        assert_eq!(routed_to(PLATFORM_ORG, JOB_ACTOR), Family::Jobs);
-        assert_eq!(routed_to(PLATFORM_ORG, "user:u"), Family::Events);
-        assert_eq!(routed_to(Uuid::now_v7(), JOB_ACTOR), Family::Events);
-        assert_eq!(routed_to(Uuid::now_v7(), "user:u"), Family::Events);
+    fn jobs_go_to_the_jobs_stream_and_everything_else_to_events() {
+        let other = "xentri.soul.updated.v1";
+        assert_eq!(routed_to(PLATFORM_ORG, JOB_ACTOR, other), Family::Jobs);
+        assert_eq!(routed_to(PLATFORM_ORG, "user:u", other), Family::Events);
+        assert_eq!(routed_to(Uuid::now_v7(), JOB_ACTOR, other), Family::Events);
+        assert_eq!(routed_to(Uuid::now_v7(), "user:u", other), Family::Events);
+        let build = xentri_core::site::BUILD_REQUESTED;
+        assert_eq!(routed_to(Uuid::now_v7(), "user:u", build), Family::Jobs, "a site build is a job");
     }
 }

@@ -74,7 +74,11 @@ pub async fn republish(
         let mut pipe = redis::pipe();
         pipe.ignore_errors();
         for event in &events {
-            let stream = &sources.settings.streams.family(routed_to(event.org_id, event.actor.as_str())).work;
+            let stream = &sources
+                .settings
+                .streams
+                .family(routed_to(event.org_id, event.actor.as_str(), event.event_type.as_str()))
+                .work;
             // No MAXLEN: trimming is the trimmer's, which never drops unread entries.
             let mut xadd = redis::cmd("XADD");
             xadd.arg(sources.keys.key(stream)).arg("*");

@@ -3,11 +3,13 @@
 //! | key | invalidated by |
 //! |---|---|
 //! | `soul:{org_id}` | `xentri.soul.updated.v1` |
-//! | `site:{org_id}:{site_id}` | `xentri.website.published.v1` (`payload.site_id`) |
+//! | `site:{org_id}:{site_id}` | `xentri.website.published.v1`, `xentri.website.build_failed.v1` (`payload.site_id`) |
 //! | `leads:list:{org_id}` | `xentri.lead.created.v1`, `xentri.lead.updated.v1` |
 //!
 //! The names come from `xentri_core::cache_keys`, as the api fills them, under the
-//! same `redis.key_prefix`.
+//! same `redis.key_prefix`. A site's key goes on both of its build's outcomes:
+//! the api writes the versions of the changes it makes, the build's are the
+//! worker's (a failed build must not leave a cached `publishing` behind).
 
 use xentri_core::{Settings, StoredEvent, cache_keys};
 
@@ -33,7 +35,7 @@ impl CacheInvalidation {
         Ok(match event.event_type.as_str() {
             "xentri.soul.updated.v1" => Some(cache_keys::soul(org)),
             "xentri.lead.created.v1" | "xentri.lead.updated.v1" => Some(cache_keys::leads_list(org)),
-            "xentri.website.published.v1" => {
+            "xentri.website.published.v1" | "xentri.website.build_failed.v1" => {
                 let payload =
                     event.payload_object().map_err(|_| HandlerError::permanent("payload is not a JSON object"))?;
                 let site = payload
@@ -62,6 +64,7 @@ impl Handler for CacheInvalidation {
             event_type,
             "xentri.soul.updated.v1"
                 | "xentri.website.published.v1"
+                | "xentri.website.build_failed.v1"
                 | "xentri.lead.created.v1"
                 | "xentri.lead.updated.v1"
         )

@@ -4,6 +4,7 @@
 pub mod cache;
 pub mod counts;
 pub mod jobs;
+pub mod site_build;
 
 use std::sync::Arc;
 
@@ -21,13 +22,15 @@ pub fn builtin(settings: &Settings, others: &[&str]) -> Result<Vec<Arc<dyn Handl
             cache::GROUP => Arc::new(cache::CacheInvalidation::new(settings)),
             counts::GROUP => Arc::new(counts::EventCounts::new(settings)),
             jobs::GROUP => Arc::new(jobs::Jobs::new(settings)),
+            site_build::GROUP => Arc::new(site_build::SiteBuilds::new(settings)),
             other if others.contains(&other) => continue,
             other => {
                 return Err(format!(
-                    "configuration error: unknown key `worker.groups.{other}`: built-in groups are {}, {} and {}",
+                    "configuration error: unknown key `worker.groups.{other}`: built-in groups are {}, {}, {} and {}",
                     cache::GROUP,
                     counts::GROUP,
-                    jobs::GROUP
+                    jobs::GROUP,
+                    site_build::GROUP
                 ));
             }
         };

@@ -283,7 +283,7 @@ pub async fn dead_letter(lane: &Lane, entry: &StreamEntry, attempts: u32, reason
     match moved {
         Some(Some(_dlq_id)) => {
             lane.metrics.dead_lettered(&entry.id, &lane.dlq, reason);
-            if let Err(error) = lane.handler.on_dead_letter(event, &letter).await {
+            if let Err(error) = lane.handler.on_dead_letter(event, &letter, &lane.shared.db).await {
                 tracing::error!(group = %lane.group, entry_id = %entry.id, error = %error, "dead-letter hook failed");
             }
         }

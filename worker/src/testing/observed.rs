@@ -99,11 +99,12 @@ impl Handler for Observed {
         &'a self,
         event: Option<&'a StoredEvent>,
         letter: &'a DeadLetter,
+        db: &'a sqlx::PgPool,
     ) -> BoxFuture<'a, anyhow::Result<()>> {
         if let Ok(mut record) = self.record.lock() {
             record.dead_letters.push(letter.clone());
         }
-        self.inner.on_dead_letter(event, letter)
+        self.inner.on_dead_letter(event, letter, db)
     }
 }
 

@@ -122,6 +122,7 @@ impl Handler for Recorder {
         &'a self,
         _event: Option<&'a StoredEvent>,
         _letter: &'a DeadLetter,
+        _db: &'a sqlx::PgPool,
     ) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async move {
             self.dead_letters.fetch_add(1, Ordering::SeqCst);

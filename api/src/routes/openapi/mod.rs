@@ -25,15 +25,19 @@ use crate::routes::events::request::NewEventBody;
 use crate::routes::health::HealthStatus;
 use crate::routes::leads::LeadImportAnswer;
 use crate::routes::leads::request::{LeadImportBody, LeadPatchBody, LeadTransitionBody, NewLeadBody};
+use crate::routes::sites::request::{NewSiteBody, SitePatchBody, SiteTransitionBody};
 use crate::routes::soul::request::{ContentBody, CreateBody, TransitionBody};
 use crate::soul::machine::SoulState;
 use crate::soul::store::Soul;
 use xentri_core::StoredEvent;
+use xentri_core::site::Site;
+use xentri_core::site::machine::SiteState;
+use xentri_core::site::page::{Block, Page};
 
 /// The document's source: every path and schema.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Xentri API", description = "The Xentri API: the event log, the org's Soul and its sales leads. Every error answer is an \
+    info(title = "Xentri API", description = "The Xentri API: the event log, the org's Soul, its sales leads and its websites. Every error answer is an \
         RFC 9457 problem document (`application/problem+json`) whose `title` follows `Accept-Language`."),
     paths(
         super::health::health,
@@ -53,10 +57,16 @@ use xentri_core::StoredEvent;
         super::leads::update,
         super::leads::transition,
         super::leads::import,
+        super::sites::create,
+        super::sites::get,
+        super::sites::update,
+        super::sites::transition,
+        super::sites::html,
     ),
     components(schemas(ProblemDocument, FieldError, HealthStatus, StoredEvent, EventPage, NewEventBody, Soul,
         SoulState, TransitionBody, ContentBody, CreateBody, Lead, LeadSource, LeadStatus, LeadPage, NewLeadBody,
-        LeadImportBody, LeadImportAnswer, LeadPatchBody, LeadTransitionBody)),
+        LeadImportBody, LeadImportAnswer, LeadPatchBody, LeadTransitionBody, Site, SiteState, Page, Block,
+        NewSiteBody, SitePatchBody, SiteTransitionBody)),
     modifiers(&SecuritySchemes, &Rules),
     tags(
         (name = "events", description = "The immutable event log of the caller's org"),
@@ -65,6 +75,8 @@ use xentri_core::StoredEvent;
             changes append their events in the same transaction"),
         (name = "leads", description = "The org's sales leads: each a state machine (the Lead Lifecycle Flow) whose \
             changes append their events in the same transaction"),
+        (name = "sites", description = "The org's websites: each a state machine (the Website Publish Flow) whose \
+            changes append their events in the same transaction; publishing runs a build job in the worker"),
         (name = "operations", description = "Metrics and this document"),
     )
 )]
