@@ -100,7 +100,11 @@ fn describe_heap() {
         Unit::Bytes,
         "Bytes of the allocator's pages in physical memory, free pages it keeps for reuse included."
     );
-    describe_gauge!("heap_retained_bytes", Unit::Bytes, "Virtual memory the allocator keeps mapped after returning its pages.");
+    describe_gauge!(
+        "heap_retained_bytes",
+        Unit::Bytes,
+        "Virtual memory the allocator keeps mapped after returning its pages."
+    );
     describe_gauge!("heap_metadata_bytes", Unit::Bytes, "Bytes of the allocator's own bookkeeping.");
 }
 
@@ -164,7 +168,13 @@ mod tests {
     #[test]
     fn the_reported_heap_is_rendered_with_every_scrape() {
         fn read() -> Option<Heap> {
-            Some(Heap { allocated: 1_234_567, active: 2_000_000, resident: 3_000_000, retained: 4_000_000, metadata: 56_789 })
+            Some(Heap {
+                allocated: 1_234_567,
+                active: 2_000_000,
+                resident: 3_000_000,
+                retained: 4_000_000,
+                metadata: 56_789,
+            })
         }
         let metrics = Metrics::install();
         report_heap(read);

@@ -85,11 +85,8 @@ impl Api {
         }
         let response = request.send().await.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
         let status = response.status();
-        let version = response
-            .headers()
-            .get("etag")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim_matches('"').parse().ok());
+        let version =
+            response.headers().get("etag").and_then(|v| v.to_str().ok()).and_then(|v| v.trim_matches('"').parse().ok());
         let bytes = response.bytes().await.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         Answer { status, version, body }
@@ -144,7 +141,11 @@ async fn staleness(api: &Api, user: &str, mut version: i64, updates: u64) -> Val
     for i in 0..updates {
         let (method, route, body) = match i % 4 {
             0 => (Method::POST, path, json!({"to": "editing"})),
-            1 => (Method::PUT, "/api/v1/soul", json!({"content": {"mission": format!("Revision {i}."), "voice": "warm"}})),
+            1 => (
+                Method::PUT,
+                "/api/v1/soul",
+                json!({"content": {"mission": format!("Revision {i}."), "voice": "warm"}}),
+            ),
             2 => (Method::POST, path, json!({"to": "review_pending"})),
             _ => (Method::POST, path, json!({"to": "approved"})),
         };
@@ -174,31 +175,33 @@ async fn staleness(api: &Api, user: &str, mut version: i64, updates: u64) -> Val
 async fn closed_loop(url: &str, user: &str, connections: u64, seconds: u64) -> Value {
     let until = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
-    let clients: Vec<_> = (0..connections).map(|_| {
-        let (url, user) = (format!("{url}/api/v1/soul"), user.to_owned());
-        tokio::spawn(async move {
-            let client = reqwest::Client::builder()
-                .pool_max_idle_per_host(1)
-                .timeout(Duration::from_secs(10))
-                .build()
-                .unwrap();
-            let (mut ok_us, mut other) = (Vec::new(), 0u64);
-            while Instant::now() < until {
-                let sent = Instant::now();
-                let answer = client.get(&url).bearer_auth(&user).send().await;
-                let ok = match answer {
-                    Ok(response) => response.status() == StatusCode::OK && response.bytes().await.is_ok(),
-                    Err(_) => false,
-                };
-                if ok {
-                    ok_us.push(sent.elapsed().as_micros() as u64);
-                } else {
-                    other += 1;
+    let clients: Vec<_> = (0..connections)
+        .map(|_| {
+            let (url, user) = (format!("{url}/api/v1/soul"), user.to_owned());
+            tokio::spawn(async move {
+                let client = reqwest::Client::builder()
+                    .pool_max_idle_per_host(1)
+                    .timeout(Duration::from_secs(10))
+                    .build()
+                    .unwrap();
+                let (mut ok_us, mut other) = (Vec::new(), 0u64);
+                while Instant::now() < until {
+                    let sent = Instant::now();
+                    let answer = client.get(&url).bearer_auth(&user).send().await;
+                    let ok = match answer {
+                        Ok(response) => response.status() == StatusCode::OK && response.bytes().await.is_ok(),
+                        Err(_) => false,
+                    };
+                    if ok {
+                        ok_us.push(sent.elapsed().as_micros() as u64);
+                    } else {
+                        other += 1;
+                    }
                 }
-            }
-            (ok_us, other)
+                (ok_us, other)
+            })
         })
-    }).collect();
+        .collect();
     let (mut ok_us, mut failed) = (Vec::new(), 0);
     for client in clients {
         let (ok, other) = client.await.unwrap();
@@ -216,7 +219,8 @@ async fn closed_loop(url: &str, user: &str, connections: u64, seconds: u64) -> V
 
 /// The Soul read on schedule at `rate` for `seconds` (after a 2 s warm-up).
 async fn open_loop(url: &str, user: &str, rate: u64, seconds: u64) -> Value {
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).pool_max_idle_per_host(1024).build().unwrap();
+    let client =
+        reqwest::Client::builder().timeout(Duration::from_secs(10)).pool_max_idle_per_host(1024).build().unwrap();
     let soul = format!("{url}/api/v1/soul");
     let request = |_| client.get(&soul).bearer_auth(user);
     let sender = OpenLoop::new(1024, LATE_AFTER);

@@ -75,7 +75,8 @@ async fn sigterm_stops_the_api_gracefully_with_exit_0() {
 async fn the_api_reports_its_heap_on_metrics() {
     let (mut child, address, _logs) = start_api();
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let text = reqwest::get(format!("http://{address}/api/v1/metrics")).await.expect("metrics").text().await.expect("body");
+    let text =
+        reqwest::get(format!("http://{address}/api/v1/metrics")).await.expect("metrics").text().await.expect("body");
     let _ = child.kill();
     let _ = child.wait();
     let gauge = |name: &str| -> f64 {
