@@ -9,6 +9,8 @@ pub mod health;
 pub mod leads;
 pub mod metrics;
 pub mod openapi;
+pub mod preferences;
+pub mod schemas;
 pub mod soul;
 
 use http::{HeaderValue, Method, StatusCode};
@@ -52,6 +54,12 @@ pub const ROUTES: &[Route] = &[
     Route { method: "PATCH", template: "/api/v1/sales/leads/{id}" },
     Route { method: "POST", template: "/api/v1/sales/leads/{id}/transitions" },
     Route { method: "POST", template: "/api/v1/sales/leads:import" },
+    Route { method: "GET", template: "/api/v1/schemas" },
+    Route { method: "GET", template: "/api/v1/schemas/{type}" },
+    Route { method: "GET", template: "/api/v1/me/preferences" },
+    Route { method: "PUT", template: "/api/v1/me/preferences" },
+    Route { method: "GET", template: "/api/v1/org/settings" },
+    Route { method: "PUT", template: "/api/v1/org/settings" },
 ];
 
 /// The bulk routes: their bodies may be up to `api.bulk_body_limit_bytes`
@@ -104,6 +112,10 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .or(soul::routes(state.clone(), state.auth.clone()))
         .unify()
         .or(leads::routes(state.clone(), state.auth.clone()))
+        .unify()
+        .or(schemas::routes(state.clone(), state.auth.clone()))
+        .unify()
+        .or(preferences::routes(state.clone(), state.auth.clone()))
         .unify()
         .recover(problem::recover)
         .unify()
@@ -184,6 +196,7 @@ mod tests {
         assert_eq!(template(&Method::PATCH, "/api/v1/sales/leads/abc"), "/api/v1/sales/leads/{id}");
         assert!(is_bulk(&Method::POST, "/api/v1/sales/leads:import"));
         assert!(!is_bulk(&Method::POST, "/api/v1/sales/leads"));
+        assert_eq!(template(&Method::GET, "/api/v1/schemas/xentri.lead.created.v1"), "/api/v1/schemas/{type}");
     }
 
     #[test]
@@ -196,6 +209,10 @@ mod tests {
         assert_eq!(methods("/api/v1/sales/leads/{id}"), ["GET", "PATCH"]);
         assert_eq!(methods("/api/v1/sales/leads/{id}/transitions"), ["POST"]);
         assert_eq!(methods("/api/v1/sales/leads:import"), ["POST"]);
+        assert_eq!(methods("/api/v1/schemas"), ["GET"]);
+        assert_eq!(methods("/api/v1/schemas/{type}"), ["GET"]);
+        assert_eq!(methods("/api/v1/me/preferences"), ["GET", "PUT"]);
+        assert_eq!(methods("/api/v1/org/settings"), ["GET", "PUT"]);
         assert_eq!(methods("/health"), ["GET"]);
         assert!(methods("unmatched").is_empty());
         assert!(ROUTES.iter().all(|route| methods(route.template).contains(&route.method)));
