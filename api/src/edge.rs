@@ -6,8 +6,9 @@
 //! (413 above `api.body_limit_bytes`, or `api.bulk_body_limit_bytes` on the
 //! bulk routes, chunked or not; 408 when it has not
 //! arrived whole within `api.body_read_timeout_ms`), runs the routes with
-//! panics caught (500), renders every problem with the caller's language and
-//! trace id, names the allowed methods on a 405, echoes `traceparent`, and
+//! panics caught (500), renders every problem with the caller's language
+//! ([`crate::i18n`]: the user's choice, `Accept-Language`, the org's default)
+//! and trace id, names the allowed methods on a 405, echoes `traceparent`, and
 //! writes one log line and one metric sample per request.
 
 use std::convert::Infallible;
@@ -24,7 +25,8 @@ use tower_service::Service;
 use tracing::{Instrument, field};
 use warp::filters::BoxedFilter;
 
-use crate::auth::{Authenticated, Authenticator};
+use crate::auth::{Authenticated, Authenticator, Principal};
+use crate::db::Db;
 use crate::i18n::Lang;
 use crate::problem::{Problem, ProblemKind};
 use crate::trace::TraceContext;
@@ -43,7 +45,9 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 pub struct RequestContext {
     /// The trace this request belongs to.
     pub trace: TraceContext,
-    /// The language problem titles are written in.
+    /// The language `Accept-Language` asks for (English when it names none).
+    /// A problem's title may still follow the user's or the org's stored
+    /// choice: the edge decides when it renders the problem.
     pub lang: Lang,
 }
 
@@ -72,6 +76,10 @@ pub struct Edge {
     /// Verifies the token of a request to an authenticated route before its
     /// body is read; without it the routes' own filter does, after.
     auth: Option<Arc<Authenticator>>,
+    /// Where the users' and orgs' language choices are read when a problem
+    /// is rendered for an authenticated caller; without it, problem titles
+    /// follow `Accept-Language` alone.
+    languages: Option<Db>,
 }
 
 /// Decrements the in-flight count when a request is done, however it ends.
@@ -95,7 +103,14 @@ impl Edge {
     /// Serves `routes` within `limits`, counting requests in flight in
     /// `in_flight`.
     pub fn new(routes: BoxedFilter<(warp::reply::Response,)>, limits: Limits, in_flight: Arc<AtomicUsize>) -> Self {
-        Self { routes, limits, in_flight, auth: None }
+        Self { routes, limits, in_flight, auth: None, languages: None }
+    }
+
+    /// Renders the problems of authenticated callers in their stored language
+    /// choices, read from `db` ([`crate::i18n::for_problem`]).
+    pub fn with_language_choices(mut self, db: Db) -> Self {
+        self.languages = Some(db);
+        self
     }
 
     /// Authenticates requests to authenticated routes with `auth` before
@@ -115,7 +130,7 @@ impl Edge {
         let started = Instant::now();
         let (_in_flight, in_flight) = InFlight::enter(&self.in_flight);
         let trace = TraceContext::from_headers(request.headers());
-        let lang = Lang::from_headers(request.headers());
+        let accepted = Lang::accepted(request.headers());
         let method = request.method().clone();
         let route = crate::routes::template(&method, request.uri().path());
         let span = tracing::info_span!(
@@ -126,17 +141,19 @@ impl Edge {
             org_id = field::Empty,
             user_id = field::Empty,
         );
-        let response = if in_flight > self.limits.max_concurrent && !always_answered(request.uri().path()) {
+        let languages = self.languages.clone();
+        let (response, caller) = if in_flight > self.limits.max_concurrent && !always_answered(request.uri().path()) {
             // Shed at once: queueing past the limit only turns overload into
             // timeouts for everyone. The request has done nothing yet.
-            boxed(
-                Problem::new(ProblemKind::Overloaded, "Too many requests are being answered; retry shortly")
-                    .into_response(),
-            )
+            let shed = Problem::new(ProblemKind::Overloaded, "Too many requests are being answered; retry shortly");
+            (boxed(shed.into_response()), None)
         } else {
-            let context = RequestContext { trace: trace.clone(), lang };
+            let context = RequestContext { trace: trace.clone(), lang: accepted.unwrap_or_default() };
             self.route(request, context).instrument(span.clone()).await
         };
+        let lang = crate::i18n::for_answer(languages.as_ref(), response.status(), caller.as_ref(), accepted)
+            .instrument(span.clone())
+            .await;
         let mut response = finish(response, lang, &trace);
         if response.status() == http::StatusCode::METHOD_NOT_ALLOWED {
             allow(&mut response, route);
@@ -150,12 +167,14 @@ impl Edge {
         Ok(response)
     }
 
-    async fn route<B>(self, request: Request<B>, context: RequestContext) -> Response<Body>
+    /// Runs the routes; also returns the caller the edge authenticated, if it did.
+    async fn route<B>(self, request: Request<B>, context: RequestContext) -> (Response<Body>, Option<Principal>)
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
         let (mut parts, body) = request.into_parts();
+        let mut caller = None;
         // Before the body: an unauthenticated caller gets its 401 without the
         // server reading (or waiting for) a byte of it.
         if let Some(auth) = &self.auth
@@ -163,11 +182,26 @@ impl Edge {
         {
             match crate::auth::authenticate_request(auth, &parts.headers).await {
                 Ok(principal) => {
-                    parts.extensions.insert(Authenticated(principal));
+                    parts.extensions.insert(Authenticated(principal.clone()));
+                    caller = Some(principal);
                 }
-                Err(error) => return boxed(error.into_response()),
+                Err(error) => return (boxed(error.into_response()), None),
             }
         }
+        (self.handle_authenticated(parts, body, context).await, caller)
+    }
+
+    /// Reads the body within its bounds and runs the routes with panics caught.
+    async fn handle_authenticated<B>(
+        self,
+        mut parts: http::request::Parts,
+        body: B,
+        context: RequestContext,
+    ) -> Response<Body>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
         let limit = if crate::routes::is_bulk(&parts.method, parts.uri.path()) {
             self.limits.bulk_body_bytes
         } else {

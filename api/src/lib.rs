@@ -16,6 +16,7 @@ pub mod idempotency;
 pub mod leads;
 pub mod metrics;
 pub mod notify;
+pub mod preferences;
 pub mod problem;
 pub mod routes;
 pub mod sites;

@@ -269,7 +269,8 @@ pub struct ProblemDocument {
     #[serde(rename = "type")]
     #[schema(rename = "type", example = "https://xentri.io/errors/not-found")]
     pub type_uri: String,
-    /// Short summary, in the language asked for by `Accept-Language`.
+    /// Short summary, in the caller's language: their own choice, then
+    /// `Accept-Language`, then the org's default, then English.
     #[schema(example = "Resource Not Found")]
     pub title: &'static str,
     /// HTTP status.

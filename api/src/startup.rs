@@ -46,6 +46,10 @@ pub enum StartupError {
         /// The configured host.
         host: std::net::IpAddr,
     },
+    /// An embedded event contract does not compile (a build with a broken
+    /// file under `schemas/`).
+    #[error("cannot load the event contracts: {0}")]
+    Contracts(#[from] xentri_core::contracts::ContractError),
     /// The address is taken or not ours.
     #[error("cannot listen on {address}: {source}")]
     Bind {
@@ -72,6 +76,7 @@ impl Application {
         if settings.auth.dev_secret().is_some() && !settings.api.host.is_loopback() {
             return Err(StartupError::DevSecretOnPublicAddress { host: settings.api.host });
         }
+        let contracts = Arc::new(xentri_core::contracts::Contracts::load()?);
         let xentri_core::startup::Stores { db: pool, redis } =
             xentri_core::startup::open_stores(&settings, "xentri-api").await?;
         let auth = Arc::new(Authenticator::new(&settings.auth).await?);
@@ -99,6 +104,7 @@ impl Application {
                 crate::metrics::describe();
                 metrics
             },
+            contracts,
             auth,
             in_flight: Arc::default(),
         };
@@ -129,7 +135,8 @@ impl Application {
             },
             state.in_flight.clone(),
         )
-        .authenticating(state.auth.clone());
+        .authenticating(state.auth.clone())
+        .with_language_choices(state.db.clone());
         let connections = Connections::new(api.max_connections);
         let timeouts = Timeouts { header: api.header_read_timeout(), keep_alive: api.keep_alive_timeout() };
         let mut builder = http1::Builder::new();

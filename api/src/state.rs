@@ -24,6 +24,8 @@ pub struct AppState {
     pub appender: crate::appender::Appender,
     /// Wakes the relay after appends.
     pub outbox: crate::notify::OutboxNotifier,
+    /// The event contracts: payloads of known types are checked against them.
+    pub contracts: Arc<xentri_core::contracts::Contracts>,
     /// Verifies bearer tokens.
     pub auth: Arc<Authenticator>,
     /// Requests being answered right now (the edge counts them).

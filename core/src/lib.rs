@@ -1,12 +1,14 @@
 //! `xentri-core`: the vocabulary shared by the api, the worker and dlq-tool.
 //!
-//! Settings, the event envelope and its type-name rule, stream keys and the
+//! Settings, the event envelope and its type-name rule, the event contracts
+//! (JSON Schemas of the envelope and of each type's payload), stream keys and the
 //! stream-entry codec, the DLQ entry format, pool constructors, telemetry set-up,
 //! the migrator, the database roles and advisory lock classes, and how the
 //! on-call commands read times and print tables.
 //! Machinery (routes, consumer loops) lives in the binaries.
 
 pub mod cache_keys;
+pub mod contracts;
 pub mod db;
 pub mod dlq;
 pub mod event;

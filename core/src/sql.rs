@@ -209,6 +209,37 @@ SELECT r.rolname::text AS role,
  SELECT $1, $2, $3, p.slug, p.html FROM unnest($4::text[], $5::text[]) AS p(slug, html)";
     /// The published HTML of page `$2` of site `$1`.
     SITE_PAGE_HTML = "SELECT html FROM site_pages_html WHERE site_id = $1 AND slug = $2";
+    /// The languages a problem's title may be written in for user `$2` of org
+    /// `$1`: the user's preference and the org's default, each null when unset.
+    PROBLEM_LANGUAGES = "SELECT (SELECT language FROM user_preferences WHERE org_id = $1 AND subject = $2),
+        (SELECT default_language FROM org_settings WHERE org_id = $1)";
+    /// User `$2`'s preferences in org `$1`.
+    USER_PREFERENCES_BY_SUBJECT =
+        "SELECT language, version FROM user_preferences WHERE org_id = $1 AND subject = $2";
+    /// The same, locked until the transaction ends.
+    USER_PREFERENCES_BY_SUBJECT_FOR_UPDATE =
+        "SELECT language, version FROM user_preferences WHERE org_id = $1 AND subject = $2 FOR UPDATE";
+    /// User `$3`'s first preferences in org `$2` (id `$1`): language `$4`;
+    /// no row when another request made them meanwhile.
+    USER_PREFERENCES_INSERT = "INSERT INTO user_preferences (id, org_id, subject, language) VALUES ($1, $2, $3, $4)
+ ON CONFLICT (org_id, subject) DO NOTHING RETURNING language, version";
+    /// A change of user `$2`'s preferences in org `$1` at version `$3`:
+    /// language `$4`; the version goes up by one.
+    USER_PREFERENCES_UPDATE = "UPDATE user_preferences SET language = $4, version = version + 1, updated_at = now()
+  WHERE org_id = $1 AND subject = $2 AND version = $3 RETURNING language, version";
+    /// Org `$1`'s settings.
+    ORG_SETTINGS_BY_ORG = "SELECT default_language, version FROM org_settings WHERE org_id = $1";
+    /// The same, locked until the transaction ends.
+    ORG_SETTINGS_BY_ORG_FOR_UPDATE =
+        "SELECT default_language, version FROM org_settings WHERE org_id = $1 FOR UPDATE";
+    /// Org `$2`'s first settings (id `$1`): default language `$3`; no row when
+    /// another request made them meanwhile.
+    ORG_SETTINGS_INSERT = "INSERT INTO org_settings (id, org_id, default_language) VALUES ($1, $2, $3)
+ ON CONFLICT (org_id) DO NOTHING RETURNING default_language, version";
+    /// A change of org `$1`'s settings at version `$2`: default language `$3`;
+    /// the version goes up by one.
+    ORG_SETTINGS_UPDATE = "UPDATE org_settings SET default_language = $3, version = version + 1, updated_at = now()
+  WHERE org_id = $1 AND version = $2 RETURNING default_language, version";
 
     // The relay, on its own session as the relay role.
 

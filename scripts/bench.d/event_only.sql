@@ -11,7 +11,7 @@ SELECT set_config('role', 'xentri_api', true),
 INSERT INTO system_events (id, org_id, type, payload, actor, trace_id, correlation_id, causation_id, occurred_at)
 VALUES (encode(set_bit(set_bit(overlay(uuid_send(gen_random_uuid()) PLACING substring(int8send(floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint) FROM 3) FROM 1 FOR 6), 52, 1), 53, 1), 'hex')::uuid,
         current_setting('app.org_id')::uuid,
-        'xentri.soul.updated.v1',
+        'xentri.bench.sample.v1',
         '{"soul_id":"soul-pgbench","display_name":"Bench Soul 42","revision":42,"locale":"en-GB","tags":["bench","load","soul"],"bio":"Soul profile text for the benchmark. Soul profile text for the benchmark. Soul profile text for the benchmark. Soul profile text for the benchmark. Soul profile text for the benchmark. Soul profile text for the benchmark. Soul profile text for the benchmark. Soul profile text for the benchmark. Soul profile text for the benchmark. "}',
         'user:' || 'bench',
         '4bf92f3577b34da6a3ce929d0e0e4736',

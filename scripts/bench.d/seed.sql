@@ -7,7 +7,7 @@
 INSERT INTO system_events (id, org_id, type, payload, actor, trace_id, correlation_id, occurred_at)
 SELECT gen_random_uuid(),
        ('00000000-0000-7000-8000-' || lpad((i % 100 + 1)::text, 12, '0'))::uuid,
-       'xentri.soul.updated.v1',
+       'xentri.bench.sample.v1',
        jsonb_build_object(
            'soul_id', 'soul-seed-' || i,
            'display_name', 'Bench Soul ' || (i % 1000),

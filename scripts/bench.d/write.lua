@@ -26,7 +26,7 @@ function request()
    counter = counter + 1
    slot = slot % #tokens + 1
    local body = string.format(
-      '{"type":"xentri.soul.updated.v1","payload":{"soul_id":"soul-%d-%d","display_name":"Bench Soul %d",'
+      '{"type":"xentri.bench.sample.v1","payload":{"soul_id":"soul-%d-%d","display_name":"Bench Soul %d",'
          .. '"revision":%d,"locale":"en-GB","tags":["bench","load","soul"],"bio":"%s"}}',
       tid, counter, counter % 1000, counter, bio)
    return wrk.format("POST", "/api/v1/events", {

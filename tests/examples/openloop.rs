@@ -54,7 +54,7 @@ impl Requests {
             Kind::Read => self.client.get(&self.url).bearer_auth(token),
             Kind::Write => {
                 let body = format!(
-                    r#"{{"type":"xentri.soul.updated.v1","payload":{{"soul_id":"soul-ol-{i}","display_name":"Bench Soul {}","revision":{i},"locale":"en-GB","tags":["bench","load","soul"],"bio":"{}"}}}}"#,
+                    r#"{{"type":"xentri.bench.sample.v1","payload":{{"soul_id":"soul-ol-{i}","display_name":"Bench Soul {}","revision":{i},"locale":"en-GB","tags":["bench","load","soul"],"bio":"{}"}}}}"#,
                     i % 1000,
                     self.bio
                 );

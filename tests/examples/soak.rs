@@ -324,9 +324,10 @@ async fn send_all(
         }
         max_lag = max_lag.max(lag);
         let sent_at_us = epoch_us();
+        let extra = serde_json::json!({"soak_run": run, "n": i, "sent_at_us": sent_at_us, "notes": notes});
         let body = serde_json::json!({
             "type": "xentri.soul.updated.v1",
-            "payload": {"soak_run": run, "n": i, "sent_at_us": sent_at_us, "notes": notes},
+            "payload": xentri_test_support::valid_payload_with("xentri.soul.updated.v1", extra),
         })
         .to_string();
         let request = client

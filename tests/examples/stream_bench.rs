@@ -227,7 +227,9 @@ async fn latency(rate: u64, seconds: u64) {
     .unwrap_or_else(|e| panic!("{e}"));
     let client = reqwest::Client::new();
     let url = format!("http://{address}/api/v1/events");
-    let body = serde_json::json!({"type": "xentri.soul.updated.v1", "payload": {"notes": "x".repeat(400)}});
+    let notes = serde_json::json!({"notes": "x".repeat(400)});
+    let payload = xentri_test_support::valid_payload_with("xentri.soul.updated.v1", notes);
+    let body = serde_json::json!({"type": "xentri.soul.updated.v1", "payload": payload});
     let total = rate * seconds;
     let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);

@@ -18,6 +18,8 @@ use crate::{binary, workspace};
 
 /// The event types writers cycle through: all three are taken by both
 /// `event_counts` and `cache_invalidation` (every payload has a `site_id`).
+/// Each payload is valid against its type's contract, with the writer's
+/// fields added.
 pub const TYPES: [&str; 3] = ["xentri.soul.updated.v1", "xentri.lead.created.v1", "xentri.website.published.v1"];
 
 /// Dev tokens for `orgs`, minted by `api dev-token` with the test profile as
@@ -242,7 +244,10 @@ async fn write_loop(shared: Arc<Shared>, client: usize) {
         let token = &shared.tokens[(client + n) % shared.tokens.len()];
         let body = serde_json::json!({
             "type": TYPES[n % TYPES.len()],
-            "payload": {"key": key, "site_id": format!("s{}", n % 7), "n": n},
+            "payload": xentri_test_support::valid_payload_with(
+                TYPES[n % TYPES.len()],
+                serde_json::json!({"key": key, "site_id": xentri_test_support::sample_site_id(n % 7), "n": n}),
+            ),
         })
         .to_string();
         n += 1;

@@ -136,7 +136,13 @@ async fn an_event_posted_to_the_api_reaches_a_handler_of_each_group_that_takes_i
     let stack = start(&pool, vec![a.clone(), b.clone(), c.clone()]).await;
     let org = Uuid::now_v7();
 
-    let event = post(&stack, org, SOUL_UPDATED, serde_json::json!({"name": "Ada"})).await;
+    let event = post(
+        &stack,
+        org,
+        SOUL_UPDATED,
+        xentri_test_support::valid_payload_with(SOUL_UPDATED, serde_json::json!({"name": "Ada"})),
+    )
+    .await;
     let id: Uuid = event["id"].as_str().and_then(|id| id.parse().ok()).expect("the stored event has a UUID id");
 
     eventually(WITHIN, "recorder_a and recorder_b to have handled the event", || async {
@@ -172,17 +178,30 @@ async fn events_invalidate_the_cached_reads_they_change(pool: PgPool) {
     let (org, other_org) = (Uuid::now_v7(), Uuid::now_v7());
     let soul = stack.key(&format!("soul:{org}"));
     let leads = stack.key(&format!("leads:list:{org}"));
-    let site = stack.key(&format!("site:{org}:s1"));
+    let (site_id, other_site_id) = (Uuid::now_v7(), Uuid::now_v7());
+    let site = stack.key(&format!("site:{org}:{site_id}"));
     // Keys the events do not concern, which must stay.
     let other_soul = stack.key(&format!("soul:{other_org}"));
-    let other_site = stack.key(&format!("site:{org}:s2"));
+    let other_site = stack.key(&format!("site:{org}:{other_site_id}"));
     for key in [&soul, &leads, &site, &other_soul, &other_site] {
         redis::cmd("SET").arg(key).arg("cached").query_async::<()>(&mut stack.redis).await.expect("SET");
     }
 
-    post(&stack, org, SOUL_UPDATED, serde_json::json!({"name": "Ada"})).await;
-    post(&stack, org, LEAD_CREATED, serde_json::json!({"lead_id": "l1"})).await;
-    post(&stack, org, WEBSITE_PUBLISHED, serde_json::json!({"site_id": "s1"})).await;
+    post(
+        &stack,
+        org,
+        SOUL_UPDATED,
+        xentri_test_support::valid_payload_with(SOUL_UPDATED, serde_json::json!({"name": "Ada"})),
+    )
+    .await;
+    post(&stack, org, LEAD_CREATED, xentri_test_support::valid_payload_with(LEAD_CREATED, serde_json::json!({}))).await;
+    post(
+        &stack,
+        org,
+        WEBSITE_PUBLISHED,
+        xentri_test_support::valid_payload_with(WEBSITE_PUBLISHED, serde_json::json!({"site_id": site_id})),
+    )
+    .await;
 
     for (key, event_type) in [(&soul, SOUL_UPDATED), (&leads, LEAD_CREATED), (&site, WEBSITE_PUBLISHED)] {
         stack.await_removal(key, event_type).await;

@@ -112,9 +112,10 @@ async fn post_all(address: String, orgs: Vec<Uuid>) -> Vec<String> {
                     .post(format!("{address}/api/v1/events"))
                     .bearer_auth(&tokens[org])
                     .header("Idempotency-Key", format!("kill-{n}"))
-                    .json(
-                        &serde_json::json!({"type": event_type, "payload": {"n": n, "site_id": format!("s{}", n % 7)}}),
-                    )
+                    .json(&serde_json::json!({"type": event_type, "payload": xentri_test_support::valid_payload_with(
+                        event_type,
+                        serde_json::json!({"n": n, "site_id": xentri_test_support::sample_site_id(n % 7)}),
+                    )}))
                     .send()
                     .await;
                 match response {

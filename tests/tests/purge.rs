@@ -66,7 +66,7 @@ impl Client {
             .post(format!("{}/api/v1/events", self.address))
             .bearer_auth(&self.token)
             .header("Idempotency-Key", key)
-            .json(&serde_json::json!({"type": TYPE, "payload": {"key": key}}))
+            .json(&serde_json::json!({"type": TYPE, "payload": xentri_test_support::valid_payload_with(TYPE, serde_json::json!({"key": key}))}))
             .send()
             .await
             .map_err(|e| format!("append under {key} got no answer within {WITHIN:?}: {e}"))?;

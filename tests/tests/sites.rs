@@ -73,15 +73,25 @@ async fn state_becomes(pool: &PgPool, id: &str, state: &str) {
     .await;
 }
 
-/// The flow's events, once there are `count` of them.
+/// The flow's events, once there are `count` of them; each (the api's and
+/// the build's alike) valid against its contract (`schemas/`).
 async fn flow_events(stack: &Stack, flow: Flow, user: &str, count: usize) -> Vec<Value> {
     let path = format!("/api/v1/events?correlation_id={}", flow.correlation_id);
-    eventually(WITHIN, "every event of the flow to be listed", || async {
+    let events = eventually(WITHIN, "every event of the flow to be listed", || async {
         let (status, _, page) = stack.send(flow, reqwest::Method::GET, &path, user, None, None).await;
         let data = page["data"].as_array().cloned().unwrap_or_default();
         if status == 200 && data.len() == count { Ok(data) } else { Err(format!("{status}: {page}")) }
     })
-    .await
+    .await;
+    let contracts = xentri_core::contracts::Contracts::load().expect("the embedded contracts compile");
+    for event in &events {
+        assert_eq!(contracts.envelope().validate(event), Ok(()), "the envelope of {event}");
+        let event_type = event["type"].as_str().expect("a type");
+        let schema =
+            contracts.event(event_type).unwrap_or_else(|| panic!("{event_type} is emitted without a contract"));
+        assert_eq!(schema.validate(&event["payload"]), Ok(()), "the payload of {event}");
+    }
+    events
 }
 
 #[sqlx::test(migrator = "xentri_core::MIGRATOR")]

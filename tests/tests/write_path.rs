@@ -54,7 +54,10 @@ async fn post(base: String, orgs: Arc<Vec<Uuid>>, next: Arc<AtomicUsize>, until:
                     .post(format!("{base}/api/v1/events"))
                     .bearer_auth(&tokens[n % tokens.len()])
                     .header("Idempotency-Key", format!("tail-{n}"))
-                    .json(&serde_json::json!({"type": "xentri.soul.updated.v1", "payload": {"n": n}}))
+                    .json(&serde_json::json!({
+                        "type": "xentri.soul.updated.v1",
+                        "payload": xentri_test_support::valid_payload_with("xentri.soul.updated.v1", serde_json::json!({"n": n})),
+                    }))
                     .send()
                     .await;
                 match response {

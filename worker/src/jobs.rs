@@ -30,7 +30,7 @@ pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) -> anyhow::Re
         async move {
             let interval = Duration::from_secs(interval_secs.max(1));
             once_per_interval(shared, name, interval, shutdown, || async {
-                let id = enqueue(shared, job_type, serde_json::json!({})).await?;
+                let id = enqueue(shared, job_type, job_payload()).await?;
                 tracing::info!(job = job_type, event_id = %id, "job enqueued");
                 Ok(())
             })
@@ -42,6 +42,12 @@ pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) -> anyhow::Re
         schedule("processed_purge", PURGE_PROCESSED_EVENTS, jobs.processed_purge_interval_secs),
     );
     Ok(())
+}
+
+/// The payload of every scheduled job: they carry nothing (their contracts,
+/// `schemas/events/xentri.system.*.json`, say so).
+fn job_payload() -> serde_json::Value {
+    serde_json::json!({})
 }
 
 /// Runs `work` once per `interval` across every worker sharing this Redis
@@ -123,4 +129,20 @@ pub async fn enqueue(shared: &Shared, job_type: &str, payload: serde_json::Value
     // Wake the relay.
     sqlx::query(xentri_core::sql::NOTIFY_OUTBOX).execute(&mut *conn).await?;
     Ok(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use xentri_core::contracts::Contracts;
+
+    use super::*;
+
+    #[test]
+    fn every_scheduled_job_has_a_contract_its_payload_keeps() {
+        let contracts = Contracts::load().expect("the embedded contracts compile");
+        for job_type in [PURGE_IDEMPOTENCY_KEYS, PURGE_PROCESSED_EVENTS] {
+            assert!(contracts.event(job_type).is_some(), "{job_type} has a contract");
+            assert_eq!(contracts.check_payload(job_type, &job_payload()), Ok(()), "{job_type}");
+        }
+    }
 }

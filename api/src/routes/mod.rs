@@ -9,6 +9,8 @@ pub mod health;
 pub mod leads;
 pub mod metrics;
 pub mod openapi;
+pub mod preferences;
+pub mod schemas;
 pub mod sites;
 pub mod soul;
 
@@ -58,6 +60,12 @@ pub const ROUTES: &[Route] = &[
     Route { method: "PATCH", template: "/api/v1/marketing/sites/{id}" },
     Route { method: "POST", template: "/api/v1/marketing/sites/{id}/transitions" },
     Route { method: "GET", template: "/api/v1/marketing/sites/{id}/html/{page}" },
+    Route { method: "GET", template: "/api/v1/schemas" },
+    Route { method: "GET", template: "/api/v1/schemas/{type}" },
+    Route { method: "GET", template: "/api/v1/me/preferences" },
+    Route { method: "PUT", template: "/api/v1/me/preferences" },
+    Route { method: "GET", template: "/api/v1/org/settings" },
+    Route { method: "PUT", template: "/api/v1/org/settings" },
 ];
 
 /// The bulk routes: their bodies may be up to `api.bulk_body_limit_bytes`
@@ -112,6 +120,10 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .or(leads::routes(state.clone(), state.auth.clone()))
         .unify()
         .or(sites::routes(state.clone(), state.auth.clone()))
+        .unify()
+        .or(schemas::routes(state.clone(), state.auth.clone()))
+        .unify()
+        .or(preferences::routes(state.clone(), state.auth.clone()))
         .unify()
         .recover(problem::recover)
         .unify()
@@ -192,6 +204,7 @@ mod tests {
         assert_eq!(template(&Method::PATCH, "/api/v1/sales/leads/abc"), "/api/v1/sales/leads/{id}");
         assert!(is_bulk(&Method::POST, "/api/v1/sales/leads:import"));
         assert!(!is_bulk(&Method::POST, "/api/v1/sales/leads"));
+        assert_eq!(template(&Method::GET, "/api/v1/schemas/xentri.lead.created.v1"), "/api/v1/schemas/{type}");
     }
 
     #[test]
@@ -208,6 +221,10 @@ mod tests {
         assert_eq!(methods("/api/v1/marketing/sites/{id}"), ["GET", "PATCH"]);
         assert_eq!(methods("/api/v1/marketing/sites/{id}/transitions"), ["POST"]);
         assert_eq!(methods("/api/v1/marketing/sites/{id}/html/{page}"), ["GET"]);
+        assert_eq!(methods("/api/v1/schemas"), ["GET"]);
+        assert_eq!(methods("/api/v1/schemas/{type}"), ["GET"]);
+        assert_eq!(methods("/api/v1/me/preferences"), ["GET", "PUT"]);
+        assert_eq!(methods("/api/v1/org/settings"), ["GET", "PUT"]);
         assert_eq!(methods("/health"), ["GET"]);
         assert!(methods("unmatched").is_empty());
         assert!(ROUTES.iter().all(|route| methods(route.template).contains(&route.method)));

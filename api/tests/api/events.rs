@@ -9,8 +9,8 @@ use uuid::Uuid;
 use xentri_core::store::{AppendOutcome, NewEventRecord};
 
 use crate::helpers::{
-    TestApp, database_url, event_body, json, seed_events, settings, spawn_app, spawn_with, tail, user_token,
-    wait_listable,
+    SAMPLE_TYPE, TestApp, database_url, event_body, json, seed_events, settings, spawn_app, spawn_with, tail,
+    user_token, wait_listable,
 };
 
 async fn spawn(pool: &PgPool) -> TestApp {
@@ -70,7 +70,7 @@ async fn reads_answer_the_payload_byte_for_byte_as_the_append_did(pool: PgPool) 
     let org = Uuid::new_v4();
     let token = user_token(org);
     // Key order that a jsonb column would have changed (shorter keys first).
-    let body = serde_json::json!({"type": "xentri.soul.updated.v1", "payload": {"zz": 1, "aaa": [1.5, "é", null]}});
+    let body = serde_json::json!({"type": SAMPLE_TYPE, "payload": {"zz": 1, "aaa": [1.5, "é", null]}});
     let appended = app.post_event(&token, "bytes-1", body).await;
     assert_eq!(appended.status(), 201);
     let appended = appended.text().await.expect("body");

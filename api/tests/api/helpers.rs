@@ -136,9 +136,15 @@ impl TestApp {
     }
 }
 
-/// A minimal valid event body.
+/// A type without a contract: any payload object is accepted, for tests that
+/// need an event, not a particular one.
+pub const SAMPLE_TYPE: &str = "xentri.sample.noted.v1";
+
+/// A minimal valid event body: a payload valid against the type's contract
+/// (`xentri_test_support::valid_payload`), with `name` and `n` added.
 pub fn event_body(event_type: &str) -> serde_json::Value {
-    serde_json::json!({"type": event_type, "payload": {"name": "Ada", "n": 1}})
+    let payload = xentri_test_support::valid_payload_with(event_type, serde_json::json!({"name": "Ada", "n": 1}));
+    serde_json::json!({"type": event_type, "payload": payload})
 }
 
 /// Inserts `count` events for `org` straight into the table (as the owner),

@@ -3,7 +3,7 @@
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::helpers::{database_url, event_body, json, settings, spawn_with, user_token};
+use crate::helpers::{SAMPLE_TYPE, database_url, event_body, json, settings, spawn_with, user_token};
 
 async fn event_count(pool: &PgPool) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM system_events").fetch_one(pool).await.expect("count")
@@ -13,7 +13,7 @@ async fn event_count(pool: &PgPool) -> i64 {
 async fn same_key_same_request_replays_without_a_second_event(pool: PgPool) {
     let app = spawn_with(settings(&database_url(&pool.connect_options()), &[])).await;
     let token = user_token(Uuid::new_v4());
-    let first = app.post_event(&token, "k-1", event_body("xentri.soul.updated.v1")).await;
+    let first = app.post_event(&token, "k-1", event_body(SAMPLE_TYPE)).await;
     assert_eq!(first.status(), 201);
     assert!(first.headers().get("idempotent-replayed").is_none());
     let first_body = first.text().await.expect("body");
@@ -25,7 +25,7 @@ async fn same_key_same_request_replays_without_a_second_event(pool: PgPool) {
         .bearer_auth(&token)
         .header("idempotency-key", "k-1")
         .header("content-type", "application/json")
-        .body(r#"{ "payload": {"n": 1, "name": "Ada"}, "type": "xentri.soul.updated.v1" }"#)
+        .body(r#"{ "payload": {"n": 1, "name": "Ada"}, "type": "xentri.sample.noted.v1" }"#)
         .send()
         .await
         .expect("sent");

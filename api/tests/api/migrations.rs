@@ -24,12 +24,14 @@ async fn apply_to_empty_then_again(pool: PgPool) {
             "event_count_slots",
             "idempotency_keys",
             "leads",
+            "org_settings",
             "outbox",
             "processed_events",
             "site_pages_html",
             "sites",
             "souls",
-            "system_events"
+            "system_events",
+            "user_preferences"
         ]
     );
     MIGRATOR.run(&pool).await.expect("second run is a no-op");

@@ -14,22 +14,29 @@ async fn bad_appends_are_problems(pool: PgPool) {
     let token = user_token(Uuid::new_v4());
     let json_type = Some("application/json");
     let cases: &[Case] = &[
-        ("malformed_json", Some("k"), json_type, r#"{"type": "xentri.soul.updated.v1", "payload": {"#, 400),
-        ("missing_idempotency_key", None, json_type, r#"{"type":"xentri.soul.updated.v1","payload":{}}"#, 400),
-        ("bad_idempotency_key", Some("has space"), json_type, r#"{"type":"xentri.soul.updated.v1","payload":{}}"#, 400),
-        ("wrong_content_type", Some("k"), Some("text/plain"), r#"{"type":"xentri.soul.updated.v1","payload":{}}"#, 415),
-        ("no_content_type", Some("k"), None, r#"{"type":"xentri.soul.updated.v1","payload":{}}"#, 415),
+        ("malformed_json", Some("k"), json_type, r#"{"type": "xentri.sample.noted.v1", "payload": {"#, 400),
+        ("missing_idempotency_key", None, json_type, r#"{"type":"xentri.sample.noted.v1","payload":{}}"#, 400),
+        ("bad_idempotency_key", Some("has space"), json_type, r#"{"type":"xentri.sample.noted.v1","payload":{}}"#, 400),
+        ("wrong_content_type", Some("k"), Some("text/plain"), r#"{"type":"xentri.sample.noted.v1","payload":{}}"#, 415),
+        ("no_content_type", Some("k"), None, r#"{"type":"xentri.sample.noted.v1","payload":{}}"#, 415),
         ("body_not_an_object", Some("k"), json_type, r#"[1, 2]"#, 422),
         ("bad_type_name", Some("k"), json_type, r#"{"type":"Soul.Updated","payload":{}}"#, 422),
-        ("payload_not_an_object", Some("k"), json_type, r#"{"type":"xentri.soul.updated.v1","payload":"hi"}"#, 422),
+        ("payload_not_an_object", Some("k"), json_type, r#"{"type":"xentri.sample.noted.v1","payload":"hi"}"#, 422),
         ("wrong_types", Some("k"), json_type, r#"{"type":5,"payload":{},"correlation_id":7}"#, 422),
         ("missing_fields", Some("k"), json_type, r#"{}"#, 422),
-        ("unknown_field", Some("k"), json_type, r#"{"type":"xentri.soul.updated.v1","payload":{},"org_id":"x"}"#, 422),
+        (
+            "payload_breaks_its_contract",
+            Some("k"),
+            json_type,
+            r#"{"type":"xentri.lead.created.v1","payload":{"lead_id":"nope","name":"","email":42,"status":"new","version":1}}"#,
+            422,
+        ),
+        ("unknown_field", Some("k"), json_type, r#"{"type":"xentri.sample.noted.v1","payload":{},"org_id":"x"}"#, 422),
         (
             "bad_correlation_id",
             Some("k"),
             json_type,
-            r#"{"type":"xentri.soul.updated.v1","payload":{},"correlation_id":"a b/c"}"#,
+            r#"{"type":"xentri.sample.noted.v1","payload":{},"correlation_id":"a b/c"}"#,
             422,
         ),
     ];

@@ -159,7 +159,7 @@ async fn append_event(
     let principal = principal?;
     let key = IdempotencyKey::from_headers(&headers)?;
     require_json(&headers)?;
-    let (canonical, fields) = parse_new_event(&body)?;
+    let (canonical, fields) = parse_new_event(&body, &state.contracts)?;
     let hash = idempotency::request_hash("POST", "/api/v1/events", &canonical);
     let trace_id = crate::domain::request::trace_id(&context, &principal);
     // Serialised once: the text stored is the text answered.

@@ -8,6 +8,7 @@
 use chrono::{DateTime, Utc};
 use http::HeaderMap;
 use utoipa::ToSchema;
+use xentri_core::contracts::Contracts;
 use xentri_core::event::validate_id;
 use xentri_core::store::Position;
 use xentri_core::{EventType, TypeFilter};
@@ -86,9 +87,12 @@ pub fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-/// Parses and validates the body, collecting every field error at once;
-/// also returns the body as a JSON value, for the request's hash.
-pub fn parse_new_event(body: &[u8]) -> Result<(serde_json::Value, NewEventBody), ApiError> {
+/// Parses and validates the body, collecting every field error at once: the
+/// envelope's fields, and the payload against its type's contract when the
+/// type has one (each violation named by its pointer in the body,
+/// `/payload/email`). Also returns the body as a JSON value, for the
+/// request's hash.
+pub fn parse_new_event(body: &[u8], contracts: &Contracts) -> Result<(serde_json::Value, NewEventBody), ApiError> {
     let value: serde_json::Value = serde_json::from_slice(body)
         .map_err(|e| Problem::new(ProblemKind::MalformedRequest, format!("The request body is not valid JSON: {e}")))?;
     let serde_json::Value::Object(object) = &value else {
@@ -136,11 +140,26 @@ pub fn parse_new_event(body: &[u8]) -> Result<(serde_json::Value, NewEventBody),
     };
     let correlation_id = optional_id("correlation_id");
     let causation_id = optional_id("causation_id");
+    if let (Some(event_type), Some(payload)) = (&event_type, object.get("payload").filter(|p| p.is_object())) {
+        errors.extend(payload_violations(contracts, event_type, payload));
+    }
     match (event_type, payload) {
         (Some(event_type), Some(payload)) if errors.is_empty() => {
             Ok((value.clone(), NewEventBody { event_type, payload, correlation_id, causation_id }))
         }
         _ => Err(Problem::validation(errors).into()),
+    }
+}
+
+/// The payload's violations of its type's contract (none for a type without
+/// one), each named by its pointer in the request body.
+fn payload_violations(contracts: &Contracts, event_type: &EventType, payload: &serde_json::Value) -> Vec<FieldError> {
+    match contracts.check_payload(event_type.as_str(), payload) {
+        Ok(()) => Vec::new(),
+        Err(violations) => violations
+            .into_iter()
+            .map(|v| FieldError { field: format!("/payload{}", v.pointer), message: v.message })
+            .collect(),
     }
 }
 
@@ -210,19 +229,37 @@ mod tests {
         assert!(parse_list_query("limit=1&limit=2").is_err());
     }
 
+    fn contracts() -> Contracts {
+        Contracts::load().expect("the embedded contracts compile")
+    }
+
     #[test]
     fn payloads_nest_at_most_126_levels_as_the_document_states() {
         let body = |depth: usize| {
             let inner = format!("{}{}", "[".repeat(depth - 1), "]".repeat(depth - 1));
-            format!(r#"{{"type":"xentri.soul.updated.v1","payload":{{"a":{inner}}}}}"#)
+            format!(r#"{{"type":"xentri.bench.sample.v1","payload":{{"a":{inner}}}}}"#)
         };
-        assert!(parse_new_event(body(126).as_bytes()).is_ok());
-        assert!(parse_new_event(body(127).as_bytes()).is_err());
+        assert!(parse_new_event(body(126).as_bytes(), &contracts()).is_ok());
+        assert!(parse_new_event(body(127).as_bytes(), &contracts()).is_err());
     }
 
     #[test]
     fn ids_in_events_are_checked() {
-        assert!(parse_new_event(br#"{"type":"xentri.soul.updated.v1","payload":{},"correlation_id":"a b"}"#).is_err());
-        assert!(parse_new_event(br#"{"type":"xentri.soul.updated.v1","payload":{}}"#).is_ok());
+        let with_id = br#"{"type":"xentri.bench.sample.v1","payload":{},"correlation_id":"a b"}"#;
+        assert!(parse_new_event(with_id, &contracts()).is_err());
+        assert!(parse_new_event(br#"{"type":"xentri.bench.sample.v1","payload":{}}"#, &contracts()).is_ok());
+    }
+
+    #[test]
+    fn a_payload_that_breaks_its_contract_is_refused_with_every_violation_and_envelope_error() {
+        let body = br#"{"type":"xentri.lead.created.v1","payload":{"lead_id":"x","email":42},"causation_id":"a b"}"#;
+        let Err(ApiError::Problem(problem)) = parse_new_event(body, &contracts()) else {
+            panic!("must fail");
+        };
+        let fields: Vec<&str> = problem.errors.iter().map(|e| e.field.as_str()).collect();
+        assert!(fields.contains(&"causation_id"), "{fields:?}");
+        assert!(fields.contains(&"/payload/lead_id"), "{fields:?}");
+        assert!(fields.contains(&"/payload/email"), "{fields:?}");
+        assert!(fields.contains(&"/payload"), "missing fields are the payload's own violation: {fields:?}");
     }
 }

@@ -16,15 +16,19 @@ use warp::filters::BoxedFilter;
 use warp::reply::{Reply, Response};
 
 use self::rules::Rules;
+use crate::i18n::Lang;
 use crate::leads::list::LeadPage;
 use crate::leads::machine::LeadStatus;
 use crate::leads::store::{Lead, LeadSource};
+use crate::preferences::{OrgSettings, UserPreferences};
 use crate::problem::{FieldError, ProblemDocument};
 use crate::routes::events::EventPage;
 use crate::routes::events::request::NewEventBody;
 use crate::routes::health::HealthStatus;
 use crate::routes::leads::LeadImportAnswer;
 use crate::routes::leads::request::{LeadImportBody, LeadPatchBody, LeadTransitionBody, NewLeadBody};
+use crate::routes::preferences::{OrgSettingsBody, PreferencesBody};
+use crate::routes::schemas::{SchemaEntry, SchemaList};
 use crate::routes::sites::request::{NewSiteBody, SitePatchBody, SiteTransitionBody};
 use crate::routes::soul::request::{ContentBody, CreateBody, TransitionBody};
 use crate::soul::machine::SoulState;
@@ -37,8 +41,9 @@ use xentri_core::site::page::{Block, Page};
 /// The document's source: every path and schema.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Xentri API", description = "The Xentri API: the event log, the org's Soul, its sales leads and its websites. Every error answer is an \
-        RFC 9457 problem document (`application/problem+json`) whose `title` follows `Accept-Language`."),
+    info(title = "Xentri API", description = "The Xentri API: the event log and its contracts, the org's Soul, its sales leads and its websites. Every error answer is an \
+        RFC 9457 problem document (`application/problem+json`) whose `title` follows the caller's language: their own \
+        choice, then `Accept-Language`, then the org's default, then English."),
     paths(
         super::health::health,
         super::health::ready,
@@ -62,11 +67,18 @@ use xentri_core::site::page::{Block, Page};
         super::sites::update,
         super::sites::transition,
         super::sites::html,
+        super::schemas::list,
+        super::schemas::get,
+        super::preferences::get_preferences,
+        super::preferences::put_preferences,
+        super::preferences::get_org_settings,
+        super::preferences::put_org_settings,
     ),
     components(schemas(ProblemDocument, FieldError, HealthStatus, StoredEvent, EventPage, NewEventBody, Soul,
         SoulState, TransitionBody, ContentBody, CreateBody, Lead, LeadSource, LeadStatus, LeadPage, NewLeadBody,
         LeadImportBody, LeadImportAnswer, LeadPatchBody, LeadTransitionBody, Site, SiteState, Page, Block,
-        NewSiteBody, SitePatchBody, SiteTransitionBody)),
+        NewSiteBody, SitePatchBody, SiteTransitionBody, SchemaList, SchemaEntry, Lang, UserPreferences, OrgSettings,
+        PreferencesBody, OrgSettingsBody)),
     modifiers(&SecuritySchemes, &Rules),
     tags(
         (name = "events", description = "The immutable event log of the caller's org"),
@@ -77,6 +89,10 @@ use xentri_core::site::page::{Block, Page};
             changes append their events in the same transaction"),
         (name = "sites", description = "The org's websites: each a state machine (the Website Publish Flow) whose \
             changes append their events in the same transaction; publishing runs a build job in the worker"),
+        (name = "schemas", description = "The event contracts: JSON Schemas (draft 2020-12) of the envelope and of \
+            each event type's payload; a payload of a listed type must be valid against its schema"),
+        (name = "preferences", description = "Language choices: the caller's own and the org's default. A problem's \
+            `title` follows the caller's choice, then `Accept-Language`, then the org's default, then English"),
         (name = "operations", description = "Metrics and this document"),
     )
 )]

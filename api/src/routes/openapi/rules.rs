@@ -372,22 +372,31 @@ mod tests {
         let schema = component("/NewEvent");
         assert_eq!(schema["additionalProperties"], false);
         assert_eq!(schema["required"], serde_json::json!(["type", "payload"]));
-        let mut body = serde_json::json!({"type": "xentri.soul.updated.v1", "payload": {}});
-        assert!(parse_new_event(body.to_string().as_bytes()).is_ok(), "the required fields suffice");
+        let contracts = xentri_core::contracts::Contracts::load().expect("the embedded contracts compile");
+        let parse = |body: &Value| parse_new_event(body.to_string().as_bytes(), &contracts);
+        let mut body = serde_json::json!({"type": "xentri.bench.sample.v1", "payload": {}});
+        assert!(parse(&body).is_ok(), "the required fields suffice");
         for (name, _) in schema["properties"].as_object().expect("properties") {
             body[name] = match name.as_str() {
-                "type" => "xentri.soul.updated.v1".into(),
+                "type" => "xentri.bench.sample.v1".into(),
                 "payload" => serde_json::json!({"a": 1}),
                 _ => "order-42".into(),
             };
         }
-        assert!(parse_new_event(body.to_string().as_bytes()).is_ok(), "every documented field is taken");
+        assert!(parse(&body).is_ok(), "every documented field is taken");
+        assert!(contracts.new_event().validate(&body).is_ok(), "so does schemas/new-event.json");
         for nullable in ["correlation_id", "causation_id"] {
             body[nullable] = Value::Null;
         }
-        assert!(parse_new_event(body.to_string().as_bytes()).is_ok(), "null ids are taken as absent");
+        assert!(parse(&body).is_ok(), "null ids are taken as absent");
+        assert!(contracts.new_event().validate(&body).is_ok(), "in schemas/new-event.json too");
         body["extra"] = 1.into();
-        assert!(parse_new_event(body.to_string().as_bytes()).is_err(), "an undocumented field is refused");
+        assert!(parse(&body).is_err(), "an undocumented field is refused");
+        assert!(contracts.new_event().validate(&body).is_err(), "by schemas/new-event.json too");
+        let contract = contracts.new_event().document();
+        assert_eq!(contract["required"], schema["required"], "the contract and the document require the same");
+        let names = |schema: &Value| schema["properties"].as_object().map(|p| p.keys().cloned().collect::<Vec<_>>());
+        assert_eq!(names(contract), names(schema), "the contract and the document name the same fields");
     }
 
     #[test]
