@@ -276,7 +276,9 @@ async fn main() {
     let log = Arc::new(Mutex::new(Vec::new()));
     let agent_env = format!("XENTRI_AUTH__SERVICES__{}", AGENT.to_uppercase());
     let env = [(agent_env.as_str(), AGENT_SECRET)];
-    let worker = start_worker(&db.url, &prefix, &[], log.clone()).await;
+    // The test profile logs warnings only; the worker's start line is awaited.
+    let worker =
+        start_worker(&db.url, &prefix, &[("XENTRI_TELEMETRY__LOG_FILTER", "warn,worker=info")], log.clone()).await;
     let (cached_api, cached_url) = start_api(&db.url, &redis_url(), &prefix, &env, log.clone()).await;
     let uncached_env = [(agent_env.as_str(), AGENT_SECRET), ("XENTRI_CACHE__ENABLED", "false")];
     let (uncached_api, uncached_url) = start_api(&db.url, &redis_url(), &prefix, &uncached_env, log.clone()).await;
