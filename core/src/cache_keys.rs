@@ -19,6 +19,15 @@ pub fn site(org_id: Uuid, site_id: &str) -> String {
     format!("site:{org_id}:{site_id}")
 }
 
+/// The version floor of a versioned cached read (`key` a Soul's or a site's,
+/// with or without the prefix): the version of the latest change the worker
+/// invalidated the key for. The api caches no older version while it lives,
+/// so a read that loaded the resource just before that change cannot put its
+/// answer back after the key was deleted.
+pub fn floor(key: &str) -> String {
+    format!("{key}:floor")
+}
+
 /// The first page of the org's leads.
 pub fn leads_list(org_id: Uuid) -> String {
     format!("leads:list:{org_id}")
@@ -34,5 +43,6 @@ mod tests {
         assert_eq!(soul(org), "soul:00000000-0000-0000-0000-000000000000");
         assert_eq!(site(org, "s1"), "site:00000000-0000-0000-0000-000000000000:s1");
         assert_eq!(leads_list(org), "leads:list:00000000-0000-0000-0000-000000000000");
+        assert_eq!(floor(&soul(org)), "soul:00000000-0000-0000-0000-000000000000:floor");
     }
 }

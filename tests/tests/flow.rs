@@ -206,6 +206,17 @@ async fn events_invalidate_the_cached_reads_they_change(pool: PgPool) {
     for (key, event_type) in [(&soul, SOUL_UPDATED), (&leads, LEAD_CREATED), (&site, WEBSITE_PUBLISHED)] {
         stack.await_removal(key, event_type).await;
     }
+    // The versioned keys keep their change's version as their floor, for as
+    // long as the api would cache them; the leads list has none.
+    for (key, version) in [(&soul, Some(2)), (&site, Some(4)), (&leads, None)] {
+        let floor = xentri_core::cache_keys::floor(key);
+        let (value, ttl): (Option<i64>, i64) =
+            redis::pipe().get(&floor).pttl(&floor).query_async(&mut stack.redis).await.expect("GET, PTTL");
+        assert_eq!(value, version, "the floor of {key}");
+        if version.is_some() {
+            assert!(ttl > 0 && ttl <= 300_000, "the floor of {key} lives as a cached answer would: {ttl} ms");
+        }
+    }
     settled(&stack, &["cache_invalidation"]).await;
     for key in [&other_soul, &other_site] {
         assert!(stack.cached(key).await, "expected {key}, which no event concerned, to stay cached");

@@ -12,15 +12,23 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
+use xentri_core::cache_keys;
+
 use crate::state::AppState;
 
 /// Writes version `ARGV[1]` with body `ARGV[2]` and a TTL of `ARGV[3]` ms,
-/// unless the key holds that version or a newer one.
+/// unless the key holds that version or a newer one, or its floor (`KEYS[2]`,
+/// set by the worker's invalidation) names a newer one.
 static STORE: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r"
+local version = tonumber(ARGV[1])
 local cached = tonumber(redis.call('HGET', KEYS[1], 'version'))
-if cached and cached >= tonumber(ARGV[1]) then
+if cached and cached >= version then
+    return 0
+end
+local floor = tonumber(redis.call('GET', KEYS[2]))
+if floor and floor > version then
     return 0
 end
 redis.call('HSET', KEYS[1], 'version', ARGV[1], 'body', ARGV[2])
@@ -75,7 +83,14 @@ pub async fn store(state: &AppState, key: &str, resource: &'static str, ttl: Dur
     let ttl_ms = ttl.as_millis() as u64;
     let write = async {
         let mut conn = state.redis.get().await.map_err(|e| anyhow::anyhow!(e))?;
-        STORE.key(key).arg(version).arg(body).arg(ttl_ms).invoke_async::<i64>(&mut conn).await?;
+        STORE
+            .key(key)
+            .key(cache_keys::floor(key))
+            .arg(version)
+            .arg(body)
+            .arg(ttl_ms)
+            .invoke_async::<i64>(&mut conn)
+            .await?;
         anyhow::Ok(())
     };
     if let Err(error) = write.await {

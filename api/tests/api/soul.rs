@@ -429,6 +429,19 @@ async fn reads_are_cached_with_etags(pool: PgPool) {
     redis::cmd("DEL").arg(&key).query_async::<()>(&mut redis).await.expect("DEL");
     let response = app.get_as(&user, "/api/v1/soul").await;
     assert_eq!(response.headers()["etag"], "\"2\"");
+
+    // The worker invalidated the key for version 3 (its floor): a read that
+    // loaded version 2 before that change fills nothing; version 3 does.
+    let floor = format!("{key}:floor");
+    redis::cmd("DEL").arg(&key).query_async::<()>(&mut redis).await.expect("DEL");
+    redis::cmd("SET").arg(&floor).arg(3).arg("PX").arg(60_000).query_async::<()>(&mut redis).await.expect("SET");
+    let response = app.get_as(&user, "/api/v1/soul").await;
+    assert_eq!(response.headers()["etag"], "\"2\"", "the read answers from PostgreSQL");
+    let exists: i64 = redis::cmd("EXISTS").arg(&key).query_async(&mut redis).await.expect("EXISTS");
+    assert_eq!(exists, 0, "version 2 is below the floor: not cached");
+    assert_eq!(transition(&app, &user, 2, json!({"to": "drafting"})).await.0, 200);
+    let cached: Option<i64> = redis::cmd("HGET").arg(&key).arg("version").query_async(&mut redis).await.expect("HGET");
+    assert_eq!(cached, Some(3), "version 3 is at the floor: cached");
     // Another org sees its own (none).
     assert_eq!(app.get_as(&user_token(Uuid::new_v4()), "/api/v1/soul").await.status(), 404);
     app.stop().await;

@@ -7,9 +7,15 @@
 //! | `leads:list:{org_id}` | `xentri.lead.created.v1`, `xentri.lead.updated.v1` |
 //!
 //! The names come from `xentri_core::cache_keys`, as the api fills them, under the
-//! same `redis.key_prefix`. A site's key goes on both of its build's outcomes:
+//! same `redis.key_prefix`. The Soul's and a site's keys are versioned: with
+//! the deletion goes the event's `payload.version` as the key's floor
+//! (`cache_keys::floor`, living as long as a cached answer would), below which
+//! the api caches nothing, so a read that loaded the resource before the
+//! change cannot fill the emptied key with its older answer. A site's key goes on both of its build's outcomes:
 //! the api writes the versions of the changes it makes, the build's are the
 //! worker's (a failed build must not leave a cached `publishing` behind).
+
+use std::sync::LazyLock;
 
 use xentri_core::{Settings, StoredEvent, cache_keys};
 
@@ -18,15 +24,61 @@ use crate::handler::{BoxFuture, Handler, HandlerError, Handling, RedisDelivery, 
 /// The group name.
 pub const GROUP: &str = "cache_invalidation";
 
+/// Deletes `KEYS[1]` and raises its floor `KEYS[2]` to version `ARGV[1]`
+/// (never lowers it: events of one resource may be handled out of order),
+/// the floor living `ARGV[2]` ms.
+static INVALIDATE: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+local floor = tonumber(redis.call('GET', KEYS[2]))
+if not floor or floor < tonumber(ARGV[1]) then
+    redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+end
+redis.call('DEL', KEYS[1])
+return 1
+",
+    )
+});
+
 /// Deletes cached reads when the events that change them arrive.
 pub struct CacheInvalidation {
     stream: String,
+    /// How long a floor lives: as long as the api caches the resource.
+    soul_ttl_ms: u64,
+    site_ttl_ms: u64,
+}
+
+/// What an event invalidates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalidation {
+    /// The cache key (logical name).
+    pub key: String,
+    /// The change's version and how long the key's floor lives (ms), for a
+    /// versioned key.
+    pub floor: Option<(i64, u64)>,
 }
 
 impl CacheInvalidation {
     /// Reads the events stream.
     pub fn new(settings: &Settings) -> Self {
-        Self { stream: settings.streams.events.work.clone() }
+        Self {
+            stream: settings.streams.events.work.clone(),
+            soul_ttl_ms: settings.cache.soul_ttl_secs.saturating_mul(1000),
+            site_ttl_ms: settings.cache.site_ttl_secs.saturating_mul(1000),
+        }
+    }
+
+    /// What an event invalidates, if anything: its key and, for a versioned
+    /// key whose event carries `payload.version`, the floor to leave.
+    pub fn invalidation(&self, event: &StoredEvent) -> Result<Option<Invalidation>, HandlerError> {
+        let Some(key) = Self::key_for(event)? else { return Ok(None) };
+        let ttl_ms = match event.event_type.as_str() {
+            "xentri.soul.updated.v1" => self.soul_ttl_ms,
+            "xentri.website.published.v1" | "xentri.website.build_failed.v1" => self.site_ttl_ms,
+            _ => return Ok(Some(Invalidation { key, floor: None })),
+        };
+        let version = event.payload_object().ok().and_then(|payload| payload.get("version")?.as_i64());
+        Ok(Some(Invalidation { key, floor: version.map(|version| (version, ttl_ms.max(1))) }))
     }
 
     /// The cache key an event invalidates (logical name), if any.
@@ -78,18 +130,26 @@ impl Handler for CacheInvalidation {
 impl RedisStoreHandler for CacheInvalidation {
     fn handle<'a>(&'a self, delivery: RedisDelivery<'a>) -> BoxFuture<'a, Result<(), HandlerError>> {
         Box::pin(async move {
-            let event = delivery.event;
-            let Some(key) = Self::key_for(event)? else {
+            let Some(Invalidation { key, floor }) = self.invalidation(delivery.event)? else {
                 return Ok(());
             };
+            let full = delivery.keys.key(&key);
             // Errors stay causes, not messages: Redis away makes the entry
             // wait instead of spending its attempts.
             let mut conn = delivery.redis.get().await.map_err(|e| HandlerError::Transient(e.into()))?;
-            redis::cmd("DEL")
-                .arg(delivery.keys.key(&key))
-                .query_async::<()>(&mut conn)
-                .await
-                .map_err(|e| HandlerError::Transient(e.into()))?;
+            let deleted = match floor {
+                Some((version, ttl_ms)) => {
+                    INVALIDATE
+                        .key(&full)
+                        .key(cache_keys::floor(&full))
+                        .arg(version)
+                        .arg(ttl_ms)
+                        .invoke_async::<i64>(&mut conn)
+                        .await
+                }
+                None => redis::cmd("DEL").arg(&full).query_async::<i64>(&mut conn).await,
+            };
+            deleted.map_err(|e| HandlerError::Transient(e.into()))?;
             tracing::debug!(key, "cache invalidated");
             Ok(())
         })
