@@ -4,6 +4,26 @@
 //! `.map(respond)`. [`ROUTES`] lists what is served; metrics label requests with
 //! its templates and a test holds the OpenAPI document to it.
 
+/// A mutating route of a domain resource: authenticated, with its request
+/// context, headers and body, answered by `$handler` (whose `Result` becomes
+/// the response, a problem document on error). Defined before the modules
+/// that use it.
+macro_rules! mutating {
+    ($path:expr, $method:expr, $state:expr, $auth:expr, $handler:expr) => {
+        warp::Filter::boxed(
+            $path
+                .and($method)
+                .and($crate::auth::authenticated($auth))
+                .and($crate::routes::context())
+                .and(warp::header::headers_cloned())
+                .and(warp::body::bytes())
+                .and($crate::routes::with_state($state))
+                .then($handler)
+                .map($crate::problem::respond),
+        )
+    };
+}
+
 pub mod events;
 pub mod health;
 pub mod leads;

@@ -16,7 +16,7 @@ use warp::reply::Response;
 use super::events::request::require_json;
 use super::events::{IDEMPOTENCY_DESCRIPTION, ORG_DESCRIPTION};
 use super::soul::{CORRELATION_DESCRIPTION, IF_MATCH_DESCRIPTION};
-use super::{answer, context, json_response, set_etag, with_state};
+use super::{answer, json_response, set_etag, with_state};
 use crate::auth::{Authenticator, Principal, authenticated};
 use crate::domain::precondition;
 use crate::domain::request::Mutating;
@@ -108,16 +108,7 @@ pub fn get_preferences(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter
         (status = 503, description = "The database is unavailable, the api is shutting down, or it sheds load; always with `Retry-After`", body = ProblemDocument, content_type = "application/problem+json"),
     ))]
 pub fn put_preferences(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Response,)> {
-    warp::path!("api" / "v1" / "me" / "preferences")
-        .and(warp::put())
-        .and(authenticated(auth))
-        .and(context())
-        .and(warp::header::headers_cloned())
-        .and(warp::body::bytes())
-        .and(with_state(state))
-        .then(write_preferences)
-        .map(respond)
-        .boxed()
+    mutating!(warp::path!("api" / "v1" / "me" / "preferences"), warp::put(), state, auth, write_preferences)
 }
 
 /// Reads the org's settings.
@@ -170,16 +161,7 @@ pub fn get_org_settings(state: AppState, auth: Arc<Authenticator>) -> BoxedFilte
         (status = 503, description = "The database is unavailable, the api is shutting down, or it sheds load; always with `Retry-After`", body = ProblemDocument, content_type = "application/problem+json"),
     ))]
 pub fn put_org_settings(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Response,)> {
-    warp::path!("api" / "v1" / "org" / "settings")
-        .and(warp::put())
-        .and(authenticated(auth))
-        .and(context())
-        .and(warp::header::headers_cloned())
-        .and(warp::body::bytes())
-        .and(with_state(state))
-        .then(write_org_settings)
-        .map(respond)
-        .boxed()
+    mutating!(warp::path!("api" / "v1" / "org" / "settings"), warp::put(), state, auth, write_org_settings)
 }
 
 /// A JSON answer of `body` with the `ETag` of `version`.

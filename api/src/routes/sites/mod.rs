@@ -18,7 +18,7 @@ use self::request::{NewSiteBody, SitePatchBody, SiteTransitionBody};
 use super::events::request::require_json;
 use super::events::{IDEMPOTENCY_DESCRIPTION, ORG_DESCRIPTION};
 use super::soul::{CORRELATION_DESCRIPTION, IF_MATCH_DESCRIPTION};
-use super::{answer, context, json_response, set_etag, with_state};
+use super::{answer, json_response, set_etag, with_state};
 use crate::auth::{Authenticator, Principal, authenticated};
 use crate::domain::precondition;
 use crate::domain::request::Mutating;
@@ -44,22 +44,6 @@ pub fn routes(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Respons
         .or(html(state, auth))
         .unify()
         .boxed()
-}
-
-/// A mutating route's filter: authenticated, with its context, headers and body.
-macro_rules! mutating {
-    ($path:expr, $method:expr, $state:expr, $auth:expr, $handler:expr) => {
-        $path
-            .and($method)
-            .and(authenticated($auth))
-            .and(context())
-            .and(warp::header::headers_cloned())
-            .and(warp::body::bytes())
-            .and(with_state($state))
-            .then($handler)
-            .map(respond)
-            .boxed()
-    };
 }
 
 /// Creates a site, `draft`.

@@ -14,7 +14,7 @@ use warp::reply::Response;
 
 use self::request::{ContentBody, CreateBody, TransitionBody, parse_content, parse_create, parse_transition};
 use super::events::request::require_json;
-use super::{answer, context, json_response, set_etag, with_state};
+use super::{answer, json_response, set_etag, with_state};
 use crate::auth::{Authenticator, Principal, authenticated};
 use crate::domain::precondition;
 use crate::domain::request::Mutating;
@@ -88,16 +88,7 @@ pub fn get(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Response,)
         (status = 503, description = "The database is unavailable, the api is shutting down, or it sheds load; always with `Retry-After`", body = ProblemDocument, content_type = "application/problem+json"),
     ))]
 pub fn create(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Response,)> {
-    warp::path!("api" / "v1" / "soul")
-        .and(warp::post())
-        .and(authenticated(auth))
-        .and(context())
-        .and(warp::header::headers_cloned())
-        .and(warp::body::bytes())
-        .and(with_state(state))
-        .then(create_soul)
-        .map(respond)
-        .boxed()
+    mutating!(warp::path!("api" / "v1" / "soul"), warp::post(), state, auth, create_soul)
 }
 
 /// Replaces the Soul's content, while it is `conversing` or `editing`.
@@ -126,16 +117,7 @@ pub fn create(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Respons
         (status = 503, description = "The database is unavailable, the api is shutting down, or it sheds load; always with `Retry-After`", body = ProblemDocument, content_type = "application/problem+json"),
     ))]
 pub fn replace_content(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Response,)> {
-    warp::path!("api" / "v1" / "soul")
-        .and(warp::put())
-        .and(authenticated(auth))
-        .and(context())
-        .and(warp::header::headers_cloned())
-        .and(warp::body::bytes())
-        .and(with_state(state))
-        .then(put_content)
-        .map(respond)
-        .boxed()
+    mutating!(warp::path!("api" / "v1" / "soul"), warp::put(), state, auth, put_content)
 }
 
 /// Moves the Soul along its flow: `initiated → conversing`, `conversing →
@@ -167,16 +149,7 @@ pub fn replace_content(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter
         (status = 503, description = "The database is unavailable, the api is shutting down, or it sheds load; always with `Retry-After`", body = ProblemDocument, content_type = "application/problem+json"),
     ))]
 pub fn transition(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Response,)> {
-    warp::path!("api" / "v1" / "soul" / "transitions")
-        .and(warp::post())
-        .and(authenticated(auth))
-        .and(context())
-        .and(warp::header::headers_cloned())
-        .and(warp::body::bytes())
-        .and(with_state(state))
-        .then(post_transition)
-        .map(respond)
-        .boxed()
+    mutating!(warp::path!("api" / "v1" / "soul" / "transitions"), warp::post(), state, auth, post_transition)
 }
 
 /// What `If-Match` is, on every update.
