@@ -14,13 +14,13 @@ use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
 use sqlx::pool::PoolConnection;
+use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 use xentri_core::store::{AppendOutcome, NewEventRecord};
 
 use xentri_core::TypeFilter;
 
-use crate::events::Listed;
 use crate::routes::events::request::ListQuery;
 
 /// Org-scoped access to PostgreSQL.
@@ -65,16 +65,16 @@ impl Db {
     }
 
     /// One page of `org_id`'s events (and one more, to tell whether more are
-    /// available) with their positions: one call of `list_events`, which sets
-    /// the role and `app.org_id` itself as [`Db::begin`] does, in one round
-    /// trip.
-    pub async fn list_events(&self, org_id: Uuid, query: &ListQuery) -> Result<Vec<Listed>, sqlx::Error> {
+    /// available), as rows in `sql::LIST_EVENTS`'s columns: one call of
+    /// `list_events`, which sets the role and `app.org_id` itself as
+    /// [`Db::begin`] does, in one round trip.
+    pub async fn list_events(&self, org_id: Uuid, query: &ListQuery) -> Result<Vec<PgRow>, sqlx::Error> {
         let (exact, like) = match &query.event_type {
             Some(TypeFilter::Exact(name)) => (Some(name.as_str()), None),
             Some(TypeFilter::Prefix(prefix)) => (None, Some(format!("{}%", escape_like(prefix)))),
             None => (None, None),
         };
-        sqlx::query_as::<_, Listed>(xentri_core::sql::LIST_EVENTS)
+        sqlx::query(xentri_core::sql::LIST_EVENTS)
             .bind(&*self.role)
             .bind(org_id)
             .bind(query.after.map(|p| p.tx_id))

@@ -5,10 +5,8 @@
 //! org; the list and the appends call database functions that scope
 //! themselves the same way (the appends through the [`Appender`]).
 
-use sqlx::FromRow;
 use uuid::Uuid;
 use xentri_core::sql;
-use xentri_core::store::{Position, TxId};
 use xentri_core::{NewEvent, StoredEvent};
 
 use crate::appender::{AppendItem, Appender};
@@ -37,27 +35,13 @@ pub async fn get(tx: &mut OrgTx, id: Uuid) -> Result<Option<StoredEvent>, sqlx::
     sqlx::query_as::<_, StoredEvent>(sql::EVENT_BY_ID).bind(id).fetch_optional(&mut **tx).await
 }
 
-/// An event of a list, with its position for the next page's cursor.
-#[derive(Debug, Clone, FromRow)]
-pub struct Listed {
-    /// The event.
-    #[sqlx(flatten)]
-    pub event: StoredEvent,
-    /// Its writing transaction: with `seq`, its position.
-    pub tx_id: TxId,
-}
-
-impl Listed {
-    /// Where a reader that was given this event is.
-    pub fn position(&self) -> Position {
-        Position { tx_id: self.tx_id, seq: self.event.seq }
-    }
-}
-
-/// The org's events in position order (writing transaction, then `seq`),
-/// below the commit horizon: an event that commits later sorts after every
-/// position returned now (see [`xentri_core::store`]). Fetches one more than
-/// asked, to tell whether more are available.
-pub async fn list(db: &Db, org_id: Uuid, query: &ListQuery) -> Result<Vec<Listed>, sqlx::Error> {
-    db.list_events(org_id, query).await
+/// One page of the org's events in position order (writing transaction,
+/// then `seq`), below the commit horizon: an event that commits later sorts
+/// after every position returned now (see [`xentri_core::store`]). Rendered
+/// as the answer's JSON ([`crate::listing`]); fetches one more than the page,
+/// to tell whether more are available.
+pub async fn list(db: &Db, org_id: Uuid, query: &ListQuery) -> Result<Vec<u8>, ApiError> {
+    let rows = db.list_events(org_id, query).await?;
+    let limit = usize::try_from(query.limit).unwrap_or(usize::MAX);
+    Ok(crate::listing::render(&rows, limit, query.after)?)
 }

@@ -14,6 +14,7 @@ pub mod events;
 pub mod i18n;
 pub mod idempotency;
 pub mod leads;
+pub mod listing;
 pub mod metrics;
 pub mod notify;
 pub mod preferences;

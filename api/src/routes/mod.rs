@@ -159,8 +159,8 @@ pub(crate) fn context() -> impl Filter<Extract = (RequestContext,), Error = std:
 }
 
 /// A JSON answer with `status` and `body`.
-pub(crate) fn json_response(status: StatusCode, body: String) -> Response {
-    let mut response = Response::new(body.into());
+pub(crate) fn json_response(status: StatusCode, body: impl Into<bytes::Bytes>) -> Response {
+    let mut response = Response::new(body.into().into());
     *response.status_mut() = status;
     response.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response

@@ -86,6 +86,69 @@ async fn reads_answer_the_payload_byte_for_byte_as_the_append_did(pool: PgPool) 
     app.stop().await;
 }
 
+/// A page is written from the rows directly (`api::listing`), not through the
+/// documented types: it must still be, byte for byte, `EventPage` holding the
+/// events as `GET /api/v1/events/{id}` renders them, for strings that need
+/// escaping (payloads, and correlation ids written by SQL, which the api would
+/// refuse), non-ASCII text, an absent and a present causation id, and
+/// timestamps with and without a fraction.
+#[sqlx::test(migrator = "xentri_core::MIGRATOR")]
+async fn list_pages_are_the_documented_types_byte_for_byte(pool: PgPool) {
+    let app = spawn(&pool).await;
+    let org = Uuid::new_v4();
+    let token = user_token(org);
+    let bodies = [
+        serde_json::json!({"type": SAMPLE_TYPE, "payload": {"quote": "\"q\" \\ \u{1}\n\t", "ü": "日本", "n": [1e10, -0.5, null]},
+            "correlation_id": "corr-1:a.b_c", "causation_id": "cause-1"}),
+        serde_json::json!({"type": SAMPLE_TYPE, "payload": {}}),
+        serde_json::json!({"type": SAMPLE_TYPE, "payload": {"deep": {"a": [{"b": {"c": "</script>"}}]}}, "correlation_id": "c-2"}),
+    ];
+    let mut rendered = Vec::new();
+    for (n, body) in bodies.into_iter().enumerate() {
+        let appended = app.post_event(&token, &format!("bytes-{n}"), body).await;
+        assert_eq!(appended.status(), 201);
+        let envelope: serde_json::Value = serde_json::from_str(&appended.text().await.expect("body")).expect("json");
+        let id = envelope["id"].as_str().expect("id").to_owned();
+        rendered.push((envelope["seq"].as_i64().expect("seq"), id));
+    }
+    // Timestamps the api would not write itself: whole seconds, milliseconds.
+    for (n, at) in ["2026-01-02T03:04:05Z", "2026-01-02T03:04:05.120Z"].into_iter().enumerate() {
+        let (seq, id): (i64, Uuid) = sqlx::query_as(
+            "INSERT INTO system_events (id, org_id, type, payload, actor, trace_id, correlation_id, occurred_at)
+             VALUES (gen_random_uuid(), $1, $2, '{\"k\" : 1}', 'service:test', 't', $3, $4::timestamptz) RETURNING seq, id",
+        )
+        .bind(org)
+        .bind(SAMPLE_TYPE)
+        .bind(format!("seeded \"{n}\" é\\"))
+        .bind(at)
+        .fetch_one(&pool)
+        .await
+        .expect("seeded");
+        rendered.push((seq, id.to_string()));
+    }
+    wait_listable(&app, &token, rendered.iter().map(|(seq, _)| *seq).max().unwrap_or_default()).await;
+
+    let mut events = Vec::new();
+    for (_, id) in &rendered {
+        let fetched = app.get_as(&token, &format!("/api/v1/events/{id}")).await;
+        assert_eq!(fetched.status(), 200);
+        events.push(fetched.text().await.expect("body"));
+    }
+    let page = app.get_as(&token, "/api/v1/events?limit=4").await.text().await.expect("body");
+    let parsed: serde_json::Value = serde_json::from_str(&page).expect("the page is JSON");
+    let next = parsed["next"].as_str().expect("next");
+    assert_eq!(page, format!(r#"{{"data":[{}],"next":"{next}","has_more":true}}"#, events[..4].join(",")));
+    let last = app.get_as(&token, &format!("/api/v1/events?after={next}")).await.text().await.expect("body");
+    let parsed: serde_json::Value = serde_json::from_str(&last).expect("the page is JSON");
+    let next = parsed["next"].as_str().expect("next");
+    assert_eq!(last, format!(r#"{{"data":[{}],"next":"{next}","has_more":false}}"#, events[4]));
+    let empty = app.get_as(&token, &format!("/api/v1/events?after={next}")).await.text().await.expect("body");
+    assert_eq!(empty, format!(r#"{{"data":[],"next":"{next}","has_more":false}}"#), "an empty page keeps the cursor");
+    let none = app.get_as(&user_token(Uuid::new_v4()), "/api/v1/events").await.text().await.expect("body");
+    assert_eq!(none, r#"{"data":[],"next":null,"has_more":false}"#);
+    app.stop().await;
+}
+
 #[sqlx::test(migrator = "xentri_core::MIGRATOR")]
 async fn correlation_id_is_generated_when_absent(_: PgPoolOptions, options: PgConnectOptions) {
     let app = spawn_app(options).await;

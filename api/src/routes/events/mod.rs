@@ -192,12 +192,8 @@ async fn list_events(
 ) -> Result<Response, ApiError> {
     let principal = principal?;
     let query = parse_list_query(&raw_query)?;
-    let mut listed = events::list(&state.db, principal.org_id, &query).await?;
-    let has_more = listed.len() as i64 > query.limit;
-    listed.truncate(query.limit as usize);
-    let next = listed.last().map(events::Listed::position).or(query.after).map(|p| p.cursor());
-    let data = listed.into_iter().map(|l| l.event).collect();
-    Ok(warp::reply::json(&EventPage { data, next, has_more }).into_response())
+    let page = events::list(&state.db, principal.org_id, &query).await?;
+    Ok(json_response(StatusCode::OK, page))
 }
 
 async fn get_event(id: String, principal: Result<Principal, ApiError>, state: AppState) -> Result<Response, ApiError> {
