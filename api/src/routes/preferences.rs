@@ -24,6 +24,10 @@ use crate::edge::RequestContext;
 use crate::i18n::Lang;
 use crate::preferences::{self, OrgSettings, UserPreferences};
 use crate::problem::{ApiError, FieldError, Problem, ProblemDocument, ProblemKind, respond};
+use crate::routes::openapi::responses::{
+    Guarded, IfMatchRequired, JsonOnly, KeyInFlight, MalformedChange, MalformedOrg, MutationUnavailable, OrgGranted,
+    ReadUnavailable,
+};
 use crate::state::AppState;
 
 /// The org role that may change the org's settings (Clerk's admin role).
@@ -66,11 +70,7 @@ pub fn routes(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Respons
     responses(
         (status = 200, description = "The caller's preferences (`language` null and version 0 when never set), with the version's `ETag`", body = UserPreferences,
             headers(("ETag" = String, description = "The version, in quotes: send it as `If-Match` to change them"))),
-        (status = 400, description = "A malformed x-org-id", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token; one `detail` whatever the cause", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 403, description = "x-org-id names an org the token does not grant", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 500, description = "An unexpected failure (logged with the trace id); nothing more is disclosed", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable, no user-token keys could be fetched yet, or the api sheds load (`overloaded`); always with `Retry-After`", body = ProblemDocument, content_type = "application/problem+json"),
+        Guarded, OrgGranted, MalformedOrg, ReadUnavailable,
     ))]
 pub fn get_preferences(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Response,)> {
     warp::path!("api" / "v1" / "me" / "preferences")
@@ -96,16 +96,9 @@ pub fn get_preferences(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter
     responses(
         (status = 200, description = "Set; the preferences with their new version's `ETag`; `xentri.user.preferences.updated.v1` appended", body = UserPreferences,
             headers(("ETag" = String, description = "The new version, in quotes"))),
-        (status = 400, description = "Missing or malformed Idempotency-Key, malformed JSON or If-Match, or a malformed x-org-id or x-correlation-id", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token; one `detail` whatever the cause", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 403, description = "x-org-id names an org the token does not grant", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 409, description = "The first request with this key is still in flight", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 412, description = "If-Match names another version than the current one (`\"0\"` before the first choice)", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 415, description = "The Content-Type is not `application/json`", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 422, description = "A language that is not supported, or other fields breaking their rules (`errors` lists them); or the key was used with another request", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 428, description = "No If-Match, or `If-Match: *`", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 500, description = "An unexpected failure (logged with the trace id); nothing more is disclosed", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable, the api is shutting down, or it sheds load; always with `Retry-After`", body = ProblemDocument, content_type = "application/problem+json"),
+        Guarded, OrgGranted, MutationUnavailable, MalformedChange, JsonOnly, IfMatchRequired, KeyInFlight,
     ))]
 pub fn put_preferences(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Response,)> {
     mutating!(warp::path!("api" / "v1" / "me" / "preferences"), warp::put(), state, auth, write_preferences)
@@ -118,11 +111,7 @@ pub fn put_preferences(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter
     responses(
         (status = 200, description = "The org's settings (`default_language` null and version 0 when never set), with the version's `ETag`", body = OrgSettings,
             headers(("ETag" = String, description = "The version, in quotes: send it as `If-Match` to change them"))),
-        (status = 400, description = "A malformed x-org-id", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token; one `detail` whatever the cause", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 403, description = "x-org-id names an org the token does not grant", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 500, description = "An unexpected failure (logged with the trace id); nothing more is disclosed", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable, no user-token keys could be fetched yet, or the api sheds load (`overloaded`); always with `Retry-After`", body = ProblemDocument, content_type = "application/problem+json"),
+        Guarded, OrgGranted, MalformedOrg, ReadUnavailable,
     ))]
 pub fn get_org_settings(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Response,)> {
     warp::path!("api" / "v1" / "org" / "settings")
@@ -149,16 +138,10 @@ pub fn get_org_settings(state: AppState, auth: Arc<Authenticator>) -> BoxedFilte
     responses(
         (status = 200, description = "Set; the settings with their new version's `ETag`; `xentri.org.settings.updated.v1` appended", body = OrgSettings,
             headers(("ETag" = String, description = "The new version, in quotes"))),
-        (status = 400, description = "Missing or malformed Idempotency-Key, malformed JSON or If-Match, or a malformed x-org-id or x-correlation-id", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token; one `detail` whatever the cause", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 403, description = "x-org-id names an org the token does not grant, or the caller is not the org's admin", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 409, description = "The first request with this key is still in flight", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 412, description = "If-Match names another version than the current one (`\"0\"` before the first choice)", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 415, description = "The Content-Type is not `application/json`", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 422, description = "A language that is not supported, or other fields breaking their rules (`errors` lists them); or the key was used with another request", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 428, description = "No If-Match, or `If-Match: *`", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 500, description = "An unexpected failure (logged with the trace id); nothing more is disclosed", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable, the api is shutting down, or it sheds load; always with `Retry-After`", body = ProblemDocument, content_type = "application/problem+json"),
+        Guarded, MutationUnavailable, MalformedChange, JsonOnly, IfMatchRequired, KeyInFlight,
     ))]
 pub fn put_org_settings(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Response,)> {
     mutating!(warp::path!("api" / "v1" / "org" / "settings"), warp::put(), state, auth, write_org_settings)

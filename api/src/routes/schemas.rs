@@ -15,6 +15,7 @@ use super::events::ORG_DESCRIPTION;
 use super::with_state;
 use crate::auth::{Authenticator, Principal, authenticated};
 use crate::problem::{ApiError, Problem, ProblemDocument, ProblemKind, respond};
+use crate::routes::openapi::responses::{Guarded, OrgGranted};
 use crate::state::AppState;
 
 /// The media type of one schema (draft 2020-12).
@@ -61,9 +62,8 @@ pub fn routes(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Respons
     responses(
         (status = 200, description = "Every contract: the envelope's, the new event's and each event type's", body = SchemaList),
         (status = 400, description = "x-org-id is malformed", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token; one `detail` whatever the cause", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 403, description = "x-org-id names an org the token does not grant", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 503, description = "No user-token keys could be fetched yet, or the api sheds load (`overloaded`); always with `Retry-After`", body = ProblemDocument, content_type = "application/problem+json"),
+        Guarded, OrgGranted,
     ))]
 pub fn list(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Response,)> {
     warp::path!("api" / "v1" / "schemas")
@@ -86,10 +86,9 @@ pub fn list(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Response,
     responses(
         (status = 200, description = "The JSON Schema (draft 2020-12)", body = Object, content_type = "application/schema+json"),
         (status = 400, description = "x-org-id is malformed", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token; one `detail` whatever the cause", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 403, description = "x-org-id names an org the token does not grant", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 404, description = "No contract of that name", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 503, description = "No user-token keys could be fetched yet, or the api sheds load (`overloaded`); always with `Retry-After`", body = ProblemDocument, content_type = "application/problem+json"),
+        Guarded, OrgGranted,
     ))]
 pub fn get(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Response,)> {
     warp::path!("api" / "v1" / "schemas" / String)

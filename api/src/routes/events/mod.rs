@@ -29,6 +29,7 @@ use crate::edge::RequestContext;
 use crate::events;
 use crate::idempotency::{self, IdempotencyKey};
 use crate::problem::{ApiError, Problem, ProblemDocument, ProblemKind, respond};
+use crate::routes::openapi::responses::{BodyLimit, Guarded, KeyInFlight, OrgGranted, ReadUnavailable};
 use crate::state::AppState;
 
 /// What `x-org-id` is, on every operation that takes it.
@@ -77,15 +78,11 @@ pub fn routes(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Respons
     responses(
         (status = 201, description = "Stored; the envelope as stored", body = StoredEvent),
         (status = 400, description = "Missing or malformed Idempotency-Key, malformed JSON, or a malformed x-org-id", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token; one `detail` whatever the cause", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 403, description = "x-org-id names an org the token does not grant", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 408, description = "The body did not arrive within `api.body_read_timeout_ms`; the connection is closed", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 409, description = "The first request with this key is still in flight", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 413, description = "The body is over `api.body_limit_bytes` (1 MiB by default)", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 415, description = "The Content-Type is not `application/json` (nor `application/*+json`)", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 422, description = "The body is not an object, or fields break their rules (`errors` lists them); or the key was used with another request", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 500, description = "An unexpected failure (logged with the trace id); nothing more is disclosed", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 503, description = "The database is unavailable, no user-token keys could be fetched yet, the api is shutting down, or it sheds load (`overloaded`); always with `Retry-After`", body = ProblemDocument, content_type = "application/problem+json"),
+        Guarded, OrgGranted, BodyLimit, KeyInFlight,
     ))]
 pub fn append(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Response,)> {
     warp::path!("api" / "v1" / "events")
@@ -110,10 +107,7 @@ pub fn append(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Respons
     responses(
         (status = 200, description = "A page of events in seq order", body = EventPage),
         (status = 400, description = "A query parameter that is malformed, unknown or given more than once (`errors` lists them), or a malformed x-org-id", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token; one `detail` whatever the cause", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 403, description = "x-org-id names an org the token does not grant", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 500, description = "An unexpected failure (logged with the trace id); nothing more is disclosed", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable, no user-token keys could be fetched yet, or the api sheds load (`overloaded`); always with `Retry-After`", body = ProblemDocument, content_type = "application/problem+json"),
+        Guarded, OrgGranted, ReadUnavailable,
     ))]
 pub fn list(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Response,)> {
     warp::path!("api" / "v1" / "events")
@@ -133,11 +127,8 @@ pub fn list(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Response,
     responses(
         (status = 200, description = "The event", body = StoredEvent),
         (status = 400, description = "The id is not a UUID, or x-org-id is malformed", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token; one `detail` whatever the cause", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 403, description = "x-org-id names an org the token does not grant", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 404, description = "No such event in this org", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 500, description = "An unexpected failure (logged with the trace id); nothing more is disclosed", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable, no user-token keys could be fetched yet, or the api sheds load (`overloaded`); always with `Retry-After`", body = ProblemDocument, content_type = "application/problem+json"),
+        Guarded, OrgGranted, ReadUnavailable,
     ))]
 pub fn get(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Response,)> {
     warp::path!("api" / "v1" / "events" / String)

@@ -26,6 +26,10 @@ use crate::leads::list::LeadPage;
 use crate::leads::store::Lead;
 use crate::leads::{self, Change};
 use crate::problem::{ApiError, ProblemDocument, respond};
+use crate::routes::openapi::responses::{
+    BodyLimit, Guarded, IfMatchRequired, InvalidFields, JsonOnly, KeyInFlight, MalformedChange, MalformedCreation,
+    MalformedOrg, MutationUnavailable, OrgGranted, ReadUnavailable, StaleVersion,
+};
 use crate::state::AppState;
 
 /// What an import answers.
@@ -66,15 +70,8 @@ pub fn routes(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Respons
     responses(
         (status = 201, description = "Created; the lead with its version's `ETag`; `xentri.lead.created.v1` appended", body = Lead,
             headers(("ETag" = String, description = "The version, in quotes: send it as `If-Match` to change the lead"))),
-        (status = 400, description = "Missing or malformed Idempotency-Key, malformed JSON, or a malformed x-org-id or x-correlation-id", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token; one `detail` whatever the cause", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 403, description = "x-org-id names an org the token does not grant", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 409, description = "The first request with this key is still in flight", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 413, description = "The body is over `api.body_limit_bytes` (1 MiB by default)", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 415, description = "The Content-Type is not `application/json`", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 422, description = "Fields break their rules (`errors` lists them: a bad email, an unknown source, unknown fields, …), or the key was used with another request", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 500, description = "An unexpected failure (logged with the trace id); nothing more is disclosed", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable, the api is shutting down, or it sheds load; always with `Retry-After`", body = ProblemDocument, content_type = "application/problem+json"),
+        Guarded, OrgGranted, MutationUnavailable, MalformedCreation, BodyLimit, JsonOnly, KeyInFlight,
     ))]
 pub fn create(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Response,)> {
     mutating!(warp::path!("api" / "v1" / "sales" / "leads"), warp::post(), state, auth, create_lead)
@@ -93,15 +90,9 @@ pub fn create(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Respons
     security(("bearer" = []), ("session_cookie" = [])),
     responses(
         (status = 201, description = "Every lead created, `new`; one `xentri.lead.created.v1` per lead appended", body = LeadImportAnswer),
-        (status = 400, description = "Missing or malformed Idempotency-Key, malformed JSON, or a malformed x-org-id or x-correlation-id", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token; one `detail` whatever the cause", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 403, description = "x-org-id names an org the token does not grant", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 409, description = "The first request with this key is still in flight", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 413, description = "The body is over `api.bulk_body_limit_bytes` (4 MiB by default)", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 415, description = "The Content-Type is not `application/json`", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 422, description = "Nothing is created: `errors` lists every bad field of every bad row by pointer (`/leads/3/email`), or more than 1,000 leads (`/leads`); or the key was used with another request", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 500, description = "An unexpected failure (logged with the trace id); nothing more is disclosed", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable, the api is shutting down, or it sheds load; always with `Retry-After`", body = ProblemDocument, content_type = "application/problem+json"),
+        Guarded, OrgGranted, MutationUnavailable, MalformedCreation, JsonOnly, KeyInFlight,
     ))]
 pub fn import(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Response,)> {
     mutating!(warp::path!("api" / "v1" / "sales" / "leads:import"), warp::post(), state, auth, import_leads)
@@ -116,10 +107,7 @@ pub fn import(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Respons
     responses(
         (status = 200, description = "A page of leads, newest first", body = LeadPage),
         (status = 400, description = "A query parameter that is malformed, unknown or given more than once (`errors` lists them), or a malformed x-org-id", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token; one `detail` whatever the cause", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 403, description = "x-org-id names an org the token does not grant", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 500, description = "An unexpected failure (logged with the trace id); nothing more is disclosed", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable, no user-token keys could be fetched yet, or the api sheds load (`overloaded`); always with `Retry-After`", body = ProblemDocument, content_type = "application/problem+json"),
+        Guarded, OrgGranted, ReadUnavailable,
     ))]
 pub fn list(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Response,)> {
     warp::path!("api" / "v1" / "sales" / "leads")
@@ -145,12 +133,8 @@ pub fn list(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Response,
         (status = 200, description = "The lead, with its version's `ETag`", body = Lead,
             headers(("ETag" = String, description = "The version, in quotes"))),
         (status = 304, description = "`If-None-Match` names the current version"),
-        (status = 400, description = "A malformed x-org-id", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token; one `detail` whatever the cause", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 403, description = "x-org-id names an org the token does not grant", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 404, description = "No such lead in this org", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 500, description = "An unexpected failure (logged with the trace id); nothing more is disclosed", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable, no user-token keys could be fetched yet, or the api sheds load (`overloaded`); always with `Retry-After`", body = ProblemDocument, content_type = "application/problem+json"),
+        Guarded, OrgGranted, MalformedOrg, ReadUnavailable,
     ))]
 pub fn get(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Response,)> {
     warp::path!("api" / "v1" / "sales" / "leads" / String)
@@ -179,17 +163,9 @@ pub fn get(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Response,)
     responses(
         (status = 200, description = "Changed; the lead with its new version's `ETag`; `xentri.lead.updated.v1` appended", body = Lead,
             headers(("ETag" = String, description = "The new version, in quotes"))),
-        (status = 400, description = "Missing or malformed Idempotency-Key, malformed JSON or If-Match, or a malformed x-org-id or x-correlation-id", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token; one `detail` whatever the cause", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 403, description = "x-org-id names an org the token does not grant", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 404, description = "No such lead in this org", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 409, description = "The first request with this key is still in flight", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 412, description = "If-Match names another version than the current one", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 415, description = "The Content-Type is not JSON", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 422, description = "Fields break their rules (`errors` lists them), or the key was used with another request", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 428, description = "No If-Match, or `If-Match: *`", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 500, description = "An unexpected failure (logged with the trace id); nothing more is disclosed", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable, the api is shutting down, or it sheds load; always with `Retry-After`", body = ProblemDocument, content_type = "application/problem+json"),
+        Guarded, OrgGranted, MutationUnavailable, MalformedChange, IfMatchRequired, StaleVersion, KeyInFlight, InvalidFields,
     ))]
 pub fn update(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Response,)> {
     mutating!(warp::path!("api" / "v1" / "sales" / "leads" / String), warp::patch(), state, auth, patch_lead)
@@ -211,17 +187,9 @@ pub fn update(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Respons
     responses(
         (status = 200, description = "Done; the lead with its new version's `ETag`. Appended: `xentri.lead.updated.v1`; besides, `xentri.deal.won.v1` to won, `xentri.deal.lost.v1` to lost, `xentri.lead.disqualified.v1` to disqualified", body = Lead,
             headers(("ETag" = String, description = "The new version, in quotes"))),
-        (status = 400, description = "Missing or malformed Idempotency-Key, malformed JSON or If-Match, or a malformed x-org-id or x-correlation-id", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token; one `detail` whatever the cause", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 403, description = "x-org-id names an org the token does not grant", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 404, description = "No such lead in this org", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 409, description = "The flow does not allow it from the current status (`invalid-transition`, with `state` and `allowed_transitions`), or the first request with this key is still in flight", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 412, description = "If-Match names another version than the current one", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 415, description = "The Content-Type is not `application/json`", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 422, description = "Fields break their rules (`errors` lists them), or the key was used with another request", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 428, description = "No If-Match, or `If-Match: *`", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 500, description = "An unexpected failure (logged with the trace id); nothing more is disclosed", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable, the api is shutting down, or it sheds load; always with `Retry-After`", body = ProblemDocument, content_type = "application/problem+json"),
+        Guarded, OrgGranted, MutationUnavailable, MalformedChange, JsonOnly, IfMatchRequired, StaleVersion, InvalidFields,
     ))]
 pub fn transition(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Response,)> {
     mutating!(

@@ -24,6 +24,10 @@ use crate::domain::precondition;
 use crate::domain::request::Mutating;
 use crate::edge::RequestContext;
 use crate::problem::{ApiError, Problem, ProblemDocument, ProblemKind, respond};
+use crate::routes::openapi::responses::{
+    BodyLimit, Guarded, IfMatchRequired, InvalidFields, JsonOnly, KeyInFlight, MalformedChange, MalformedCreation,
+    MalformedOrg, MutationUnavailable, OrgGranted, ReadUnavailable, StaleVersion,
+};
 use crate::sites;
 use crate::state::AppState;
 
@@ -58,15 +62,8 @@ pub fn routes(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Respons
     responses(
         (status = 201, description = "Created; the site with its version's `ETag`; `xentri.website.created.v1` appended", body = Site,
             headers(("ETag" = String, description = "The version, in quotes: send it as `If-Match` to change the site"))),
-        (status = 400, description = "Missing or malformed Idempotency-Key, malformed JSON, or a malformed x-org-id or x-correlation-id", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token; one `detail` whatever the cause", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 403, description = "x-org-id names an org the token does not grant", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 409, description = "The first request with this key is still in flight", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 413, description = "The body is over `api.body_limit_bytes` (1 MiB by default)", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 415, description = "The Content-Type is not `application/json`", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 422, description = "Fields break their rules (`errors` lists them, the pages' by JSON pointer: `/pages/0/blocks/2/src`), or the key was used with another request", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 500, description = "An unexpected failure (logged with the trace id); nothing more is disclosed", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable, the api is shutting down, or it sheds load; always with `Retry-After`", body = ProblemDocument, content_type = "application/problem+json"),
+        Guarded, OrgGranted, MutationUnavailable, MalformedCreation, BodyLimit, JsonOnly, KeyInFlight,
     ))]
 pub fn create(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Response,)> {
     mutating!(warp::path!("api" / "v1" / "marketing" / "sites"), warp::post(), state, auth, create_site)
@@ -85,12 +82,8 @@ pub fn create(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Respons
         (status = 200, description = "The site, with its version's `ETag`", body = Site,
             headers(("ETag" = String, description = "The version, in quotes"))),
         (status = 304, description = "`If-None-Match` names the current version"),
-        (status = 400, description = "A malformed x-org-id", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token; one `detail` whatever the cause", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 403, description = "x-org-id names an org the token does not grant", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 404, description = "No such site in this org", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 500, description = "An unexpected failure (logged with the trace id); nothing more is disclosed", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable, no user-token keys could be fetched yet, or the api sheds load (`overloaded`); always with `Retry-After`", body = ProblemDocument, content_type = "application/problem+json"),
+        Guarded, OrgGranted, MalformedOrg, ReadUnavailable,
     ))]
 pub fn get(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Response,)> {
     warp::path!("api" / "v1" / "marketing" / "sites" / String)
@@ -120,18 +113,10 @@ pub fn get(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Response,)
     responses(
         (status = 200, description = "Changed; the site with its new version's `ETag`; `xentri.website.updated.v1` appended", body = Site,
             headers(("ETag" = String, description = "The new version, in quotes"))),
-        (status = 400, description = "Missing or malformed Idempotency-Key, malformed JSON or If-Match, or a malformed x-org-id or x-correlation-id", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token; one `detail` whatever the cause", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 403, description = "x-org-id names an org the token does not grant", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 404, description = "No such site in this org", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 409, description = "The site is `publishing` (`invalid-transition`: its build reads the content), or the first request with this key is still in flight", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 412, description = "If-Match names another version than the current one", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 413, description = "The body is over `api.body_limit_bytes` (1 MiB by default)", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 415, description = "The Content-Type is not JSON", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 422, description = "Fields break their rules (`errors` lists them), or the key was used with another request", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 428, description = "No If-Match, or `If-Match: *`", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 500, description = "An unexpected failure (logged with the trace id); nothing more is disclosed", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable, the api is shutting down, or it sheds load; always with `Retry-After`", body = ProblemDocument, content_type = "application/problem+json"),
+        Guarded, OrgGranted, MutationUnavailable, MalformedChange, BodyLimit, IfMatchRequired, StaleVersion, InvalidFields,
     ))]
 pub fn update(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Response,)> {
     mutating!(warp::path!("api" / "v1" / "marketing" / "sites" / String), warp::patch(), state, auth, patch_site)
@@ -155,17 +140,10 @@ pub fn update(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Respons
     responses(
         (status = 200, description = "Done; the site with its new version's `ETag`. Appended: `xentri.website.updated.v1`; to publishing, besides, the site.build job", body = Site,
             headers(("ETag" = String, description = "The new version, in quotes"))),
-        (status = 400, description = "Missing or malformed Idempotency-Key, malformed JSON or If-Match, or a malformed x-org-id or x-correlation-id", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token; one `detail` whatever the cause", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 403, description = "x-org-id names an org the token does not grant, or the step is the build's (`publishing → live | failed`, `failed → live`)", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 404, description = "No such site in this org", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 409, description = "The flow does not allow it from the current state (`invalid-transition`, with `state` and `allowed_transitions`), or the first request with this key is still in flight", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 412, description = "If-Match names another version than the current one", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 415, description = "The Content-Type is not `application/json`", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 422, description = "Fields break their rules (`errors` lists them), or the key was used with another request", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 428, description = "No If-Match, or `If-Match: *`", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 500, description = "An unexpected failure (logged with the trace id); nothing more is disclosed", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable, the api is shutting down, or it sheds load; always with `Retry-After`", body = ProblemDocument, content_type = "application/problem+json"),
+        Guarded, MutationUnavailable, MalformedChange, JsonOnly, IfMatchRequired, StaleVersion, InvalidFields,
     ))]
 pub fn transition(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Response,)> {
     mutating!(
@@ -189,12 +167,8 @@ pub fn transition(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Res
     security(("bearer" = []), ("session_cookie" = [])),
     responses(
         (status = 200, description = "The page as an HTML document, with a `Content-Security-Policy` that allows no scripts", content_type = "text/html; charset=utf-8", body = String),
-        (status = 400, description = "A malformed x-org-id", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token; one `detail` whatever the cause", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 403, description = "x-org-id names an org the token does not grant", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 404, description = "No such site in this org, or no published page of that slug", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 500, description = "An unexpected failure (logged with the trace id); nothing more is disclosed", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable, no user-token keys could be fetched yet, or the api sheds load (`overloaded`); always with `Retry-After`", body = ProblemDocument, content_type = "application/problem+json"),
+        Guarded, OrgGranted, MalformedOrg, ReadUnavailable,
     ))]
 pub fn html(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Response,)> {
     warp::path!("api" / "v1" / "marketing" / "sites" / String / "html" / String)

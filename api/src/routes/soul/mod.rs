@@ -20,6 +20,10 @@ use crate::domain::precondition;
 use crate::domain::request::Mutating;
 use crate::edge::RequestContext;
 use crate::problem::{ApiError, Problem, ProblemDocument, ProblemKind, respond};
+use crate::routes::openapi::responses::{
+    Guarded, IfMatchRequired, InvalidFields, JsonOnly, MalformedChange, MalformedCreation, MalformedOrg,
+    MutationUnavailable, OrgGranted, ReadUnavailable, StaleVersion,
+};
 use crate::soul::machine::Action;
 use crate::soul::store::Soul;
 use crate::soul::{self, Change};
@@ -48,12 +52,8 @@ pub fn routes(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Respons
         (status = 200, description = "The Soul, with its version's `ETag`", body = Soul,
             headers(("ETag" = String, description = "The version, in quotes: send it as `If-Match` to change the Soul"))),
         (status = 304, description = "`If-None-Match` names the current version"),
-        (status = 400, description = "A malformed x-org-id", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token; one `detail` whatever the cause", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 403, description = "x-org-id names an org the token does not grant", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 404, description = "The org has no Soul yet", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 500, description = "An unexpected failure (logged with the trace id); nothing more is disclosed", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable, no user-token keys could be fetched yet, or the api sheds load (`overloaded`); always with `Retry-After`", body = ProblemDocument, content_type = "application/problem+json"),
+        Guarded, OrgGranted, MalformedOrg, ReadUnavailable,
     ))]
 pub fn get(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Response,)> {
     warp::path!("api" / "v1" / "soul")
@@ -78,14 +78,10 @@ pub fn get(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Response,)
     responses(
         (status = 201, description = "Created; the Soul with its version's `ETag`; `xentri.soul.initiated.v1` appended", body = Soul,
             headers(("ETag" = String, description = "The version, in quotes"))),
-        (status = 400, description = "Missing or malformed Idempotency-Key, malformed JSON, or a malformed x-org-id or x-correlation-id", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token; one `detail` whatever the cause", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 403, description = "x-org-id names an org the token does not grant", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 409, description = "The org has a Soul already (`already-exists`), or the first request with this key is still in flight", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 415, description = "A body that is not `application/json`", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 422, description = "A body with fields, or the key was used with another request", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 500, description = "An unexpected failure (logged with the trace id); nothing more is disclosed", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable, the api is shutting down, or it sheds load; always with `Retry-After`", body = ProblemDocument, content_type = "application/problem+json"),
+        Guarded, OrgGranted, MutationUnavailable, MalformedCreation,
     ))]
 pub fn create(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Response,)> {
     mutating!(warp::path!("api" / "v1" / "soul"), warp::post(), state, auth, create_soul)
@@ -104,17 +100,10 @@ pub fn create(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Respons
     responses(
         (status = 200, description = "Replaced; the Soul with its new version's `ETag`; `xentri.soul.content_replaced.v1` appended", body = Soul,
             headers(("ETag" = String, description = "The new version, in quotes"))),
-        (status = 400, description = "Missing or malformed Idempotency-Key, malformed JSON or If-Match, or a malformed x-org-id or x-correlation-id", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token; one `detail` whatever the cause", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 403, description = "x-org-id names an org the token does not grant, or a service token (content is a user's)", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 404, description = "The org has no Soul yet", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 409, description = "Not `conversing` nor `editing` (`invalid-transition`, with `state` and `allowed_transitions`), or the first request with this key is still in flight", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 412, description = "If-Match names another version than the current one", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 415, description = "The Content-Type is not `application/json`", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 422, description = "Fields break their rules (`errors` lists them), or the key was used with another request", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 428, description = "No If-Match, or `If-Match: *`", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 500, description = "An unexpected failure (logged with the trace id); nothing more is disclosed", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable, the api is shutting down, or it sheds load; always with `Retry-After`", body = ProblemDocument, content_type = "application/problem+json"),
+        Guarded, MutationUnavailable, MalformedChange, JsonOnly, IfMatchRequired, StaleVersion, InvalidFields,
     ))]
 pub fn replace_content(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Response,)> {
     mutating!(warp::path!("api" / "v1" / "soul"), warp::put(), state, auth, put_content)
@@ -136,17 +125,11 @@ pub fn replace_content(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter
     responses(
         (status = 200, description = "Done; the Soul with its new version's `ETag`. Appended: `xentri.soul.transitioned.v1`; besides, `xentri.soul.created.v1` on the first approval, `xentri.soul.updated.v1` on later approvals and when an approved Soul goes to editing", body = Soul,
             headers(("ETag" = String, description = "The new version, in quotes"))),
-        (status = 400, description = "Missing or malformed Idempotency-Key, malformed JSON or If-Match, or a malformed x-org-id or x-correlation-id", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token; one `detail` whatever the cause", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 403, description = "x-org-id names an org the token does not grant, or the step is another kind of caller's: a draft is delivered by a service token only, every other step by a user token", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 404, description = "The org has no Soul yet", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 409, description = "The flow does not allow it from the current state (`invalid-transition`, with `state` and `allowed_transitions`), or the first request with this key is still in flight", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 412, description = "If-Match names another version than the current one", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 415, description = "The Content-Type is not `application/json`", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 422, description = "Fields break their rules (`errors` lists them), sections missing on an answer or a draft or given on another step, or the key was used with another request", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 428, description = "No If-Match, or `If-Match: *`", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 500, description = "An unexpected failure (logged with the trace id); nothing more is disclosed", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable, the api is shutting down, or it sheds load; always with `Retry-After`", body = ProblemDocument, content_type = "application/problem+json"),
+        Guarded, MutationUnavailable, MalformedChange, JsonOnly, IfMatchRequired, StaleVersion,
     ))]
 pub fn transition(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Response,)> {
     mutating!(warp::path!("api" / "v1" / "soul" / "transitions"), warp::post(), state, auth, post_transition)
