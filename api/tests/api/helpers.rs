@@ -15,6 +15,8 @@ pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
     pub state: AppState,
+    /// The `x-correlation-id` that [`send`] sends.
+    pub flow: String,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<()>>,
 }
@@ -57,7 +59,61 @@ pub async fn spawn_with(settings: Settings) -> TestApp {
     let handle = tokio::spawn(app.run_until_stopped(async {
         let _ = rx.await;
     }));
-    TestApp { address, client: reqwest::Client::new(), state, shutdown: Some(tx), handle: Some(handle) }
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        state,
+        flow: "test".to_owned(),
+        shutdown: Some(tx),
+        handle: Some(handle),
+    }
+}
+
+/// The api with a Redis key prefix of its own (returned), its requests
+/// through [`send`] correlated as `flow`; `extra` settings besides.
+pub async fn spawn_prefixed(options: &PgConnectOptions, flow: &str, extra: &[(&str, &str)]) -> (TestApp, String) {
+    let prefix = format!("t-{}:", uuid::Uuid::new_v4());
+    let mut vars = vec![("XENTRI_REDIS__KEY_PREFIX", prefix.as_str())];
+    vars.extend_from_slice(extra);
+    let mut app = spawn_with(settings(&database_url(options), &vars)).await;
+    app.flow = flow.to_owned();
+    (app, prefix)
+}
+
+/// A request as the domain tests send it: as `token`, with the app's
+/// `x-correlation-id` (`TestApp::flow`), an `Idempotency-Key` unless `key` is
+/// empty, and `If-Match` and a JSON body when given. Answers the status, the
+/// headers and the JSON body (null when the body is not JSON).
+pub async fn send(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    token: &str,
+    key: &str,
+    if_match: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
+    let mut request =
+        app.client.request(method, app.url(path)).bearer_auth(token).header("x-correlation-id", &app.flow);
+    if !key.is_empty() {
+        request = request.header("idempotency-key", key);
+    }
+    if let Some(tag) = if_match {
+        request = request.header("if-match", tag);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("request sent");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let text = response.text().await.expect("body");
+    (status, headers, serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
+}
+
+/// A fresh idempotency key.
+pub fn key() -> String {
+    uuid::Uuid::new_v4().to_string()
 }
 
 impl TestApp {

@@ -11,7 +11,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use uuid::Uuid;
 use xentri_api::db::Db;
 
-use crate::helpers::{TestApp, database_url, settings, spawn_with, user_token};
+use crate::helpers::{TestApp, key, send, spawn_prefixed, user_token};
 
 const LEADS: &str = "/api/v1/sales/leads";
 const STATUSES: [&str; 7] = ["new", "contacted", "qualified", "disqualified", "proposal", "won", "lost"];
@@ -25,46 +25,6 @@ const ALLOWED: [(&str, &str); 6] = [
 ];
 /// The correlation id every mutation of these tests sends.
 const FLOW: &str = "leads-test";
-
-/// The api with a Redis key prefix of its own.
-async fn start(options: &PgConnectOptions, extra: &[(&str, &str)]) -> (TestApp, String) {
-    let prefix = format!("t-{}:", Uuid::new_v4());
-    let mut vars = vec![("XENTRI_REDIS__KEY_PREFIX", prefix.as_str())];
-    vars.extend_from_slice(extra);
-    (spawn_with(settings(&database_url(options), &vars)).await, prefix)
-}
-
-/// A request: method, path, token, key (none when empty), If-Match, body;
-/// status, headers, JSON body.
-async fn send(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    token: &str,
-    key: &str,
-    if_match: Option<&str>,
-    body: Option<Value>,
-) -> (u16, HeaderMap, Value) {
-    let mut request = app.client.request(method, app.url(path)).bearer_auth(token).header("x-correlation-id", FLOW);
-    if !key.is_empty() {
-        request = request.header("idempotency-key", key);
-    }
-    if let Some(tag) = if_match {
-        request = request.header("if-match", tag);
-    }
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.expect("request sent");
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let text = response.text().await.expect("body");
-    (status, headers, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
-fn key() -> String {
-    Uuid::new_v4().to_string()
-}
 
 fn lead_body(i: usize) -> Value {
     json!({"name": format!("Lead {i}"), "email": format!("lead{i}@example.com"), "company": "Acme", "source": "form"})
@@ -123,7 +83,7 @@ fn fields(problem: &Value) -> Vec<&str> {
 #[sqlx::test(migrator = "xentri_core::MIGRATOR")]
 async fn leads_are_created_read_and_listed_in_pages(pool: PgPool) {
     let options = pool.connect_options().as_ref().clone();
-    let (app, _) = start(&options, &[]).await;
+    let (app, _) = spawn_prefixed(&options, FLOW, &[]).await;
     let org = Uuid::new_v4();
     let user = user_token(org);
     let mut created = Vec::new();
@@ -178,7 +138,7 @@ async fn leads_are_created_read_and_listed_in_pages(pool: PgPool) {
 
 #[sqlx::test(migrator = "xentri_core::MIGRATOR")]
 async fn bad_fields_are_422s_listing_each(_: PgPoolOptions, options: PgConnectOptions) {
-    let (app, _) = start(&options, &[]).await;
+    let (app, _) = spawn_prefixed(&options, FLOW, &[]).await;
     let user = user_token(Uuid::new_v4());
     let post = |body: Value| send(&app, Method::POST, LEADS, &user, "k", None, Some(body));
     let (status, headers, problem) = post(json!({"name": "A", "email": "not-an-email", "source": "form"})).await;
@@ -202,7 +162,7 @@ async fn bad_fields_are_422s_listing_each(_: PgPoolOptions, options: PgConnectOp
 #[sqlx::test(migrator = "xentri_core::MIGRATOR")]
 async fn every_mutation_is_idempotent(pool: PgPool) {
     let options = pool.connect_options().as_ref().clone();
-    let (app, _) = start(&options, &[]).await;
+    let (app, _) = spawn_prefixed(&options, FLOW, &[]).await;
     let org = Uuid::new_v4();
     let user = user_token(org);
     let lead = create(&app, &user, 0).await;
@@ -262,7 +222,7 @@ async fn every_mutation_is_idempotent(pool: PgPool) {
 #[sqlx::test(migrator = "xentri_core::MIGRATOR")]
 async fn updates_require_the_current_version(pool: PgPool) {
     let options = pool.connect_options().as_ref().clone();
-    let (app, _) = start(&options, &[]).await;
+    let (app, _) = spawn_prefixed(&options, FLOW, &[]).await;
     let org = Uuid::new_v4();
     let user = user_token(org);
     let lead = create(&app, &user, 0).await;
@@ -295,7 +255,7 @@ async fn updates_require_the_current_version(pool: PgPool) {
 #[sqlx::test(migrator = "xentri_core::MIGRATOR")]
 async fn every_allowed_and_every_forbidden_transition_over_http(pool: PgPool) {
     let options = pool.connect_options().as_ref().clone();
-    let (app, _) = start(&options, &[]).await;
+    let (app, _) = spawn_prefixed(&options, FLOW, &[]).await;
     let org = Uuid::new_v4();
     let user = user_token(org);
     let lead = create(&app, &user, 0).await;
@@ -335,7 +295,7 @@ async fn every_allowed_and_every_forbidden_transition_over_http(pool: PgPool) {
 #[sqlx::test(migrator = "xentri_core::MIGRATOR")]
 async fn imports_are_all_or_nothing(pool: PgPool) {
     let options = pool.connect_options().as_ref().clone();
-    let (app, _) = start(&options, &[]).await;
+    let (app, _) = spawn_prefixed(&options, FLOW, &[]).await;
     let org = Uuid::new_v4();
     let user = user_token(org);
     let import = format!("{LEADS}:import");
@@ -387,7 +347,7 @@ async fn imports_are_all_or_nothing(pool: PgPool) {
 #[sqlx::test(migrator = "xentri_core::MIGRATOR")]
 async fn leads_are_isolated_by_row_level_security(pool: PgPool) {
     let options = pool.connect_options().as_ref().clone();
-    let (app, _) = start(&options, &[]).await;
+    let (app, _) = spawn_prefixed(&options, FLOW, &[]).await;
     let (org_a, org_b) = (Uuid::new_v4(), Uuid::new_v4());
     let a = create(&app, &user_token(org_a), 1).await;
     let b = create(&app, &user_token(org_b), 2).await;
@@ -426,7 +386,7 @@ async fn leads_are_isolated_by_row_level_security(pool: PgPool) {
 #[sqlx::test(migrator = "xentri_core::MIGRATOR")]
 async fn the_first_page_is_cached(pool: PgPool) {
     let options = pool.connect_options().as_ref().clone();
-    let (app, prefix) = start(&options, &[]).await;
+    let (app, prefix) = spawn_prefixed(&options, FLOW, &[]).await;
     let org = Uuid::new_v4();
     let user = user_token(org);
     create(&app, &user, 0).await;
@@ -452,7 +412,7 @@ async fn the_first_page_is_cached(pool: PgPool) {
     assert_eq!(page, json!({"cached": true}));
     app.stop().await;
 
-    let (app, prefix) = start(&options, &[("XENTRI_CACHE__ENABLED", "false")]).await;
+    let (app, prefix) = spawn_prefixed(&options, FLOW, &[("XENTRI_CACHE__ENABLED", "false")]).await;
     assert_eq!(app.get_as(&user, LEADS).await.status(), 200);
     let off: bool =
         redis::cmd("EXISTS").arg(format!("{prefix}leads:list:{org}")).query_async(&mut redis).await.expect("EXISTS");
@@ -464,7 +424,7 @@ async fn the_first_page_is_cached(pool: PgPool) {
 #[sqlx::test(migrator = "xentri_core::MIGRATOR")]
 async fn concurrent_changes_from_one_version_make_one_change(pool: PgPool) {
     let options = pool.connect_options().as_ref().clone();
-    let (app, _) = start(&options, &[]).await;
+    let (app, _) = spawn_prefixed(&options, FLOW, &[]).await;
     let org = Uuid::new_v4();
     let user = user_token(org);
     let lead = create(&app, &user, 0).await;

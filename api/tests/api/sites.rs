@@ -12,7 +12,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use uuid::Uuid;
 use xentri_api::db::Db;
 
-use crate::helpers::{TestApp, database_url, settings, spawn_with, user_token};
+use crate::helpers::{TestApp, key, send, spawn_prefixed, user_token};
 
 const SITES: &str = "/api/v1/marketing/sites";
 const STATES: [&str; 5] = ["draft", "preview", "publishing", "live", "failed"];
@@ -23,46 +23,6 @@ const USERS: [(&str, &str); 5] =
 const BUILDS: [(&str, &str); 3] = [("publishing", "live"), ("publishing", "failed"), ("failed", "live")];
 /// The correlation id every mutation of these tests sends.
 const FLOW: &str = "sites-test";
-
-/// The api with a Redis key prefix of its own.
-async fn start(options: &PgConnectOptions, extra: &[(&str, &str)]) -> (TestApp, String) {
-    let prefix = format!("t-{}:", Uuid::new_v4());
-    let mut vars = vec![("XENTRI_REDIS__KEY_PREFIX", prefix.as_str())];
-    vars.extend_from_slice(extra);
-    (spawn_with(settings(&database_url(options), &vars)).await, prefix)
-}
-
-/// A request: method, path, token, key (none when empty), If-Match, body;
-/// status, headers, JSON body.
-async fn send(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    token: &str,
-    key: &str,
-    if_match: Option<&str>,
-    body: Option<Value>,
-) -> (u16, HeaderMap, Value) {
-    let mut request = app.client.request(method, app.url(path)).bearer_auth(token).header("x-correlation-id", FLOW);
-    if !key.is_empty() {
-        request = request.header("idempotency-key", key);
-    }
-    if let Some(tag) = if_match {
-        request = request.header("if-match", tag);
-    }
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.expect("request sent");
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let text = response.text().await.expect("body");
-    (status, headers, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
-fn key() -> String {
-    Uuid::new_v4().to_string()
-}
 
 fn pages() -> Value {
     json!([
@@ -131,7 +91,7 @@ fn fields(problem: &Value) -> Vec<&str> {
 #[sqlx::test(migrator = "xentri_core::MIGRATOR")]
 async fn sites_are_created_read_with_etags_and_cached(pool: PgPool) {
     let options = pool.connect_options().as_ref().clone();
-    let (app, prefix) = start(&options, &[]).await;
+    let (app, prefix) = spawn_prefixed(&options, FLOW, &[]).await;
     let org = Uuid::new_v4();
     let user = user_token(org);
     let site = create(&app, &user).await;
@@ -176,7 +136,7 @@ async fn sites_are_created_read_with_etags_and_cached(pool: PgPool) {
     // The cache off: nothing is cached, every read is PostgreSQL's.
     app.stop().await;
     redis::cmd("DEL").arg(&cache_key).query_async::<()>(&mut redis).await.expect("DEL");
-    let (app, prefix) = start(&options, &[("XENTRI_CACHE__ENABLED", "false")]).await;
+    let (app, prefix) = spawn_prefixed(&options, FLOW, &[("XENTRI_CACHE__ENABLED", "false")]).await;
     assert_eq!(app.get_as(&user, &path).await.status(), 200);
     let off: bool = redis::cmd("EXISTS")
         .arg(format!("{prefix}site:{org}:{}", id(&site)))
@@ -189,7 +149,7 @@ async fn sites_are_created_read_with_etags_and_cached(pool: PgPool) {
 
 #[sqlx::test(migrator = "xentri_core::MIGRATOR")]
 async fn bad_pages_and_fields_are_422s_listing_each(_: PgPoolOptions, options: PgConnectOptions) {
-    let (app, _) = start(&options, &[]).await;
+    let (app, _) = spawn_prefixed(&options, FLOW, &[]).await;
     let user = user_token(Uuid::new_v4());
     let post = |body: Value| send(&app, Method::POST, SITES, &user, "k", None, Some(body));
     let (status, headers, problem) = post(json!({"name": "Acme", "pages": [
@@ -230,7 +190,7 @@ async fn bad_pages_and_fields_are_422s_listing_each(_: PgPoolOptions, options: P
 #[sqlx::test(migrator = "xentri_core::MIGRATOR")]
 async fn every_mutation_is_idempotent(pool: PgPool) {
     let options = pool.connect_options().as_ref().clone();
-    let (app, _) = start(&options, &[]).await;
+    let (app, _) = spawn_prefixed(&options, FLOW, &[]).await;
     let org = Uuid::new_v4();
     let user = user_token(org);
     let site = create(&app, &user).await;
@@ -284,7 +244,7 @@ async fn every_mutation_is_idempotent(pool: PgPool) {
 #[sqlx::test(migrator = "xentri_core::MIGRATOR")]
 async fn changes_require_the_current_version(pool: PgPool) {
     let options = pool.connect_options().as_ref().clone();
-    let (app, _) = start(&options, &[]).await;
+    let (app, _) = spawn_prefixed(&options, FLOW, &[]).await;
     let org = Uuid::new_v4();
     let user = user_token(org);
     let site = create(&app, &user).await;
@@ -313,7 +273,7 @@ async fn changes_require_the_current_version(pool: PgPool) {
 #[sqlx::test(migrator = "xentri_core::MIGRATOR")]
 async fn every_allowed_and_every_forbidden_transition_over_http(pool: PgPool) {
     let options = pool.connect_options().as_ref().clone();
-    let (app, _) = start(&options, &[]).await;
+    let (app, _) = spawn_prefixed(&options, FLOW, &[]).await;
     let org = Uuid::new_v4();
     let user = user_token(org);
     let site = create(&app, &user).await;
@@ -392,7 +352,7 @@ async fn every_allowed_and_every_forbidden_transition_over_http(pool: PgPool) {
 #[sqlx::test(migrator = "xentri_core::MIGRATOR")]
 async fn sites_and_their_pages_are_isolated_by_row_level_security(pool: PgPool) {
     let options = pool.connect_options().as_ref().clone();
-    let (app, _) = start(&options, &[]).await;
+    let (app, _) = spawn_prefixed(&options, FLOW, &[]).await;
     let (org_a, org_b) = (Uuid::new_v4(), Uuid::new_v4());
     let a = create(&app, &user_token(org_a)).await;
     let b = create(&app, &user_token(org_b)).await;
@@ -464,7 +424,7 @@ async fn sites_and_their_pages_are_isolated_by_row_level_security(pool: PgPool) 
 #[sqlx::test(migrator = "xentri_core::MIGRATOR")]
 async fn published_pages_are_served_as_html_that_runs_no_script(pool: PgPool) {
     let options = pool.connect_options().as_ref().clone();
-    let (app, _) = start(&options, &[]).await;
+    let (app, _) = spawn_prefixed(&options, FLOW, &[]).await;
     let org = Uuid::new_v4();
     let user = user_token(org);
     let site = create(&app, &user).await;

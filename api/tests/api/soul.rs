@@ -9,49 +9,13 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use uuid::Uuid;
 use xentri_api::db::Db;
 
-use crate::helpers::{BILLING_SECRET, TestApp, database_url, settings, spawn_with, user_token};
+use crate::helpers::{BILLING_SECRET, TestApp, key, send, spawn_prefixed, user_token};
 
 const STATES: [&str; 6] = ["initiated", "conversing", "drafting", "review_pending", "editing", "approved"];
-
-/// The api with a Redis key prefix of its own.
-async fn start(options: &PgConnectOptions) -> (TestApp, String) {
-    let prefix = format!("t-{}:", Uuid::new_v4());
-    let app = spawn_with(settings(&database_url(options), &[("XENTRI_REDIS__KEY_PREFIX", &prefix)])).await;
-    (app, prefix)
-}
 
 fn service_token(org: Uuid) -> String {
     xentri_api::auth::token::service_token(BILLING_SECRET, "billing", org, std::time::Duration::from_secs(300))
         .expect("mint")
-}
-
-/// A mutation: method, path, token, key, If-Match, body; status, headers, JSON body.
-async fn send(
-    app: &TestApp,
-    method: reqwest::Method,
-    path: &str,
-    token: &str,
-    key: &str,
-    if_match: Option<&str>,
-    body: Option<Value>,
-) -> (u16, HeaderMap, Value) {
-    let mut request = app
-        .client
-        .request(method, app.url(path))
-        .bearer_auth(token)
-        .header("idempotency-key", key)
-        .header("x-correlation-id", "soul-test");
-    if let Some(tag) = if_match {
-        request = request.header("if-match", tag);
-    }
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.expect("request sent");
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let text = response.text().await.expect("body");
-    (status, headers, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
 async fn create(app: &TestApp, token: &str) -> Value {
@@ -65,10 +29,6 @@ async fn create(app: &TestApp, token: &str) -> Value {
 async fn transition(app: &TestApp, token: &str, version: i64, body: Value) -> (u16, HeaderMap, Value) {
     let tag = format!("\"{version}\"");
     send(app, reqwest::Method::POST, "/api/v1/soul/transitions", token, &key(), Some(&tag), Some(body)).await
-}
-
-fn key() -> String {
-    Uuid::new_v4().to_string()
 }
 
 /// Puts the org's Soul in `state` directly (as the owner), returning its version.
@@ -102,7 +62,7 @@ fn transition_body(from: &str, to: &str) -> Value {
 #[sqlx::test(migrator = "xentri_core::MIGRATOR")]
 async fn every_allowed_and_every_forbidden_transition_over_http(pool: PgPool) {
     let options = pool.connect_options().as_ref().clone();
-    let (app, _) = start(&options).await;
+    let (app, _) = spawn_prefixed(&options, "soul-test", &[]).await;
     let org = Uuid::new_v4();
     let (user, service) = (user_token(org), service_token(org));
     create(&app, &user).await;
@@ -147,7 +107,7 @@ async fn every_allowed_and_every_forbidden_transition_over_http(pool: PgPool) {
 
 #[sqlx::test(migrator = "xentri_core::MIGRATOR")]
 async fn updates_require_the_current_version(_: PgPoolOptions, options: PgConnectOptions) {
-    let (app, _) = start(&options).await;
+    let (app, _) = spawn_prefixed(&options, "soul-test", &[]).await;
     let org = Uuid::new_v4();
     let user = user_token(org);
     create(&app, &user).await;
@@ -189,7 +149,7 @@ async fn updates_require_the_current_version(_: PgPoolOptions, options: PgConnec
 #[sqlx::test(migrator = "xentri_core::MIGRATOR")]
 async fn mutations_are_idempotent(pool: PgPool) {
     let options = pool.connect_options().as_ref().clone();
-    let (app, _) = start(&options).await;
+    let (app, _) = spawn_prefixed(&options, "soul-test", &[]).await;
     let org = Uuid::new_v4();
     let user = user_token(org);
     let post = |key: &'static str| send(&app, reqwest::Method::POST, "/api/v1/soul", &user, key, None, None);
@@ -264,7 +224,7 @@ async fn mutations_are_idempotent(pool: PgPool) {
 #[sqlx::test(migrator = "xentri_core::MIGRATOR")]
 async fn only_a_service_token_delivers_a_draft(pool: PgPool) {
     let options = pool.connect_options().as_ref().clone();
-    let (app, _) = start(&options).await;
+    let (app, _) = spawn_prefixed(&options, "soul-test", &[]).await;
     let org = Uuid::new_v4();
     let (user, service) = (user_token(org), service_token(org));
     create(&app, &user).await;
@@ -291,7 +251,7 @@ async fn only_a_service_token_delivers_a_draft(pool: PgPool) {
 #[sqlx::test(migrator = "xentri_core::MIGRATOR")]
 async fn a_failed_transaction_leaves_neither_row_nor_event(pool: PgPool) {
     let options = pool.connect_options().as_ref().clone();
-    let (app, _) = start(&options).await;
+    let (app, _) = spawn_prefixed(&options, "soul-test", &[]).await;
     let org = Uuid::new_v4();
     let user = user_token(org);
     create(&app, &user).await;
@@ -380,7 +340,7 @@ async fn souls_are_isolated_by_row_level_security(pool: PgPool) {
 #[sqlx::test(migrator = "xentri_core::MIGRATOR")]
 async fn reads_are_cached_with_etags(pool: PgPool) {
     let options = pool.connect_options().as_ref().clone();
-    let (app, prefix) = start(&options).await;
+    let (app, prefix) = spawn_prefixed(&options, "soul-test", &[]).await;
     let org = Uuid::new_v4();
     let user = user_token(org);
     let (status, _, body) = crate::helpers::json(app.get_as(&user, "/api/v1/soul").await).await;
@@ -450,7 +410,7 @@ async fn reads_are_cached_with_etags(pool: PgPool) {
 #[sqlx::test(migrator = "xentri_core::MIGRATOR")]
 async fn concurrent_updates_from_one_version_make_one_change(pool: PgPool) {
     let options = pool.connect_options().as_ref().clone();
-    let (app, _) = start(&options).await;
+    let (app, _) = spawn_prefixed(&options, "soul-test", &[]).await;
     let org = Uuid::new_v4();
     let user = user_token(org);
     create(&app, &user).await;
@@ -478,9 +438,7 @@ async fn concurrent_updates_from_one_version_make_one_change(pool: PgPool) {
 
 #[sqlx::test(migrator = "xentri_core::MIGRATOR")]
 async fn with_the_cache_off_reads_go_to_postgres(_: PgPoolOptions, options: PgConnectOptions) {
-    let prefix = format!("t-{}:", Uuid::new_v4());
-    let extra = [("XENTRI_REDIS__KEY_PREFIX", prefix.as_str()), ("XENTRI_CACHE__ENABLED", "false")];
-    let app = spawn_with(settings(&database_url(&options), &extra)).await;
+    let (app, prefix) = spawn_prefixed(&options, "soul-test", &[("XENTRI_CACHE__ENABLED", "false")]).await;
     let org = Uuid::new_v4();
     let user = user_token(org);
     create(&app, &user).await;
