@@ -8,7 +8,9 @@ use tokio::task::JoinHandle;
 use xentri_api::startup::Application;
 use xentri_api::state::AppState;
 use xentri_core::Settings;
-pub use xentri_test_support::{DEADLINE, TestSettings, database_url, eventually, wait_until};
+pub use xentri_test_support::{
+    DEADLINE, TestSettings, database_url, eventually, redis_connection, unique_key_prefix, wait_until,
+};
 
 /// A running api and what a test needs to talk to it.
 pub struct TestApp {
@@ -72,7 +74,7 @@ pub async fn spawn_with(settings: Settings) -> TestApp {
 /// The api with a Redis key prefix of its own (returned), its requests
 /// through [`send`] correlated as `flow`; `extra` settings besides.
 pub async fn spawn_prefixed(options: &PgConnectOptions, flow: &str, extra: &[(&str, &str)]) -> (TestApp, String) {
-    let prefix = format!("t-{}:", uuid::Uuid::new_v4());
+    let prefix = unique_key_prefix();
     let mut vars = vec![("XENTRI_REDIS__KEY_PREFIX", prefix.as_str())];
     vars.extend_from_slice(extra);
     let mut app = spawn_with(settings(&database_url(options), &vars)).await;
@@ -109,6 +111,11 @@ pub async fn send(
     let headers = response.headers().clone();
     let text = response.text().await.expect("body");
     (status, headers, serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
+}
+
+/// The fields a problem document's `errors` name, in order.
+pub fn problem_fields(problem: &serde_json::Value) -> Vec<&str> {
+    problem["errors"].as_array().map(|e| e.iter().filter_map(|e| e["field"].as_str()).collect()).unwrap_or_default()
 }
 
 /// A fresh idempotency key.

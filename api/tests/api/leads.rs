@@ -11,7 +11,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use uuid::Uuid;
 use xentri_api::db::Db;
 
-use crate::helpers::{TestApp, key, send, spawn_prefixed, user_token};
+use crate::helpers::{TestApp, key, problem_fields, redis_connection, send, spawn_prefixed, user_token};
 
 const LEADS: &str = "/api/v1/sales/leads";
 const STATUSES: [&str; 7] = ["new", "contacted", "qualified", "disqualified", "proposal", "won", "lost"];
@@ -68,18 +68,6 @@ async fn count_leads(pool: &PgPool, org: Uuid) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM leads WHERE org_id = $1").bind(org).fetch_one(pool).await.expect("count")
 }
 
-async fn redis() -> redis::aio::MultiplexedConnection {
-    redis::Client::open(std::env::var("REDIS_URL").unwrap_or("redis://127.0.0.1:6379/0".into()))
-        .expect("url")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("redis")
-}
-
-fn fields(problem: &Value) -> Vec<&str> {
-    problem["errors"].as_array().map(|e| e.iter().filter_map(|e| e["field"].as_str()).collect()).unwrap_or_default()
-}
-
 #[sqlx::test(migrator = "xentri_core::MIGRATOR")]
 async fn leads_are_created_read_and_listed_in_pages(pool: PgPool) {
     let options = pool.connect_options().as_ref().clone();
@@ -132,7 +120,7 @@ async fn leads_are_created_read_and_listed_in_pages(pool: PgPool) {
     let (status, _, problem) =
         crate::helpers::json(app.get_as(&user, &format!("{LEADS}?status=gone&limit=0&after=x&y=1")).await).await;
     assert_eq!(status, 400);
-    assert_eq!(fields(&problem), ["query.status", "query.limit", "query.after", "query.y"]);
+    assert_eq!(problem_fields(&problem), ["query.status", "query.limit", "query.after", "query.y"]);
     app.stop().await;
 }
 
@@ -144,14 +132,14 @@ async fn bad_fields_are_422s_listing_each(_: PgPoolOptions, options: PgConnectOp
     let (status, headers, problem) = post(json!({"name": "A", "email": "not-an-email", "source": "form"})).await;
     assert_eq!((status, &problem["type"]), (422, &json!("https://xentri.io/errors/validation-failed")));
     assert_eq!(headers["content-type"], "application/problem+json");
-    assert_eq!(fields(&problem), ["email"]);
+    assert_eq!(problem_fields(&problem), ["email"]);
     let (status, _, problem) = post(json!({"name": "A", "email": "a@example.com", "source": "fax"})).await;
-    assert_eq!((status, fields(&problem)), (422, vec!["source"]));
+    assert_eq!((status, problem_fields(&problem)), (422, vec!["source"]));
     let (status, _, problem) =
         post(json!({"name": "A", "email": "a@example.com", "source": "form", "status": "won", "vip": true})).await;
-    assert_eq!((status, fields(&problem)), (422, vec!["status", "vip"]), "unknown keys are refused");
+    assert_eq!((status, problem_fields(&problem)), (422, vec!["status", "vip"]), "unknown keys are refused");
     let (status, _, problem) = post(json!({})).await;
-    assert_eq!((status, fields(&problem)), (422, vec!["name", "email", "source"]));
+    assert_eq!((status, problem_fields(&problem)), (422, vec!["name", "email", "source"]));
     let no_key = send(&app, Method::POST, LEADS, &user, "", None, Some(lead_body(1))).await;
     assert_eq!(no_key.0, 400, "an Idempotency-Key is required");
     let text = app.client.post(app.url(LEADS)).bearer_auth(&user).header("idempotency-key", "t").body("{}");
@@ -306,13 +294,13 @@ async fn imports_are_all_or_nothing(pool: PgPool) {
     let (status, _, problem) =
         send(&app, Method::POST, &import, &user, &key(), None, Some(json!({"leads": rows}))).await;
     assert_eq!(status, 422, "{problem}");
-    assert_eq!(fields(&problem), ["/leads/3/email", "/leads/17/source", "/leads/999/extra", "/leads/999/name"]);
+    assert_eq!(problem_fields(&problem), ["/leads/3/email", "/leads/17/source", "/leads/999/extra", "/leads/999/name"]);
     assert_eq!((count_leads(&pool, org).await, events(&pool, org).await.len()), (0, 0), "nothing stored");
 
     let too_many: Vec<Value> = (0..1001).map(lead_body).collect();
     let (status, _, problem) =
         send(&app, Method::POST, &import, &user, &key(), None, Some(json!({"leads": too_many}))).await;
-    assert_eq!((status, fields(&problem)), (422, vec!["/leads"]), "{problem}");
+    assert_eq!((status, problem_fields(&problem)), (422, vec!["/leads"]), "{problem}");
     assert!(problem["errors"][0]["message"].as_str().is_some_and(|m| m.contains("at most 1000")), "{problem}");
 
     let rows: Vec<Value> = (0..1000).map(lead_body).collect();
@@ -391,7 +379,7 @@ async fn the_first_page_is_cached(pool: PgPool) {
     let user = user_token(org);
     create(&app, &user, 0).await;
     let key = format!("{prefix}leads:list:{org}");
-    let mut redis = redis().await;
+    let mut redis = redis_connection().await;
     let exists = |redis: &mut redis::aio::MultiplexedConnection| {
         let key = key.clone();
         let mut redis = redis.clone();

@@ -12,7 +12,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use uuid::Uuid;
 use xentri_api::db::Db;
 
-use crate::helpers::{TestApp, key, send, spawn_prefixed, user_token};
+use crate::helpers::{TestApp, key, problem_fields, redis_connection, send, spawn_prefixed, user_token};
 
 const SITES: &str = "/api/v1/marketing/sites";
 const STATES: [&str; 5] = ["draft", "preview", "publishing", "live", "failed"];
@@ -76,18 +76,6 @@ async fn events(pool: &PgPool, org: Uuid) -> Vec<(String, String, Value)> {
         .expect("events")
 }
 
-async fn redis() -> redis::aio::MultiplexedConnection {
-    redis::Client::open(std::env::var("REDIS_URL").unwrap_or("redis://127.0.0.1:6379/0".into()))
-        .expect("url")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("redis")
-}
-
-fn fields(problem: &Value) -> Vec<&str> {
-    problem["errors"].as_array().map(|e| e.iter().filter_map(|e| e["field"].as_str()).collect()).unwrap_or_default()
-}
-
 #[sqlx::test(migrator = "xentri_core::MIGRATOR")]
 async fn sites_are_created_read_with_etags_and_cached(pool: PgPool) {
     let options = pool.connect_options().as_ref().clone();
@@ -105,7 +93,7 @@ async fn sites_are_created_read_with_etags_and_cached(pool: PgPool) {
 
     // The creation cached its answer; a read is served from it, with its ETag.
     let cache_key = format!("{prefix}site:{org}:{}", id(&site));
-    let mut redis = redis().await;
+    let mut redis = redis_connection().await;
     let ttl: i64 = redis::cmd("PTTL").arg(&cache_key).query_async(&mut redis).await.expect("PTTL");
     assert!(ttl > 0 && ttl <= 300_000, "cached with the configured TTL: {ttl}");
     let path = format!("{SITES}/{}", id(&site));
@@ -165,7 +153,7 @@ async fn bad_pages_and_fields_are_422s_listing_each(_: PgPoolOptions, options: P
     assert_eq!((status, &problem["type"]), (422, &json!("https://xentri.io/errors/validation-failed")), "{problem}");
     assert_eq!(headers["content-type"], "application/problem+json");
     assert_eq!(
-        fields(&problem),
+        problem_fields(&problem),
         [
             "/pages/0/slug",
             "/pages/0/blocks/0/text",
@@ -177,7 +165,7 @@ async fn bad_pages_and_fields_are_422s_listing_each(_: PgPoolOptions, options: P
         ]
     );
     let (status, _, problem) = post(json!({"pages": [], "state": "live"})).await;
-    assert_eq!((status, fields(&problem)), (422, vec!["state", "name"]), "{problem}");
+    assert_eq!((status, problem_fields(&problem)), (422, vec!["state", "name"]), "{problem}");
     let no_key = send(&app, Method::POST, SITES, &user, "", None, Some(json!({"name": "A"}))).await;
     assert_eq!(no_key.0, 400, "an Idempotency-Key is required");
     let text = app.client.post(app.url(SITES)).bearer_auth(&user).header("idempotency-key", "t").body("{}");

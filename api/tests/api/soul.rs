@@ -9,7 +9,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use uuid::Uuid;
 use xentri_api::db::Db;
 
-use crate::helpers::{BILLING_SECRET, TestApp, key, send, spawn_prefixed, user_token};
+use crate::helpers::{BILLING_SECRET, TestApp, key, redis_connection, send, spawn_prefixed, user_token};
 
 const STATES: [&str; 6] = ["initiated", "conversing", "drafting", "review_pending", "editing", "approved"];
 
@@ -347,11 +347,7 @@ async fn reads_are_cached_with_etags(pool: PgPool) {
     assert_eq!((status, &body["type"]), (404, &json!("https://xentri.io/errors/not-found")));
     create(&app, &user).await;
     let key = format!("{prefix}soul:{org}");
-    let mut redis = redis::Client::open(std::env::var("REDIS_URL").unwrap_or("redis://127.0.0.1:6379/0".into()))
-        .expect("url")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("redis");
+    let mut redis = redis_connection().await;
     let cached: Option<i64> = redis::cmd("HGET").arg(&key).arg("version").query_async(&mut redis).await.expect("HGET");
     assert_eq!(cached, Some(1), "a change caches its answer");
     redis::cmd("DEL").arg(&key).query_async::<()>(&mut redis).await.expect("DEL");
@@ -445,11 +441,7 @@ async fn with_the_cache_off_reads_go_to_postgres(_: PgPoolOptions, options: PgCo
     let response = app.get_as(&user, "/api/v1/soul").await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["etag"], "\"1\"");
-    let mut redis = redis::Client::open(std::env::var("REDIS_URL").unwrap_or("redis://127.0.0.1:6379/0".into()))
-        .expect("url")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("redis");
+    let mut redis = redis_connection().await;
     let exists: bool =
         redis::cmd("EXISTS").arg(format!("{prefix}soul:{org}")).query_async(&mut redis).await.expect("EXISTS");
     assert!(!exists, "nothing is cached");
