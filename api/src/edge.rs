@@ -132,7 +132,7 @@ impl Edge {
         let trace = TraceContext::from_headers(request.headers());
         let accepted = Lang::accepted(request.headers());
         let method = request.method().clone();
-        let route = crate::routes::template(&method, request.uri().path());
+        let route = crate::routes::template(routed(&method), request.uri().path());
         let span = tracing::info_span!(
             "request",
             trace_id = %trace.trace_id,
@@ -174,6 +174,10 @@ impl Edge {
         B::Error: Into<BoxError>,
     {
         let (mut parts, body) = request.into_parts();
+        // HEAD is GET without the body (RFC 9110, section 9.3.2): routed as
+        // GET; hyper, which saw the request's own method, sends the answer's
+        // head with its length and leaves the body out.
+        parts.method = routed(&parts.method).clone();
         let mut caller = None;
         // Before the body: an unauthenticated caller gets its 401 without the
         // server reading (or waiting for) a byte of it.
@@ -327,6 +331,11 @@ fn finish(mut response: Response<Body>, lang: Lang, trace: &TraceContext) -> Res
         response.headers_mut().insert("traceparent", value);
     }
     response
+}
+
+/// The method a request is routed by: its own, or GET for a HEAD.
+fn routed(method: &http::Method) -> &http::Method {
+    if method == http::Method::HEAD { &http::Method::GET } else { method }
 }
 
 /// Lists the methods served at the path of a 405 in its `Allow` header, as

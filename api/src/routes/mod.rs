@@ -115,10 +115,17 @@ pub fn template(method: &Method, path: &str) -> &'static str {
 }
 
 /// The methods served under `template`, in alphabetical order: what a 405's
-/// `Allow` header lists (RFC 9110, section 10.2.1).
+/// `Allow` header lists (RFC 9110, section 10.2.1). HEAD is served wherever
+/// GET is (the edge routes it as GET).
 pub fn methods(template: &str) -> Vec<&'static str> {
-    let mut methods: Vec<&'static str> =
-        ROUTES.iter().filter(|route| route.template == template).map(|route| route.method).collect();
+    let mut methods: Vec<&'static str> = ROUTES
+        .iter()
+        .filter(|route| route.template == template)
+        .flat_map(
+            |route| if route.method == "GET" { &["GET", "HEAD"][..] } else { std::slice::from_ref(&route.method) },
+        )
+        .copied()
+        .collect();
     methods.sort_unstable();
     methods.dedup();
     methods
@@ -229,24 +236,25 @@ mod tests {
 
     #[test]
     fn every_served_template_has_its_methods() {
-        assert_eq!(methods("/api/v1/events"), ["GET", "POST"]);
-        assert_eq!(methods("/api/v1/events/{id}"), ["GET"]);
-        assert_eq!(methods("/api/v1/soul"), ["GET", "POST", "PUT"]);
+        assert_eq!(methods("/api/v1/events"), ["GET", "HEAD", "POST"]);
+        assert_eq!(methods("/api/v1/events/{id}"), ["GET", "HEAD"]);
+        assert_eq!(methods("/api/v1/soul"), ["GET", "HEAD", "POST", "PUT"]);
         assert_eq!(methods("/api/v1/soul/transitions"), ["POST"]);
-        assert_eq!(methods("/api/v1/sales/leads"), ["GET", "POST"]);
-        assert_eq!(methods("/api/v1/sales/leads/{id}"), ["GET", "PATCH"]);
+        assert_eq!(methods("/api/v1/sales/leads"), ["GET", "HEAD", "POST"]);
+        assert_eq!(methods("/api/v1/sales/leads/{id}"), ["GET", "HEAD", "PATCH"]);
         assert_eq!(methods("/api/v1/sales/leads/{id}/transitions"), ["POST"]);
         assert_eq!(methods("/api/v1/sales/leads:import"), ["POST"]);
         assert_eq!(methods("/api/v1/marketing/sites"), ["POST"]);
-        assert_eq!(methods("/api/v1/marketing/sites/{id}"), ["GET", "PATCH"]);
+        assert_eq!(methods("/api/v1/marketing/sites/{id}"), ["GET", "HEAD", "PATCH"]);
         assert_eq!(methods("/api/v1/marketing/sites/{id}/transitions"), ["POST"]);
-        assert_eq!(methods("/api/v1/marketing/sites/{id}/html/{page}"), ["GET"]);
-        assert_eq!(methods("/api/v1/schemas"), ["GET"]);
-        assert_eq!(methods("/api/v1/schemas/{type}"), ["GET"]);
-        assert_eq!(methods("/api/v1/me/preferences"), ["GET", "PUT"]);
-        assert_eq!(methods("/api/v1/org/settings"), ["GET", "PUT"]);
-        assert_eq!(methods("/health"), ["GET"]);
+        assert_eq!(methods("/api/v1/marketing/sites/{id}/html/{page}"), ["GET", "HEAD"]);
+        assert_eq!(methods("/api/v1/schemas"), ["GET", "HEAD"]);
+        assert_eq!(methods("/api/v1/schemas/{type}"), ["GET", "HEAD"]);
+        assert_eq!(methods("/api/v1/me/preferences"), ["GET", "HEAD", "PUT"]);
+        assert_eq!(methods("/api/v1/org/settings"), ["GET", "HEAD", "PUT"]);
+        assert_eq!(methods("/health"), ["GET", "HEAD"]);
         assert!(methods("unmatched").is_empty());
         assert!(ROUTES.iter().all(|route| methods(route.template).contains(&route.method)));
+        assert!(ROUTES.iter().all(|route| route.method != "GET" || methods(route.template).contains(&"HEAD")));
     }
 }

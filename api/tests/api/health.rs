@@ -117,3 +117,47 @@ async fn answers_carry_their_length_and_are_not_chunked(_: PgPoolOptions, option
     }
     app.stop().await;
 }
+
+/// HEAD is GET without the body (RFC 9110, section 9.3.2), on every route
+/// that serves GET, authenticated ones included: the same status and
+/// headers, `Content-Length` the GET's, and not a byte after the head (read
+/// off the raw connection, as a client that trusts the length would not).
+#[sqlx::test(migrator = "xentri_core::MIGRATOR")]
+async fn head_answers_the_get_head_without_its_body(_: PgPoolOptions, options: PgConnectOptions) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let app = spawn_app(options).await;
+    let token = user_token(uuid::Uuid::new_v4());
+    let authorization = format!("Authorization: Bearer {token}\r\n");
+    for (path, authorization, status) in [
+        ("/health", "", 200),
+        ("/api/v1/openapi.json", "", 200),
+        ("/api/v1/events?limit=5", authorization.as_str(), 200),
+        ("/api/v1/events", "", 401),
+    ] {
+        let mut get = app.client.get(app.url(path));
+        if !authorization.is_empty() {
+            get = get.bearer_auth(&token);
+        }
+        let get = get.send().await.expect("GET sent");
+        assert_eq!(get.status().as_u16(), status, "GET {path}");
+        let get_type = get.headers()["content-type"].clone();
+        let get_body = get.bytes().await.expect("GET body");
+
+        let address = app.address.trim_start_matches("http://");
+        let mut stream = tokio::net::TcpStream::connect(address).await.expect("connects");
+        let request = format!("HEAD {path} HTTP/1.1\r\nHost: test\r\n{authorization}Connection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.expect("HEAD sent");
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).await.expect("read until close");
+        let raw = String::from_utf8(raw).expect("an HTTP head is text");
+        let (head, rest) = raw.split_once("\r\n\r\n").expect("a complete head");
+        assert!(head.starts_with(&format!("HTTP/1.1 {status} ")), "HEAD {path}: {head}");
+        assert!(rest.is_empty(), "HEAD {path} sent a body: {rest:?}");
+        let lower = head.to_ascii_lowercase();
+        assert!(lower.contains(&format!("content-length: {}\r\n", get_body.len())), "HEAD {path}: {head}");
+        let content_type = get_type.to_str().expect("ASCII").to_ascii_lowercase();
+        assert!(lower.contains(&format!("content-type: {content_type}")), "HEAD {path}: {head}");
+    }
+    app.stop().await;
+}

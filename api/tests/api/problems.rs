@@ -86,14 +86,15 @@ async fn every_405_names_the_allowed_methods(_: PgPoolOptions, options: PgConnec
     let app = spawn_app(options).await;
     let token = crate::helpers::user_token(uuid::Uuid::new_v4());
     let paths = [
-        ("/api/v1/events", "GET, POST"),
-        ("/api/v1/events/01937c4e-0000-7000-8000-000000000000", "GET"),
-        ("/health", "GET"),
-        ("/health/ready", "GET"),
-        ("/api/v1/metrics", "GET"),
-        ("/api/v1/openapi.json", "GET"),
+        ("/api/v1/events", "GET, HEAD, POST"),
+        ("/api/v1/events/01937c4e-0000-7000-8000-000000000000", "GET, HEAD"),
+        ("/health", "GET, HEAD"),
+        ("/health/ready", "GET, HEAD"),
+        ("/api/v1/metrics", "GET, HEAD"),
+        ("/api/v1/openapi.json", "GET, HEAD"),
+        ("/api/v1/sales/leads:import", "POST"),
     ];
-    let methods = ["TRACE", "PATCH", "PUT", "DELETE", "OPTIONS", "POST", "HEAD"];
+    let methods = ["TRACE", "PATCH", "PUT", "DELETE", "OPTIONS", "POST", "HEAD", "GET"];
     for (path, allowed) in paths {
         for method in methods.into_iter().filter(|m| !allowed.split(", ").any(|a| a == *m)) {
             let method: reqwest::Method = method.parse().expect("a method");
