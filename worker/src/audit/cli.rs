@@ -39,7 +39,7 @@ Examples:
 Exit codes:
   0  nothing missing
   1  events missing (or a service refused a command: see the error line)
-  2  bad usage or configuration: nothing was read
+  2  bad usage or configuration (a login PostgreSQL refuses included): nothing was read
   3  PostgreSQL or Redis unreachable";
 
 const REPUBLISH_HELP: &str = "\
@@ -56,7 +56,8 @@ Examples:
 Exit codes:
   0  every missing event republished (or nothing missing, or a dry run)
   1  some events could not be republished (or a service refused a command)
-  2  bad usage or configuration, or more than 1000 events without --yes: nothing published
+  2  bad usage or configuration (a login PostgreSQL refuses included), or more than 1000
+     events without --yes: nothing published
   3  PostgreSQL or Redis unreachable (run it again: what was published is not repeated)";
 
 /// The `worker` command line.

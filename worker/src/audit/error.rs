@@ -23,6 +23,9 @@ pub enum AuditError {
         /// The most that go without confirmation.
         limit: usize,
     },
+    /// PostgreSQL refused the login: role, password or database (exit 2).
+    #[error("postgresql refused the login (check the user, password and database of DATABASE_URL): {0}")]
+    PostgresLoginRefused(#[source] sqlx::Error),
     /// PostgreSQL could not be reached (exit 3).
     #[error("postgresql unreachable: {0}")]
     PostgresUnreachable(#[source] sqlx::Error),
@@ -51,7 +54,10 @@ impl AuditError {
     /// The process exit code for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
-            AuditError::Usage(_) | AuditError::Config(_) | AuditError::NeedsConfirmation { .. } => EXIT_USAGE,
+            AuditError::Usage(_)
+            | AuditError::Config(_)
+            | AuditError::NeedsConfirmation { .. }
+            | AuditError::PostgresLoginRefused(_) => EXIT_USAGE,
             AuditError::PostgresUnreachable(_) | AuditError::RedisUnreachable(_) => EXIT_UNREACHABLE,
             AuditError::Postgres(_) | AuditError::Redis(_) => EXIT_FOUND,
         }
@@ -60,7 +66,13 @@ impl AuditError {
 
 impl From<sqlx::Error> for AuditError {
     fn from(error: sqlx::Error) -> Self {
-        if postgres::is_unreachable(&error) { Self::PostgresUnreachable(error) } else { Self::Postgres(error) }
+        if postgres::is_refused_login(&error) {
+            Self::PostgresLoginRefused(error)
+        } else if postgres::is_unreachable(&error) {
+            Self::PostgresUnreachable(error)
+        } else {
+            Self::Postgres(error)
+        }
     }
 }
 

@@ -110,7 +110,12 @@ impl Sources {
         database.max_connections = 2;
         let db = xentri_core::db::connect_lazy(&database, "xentri-audit")
             .map_err(|error| AuditError::Usage(error.to_string()))?;
-        sqlx::query(xentri_core::sql::PING).execute(&db).await.map_err(AuditError::PostgresUnreachable)?;
+        // Whatever stops the first statement is a way in that failed: refused
+        // (a configuration error) or not reached.
+        sqlx::query(xentri_core::sql::PING).execute(&db).await.map_err(|error| match AuditError::from(error) {
+            AuditError::Postgres(error) => AuditError::PostgresUnreachable(error),
+            classified => classified,
+        })?;
         let client = redis::Client::open(settings.redis.url.expose_secret()).map_err(|_| {
             // The URL may hold a password: never echo it.
             AuditError::Usage("configuration error: invalid value for `redis.url`: not a Redis URL".to_owned())

@@ -79,8 +79,8 @@ pub(super) async fn events(sources: &Sources, seqs: &[i64]) -> Result<Vec<Stored
     Ok(events)
 }
 
-/// True when the error says PostgreSQL could not be reached (or would not let
-/// us in) rather than that it refused a statement.
+/// True when the error says PostgreSQL could not be reached rather than that
+/// it refused a statement or the login.
 pub(super) fn is_unreachable(error: &sqlx::Error) -> bool {
     match error {
         sqlx::Error::Io(_)
@@ -88,10 +88,18 @@ pub(super) fn is_unreachable(error: &sqlx::Error) -> bool {
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed => true,
-        // Connection exceptions, shutting down, wrong database or login.
-        sqlx::Error::Database(e) => e.code().is_some_and(|code| {
-            code.starts_with("08") || code.starts_with("57P") || code.starts_with("28") || code == "3D000"
-        }),
+        // Connection exceptions, shutting down.
+        sqlx::Error::Database(e) => e.code().is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
+        _ => false,
+    }
+}
+
+/// True when PostgreSQL answered but would not let this login in: an unknown
+/// role, a wrong password, no such database. Trying again changes nothing;
+/// the configuration must.
+pub(super) fn is_refused_login(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Database(e) => e.code().is_some_and(|code| code.starts_with("28") || code == "3D000"),
         _ => false,
     }
 }

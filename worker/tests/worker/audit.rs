@@ -526,7 +526,7 @@ async fn the_binary_exits_2_with_one_line_on_bad_input() {
 }
 
 #[sqlx::test(migrator = "xentri_core::MIGRATOR")]
-async fn the_binary_exits_1_when_events_are_missing_0_when_not_and_3_when_unreachable(pool: PgPool) {
+async fn the_binary_exits_1_when_events_are_missing_0_when_not_3_when_unreachable_and_2_when_refused(pool: PgPool) {
     let mut world = World::new(&pool, &EVENT_COUNTS).await;
     world.append_many(2).await;
     world.relay_all().await;
@@ -564,6 +564,14 @@ async fn the_binary_exits_1_when_events_are_missing_0_when_not_and_3_when_unreac
     let (code, _, stderr) = worker_binary(&["audit", "--group", "event_counts", "--since", "1h"], &unreachable).await;
     assert_eq!(code, 3, "{stderr}");
     assert!(stderr.starts_with("error: postgresql unreachable") && stderr.lines().count() == 1, "{stderr}");
+    // A login PostgreSQL refuses is a configuration error: trying again changes nothing.
+    for url in ["postgres://no_such_role@127.0.0.1:5432/xentri_test", "postgres://postgres@127.0.0.1:5432/no_such_db"] {
+        let mut refused = env.clone();
+        refused.push(("DATABASE_URL", url));
+        let (code, _, stderr) = worker_binary(&["audit", "--group", "event_counts", "--since", "1h"], &refused).await;
+        assert_eq!(code, 2, "{url}: {stderr}");
+        assert!(stderr.starts_with("error: postgresql refused the login") && stderr.lines().count() == 1, "{stderr}");
+    }
 }
 
 #[sqlx::test(migrator = "xentri_core::MIGRATOR")]
