@@ -167,7 +167,7 @@ fn render(
         out.push_str("no request lines\n");
     }
     // Most frequent first; ties stay in first-seen order (a stable sort).
-    problems.sort_by(|a, b| b.count.cmp(&a.count));
+    problems.sort_by_key(|p| std::cmp::Reverse(p.count));
     for p in problems.iter() {
         let error = if p.error.is_empty() { String::new() } else { format!(" ({})", p.error) };
         out.push_str(&format!("{} x {}: {}{error}\n", p.level, p.count, p.message));

@@ -168,13 +168,13 @@ fn logged(drill: &PyValue) -> Result<String, BenchkitError> {
     let logged = figures.get("logged").unwrap_or(&empty);
     let mut parts = Vec::new();
     for process in ["api", "worker"] {
-        let mut lines: Vec<(&String, &PyValue)> = match logged.get(process) {
-            Some(PyValue::Dict(items)) => items.iter().map(|(k, v)| (k, v)).collect(),
-            None => Vec::new(),
+        let lines: &[(String, PyValue)] = match logged.get(process) {
+            Some(PyValue::Dict(items)) => items,
+            None => &[],
             Some(_) => return Err(BenchkitError::Shape(format!("logged.{process} is not an object"))),
         };
         let mut counts = Vec::with_capacity(lines.len());
-        for (_, n) in &lines {
+        for (_, n) in lines {
             counts.push(number(n)?);
         }
         // Most lines first; ties keep the document's order (a stable sort).
@@ -182,7 +182,6 @@ fn logged(drill: &PyValue) -> Result<String, BenchkitError> {
         order.sort_by(|a, b| counts[*b].total_cmp(&counts[*a]));
         let sorted: Vec<String> =
             order.iter().map(|&i| format!("`{}` × {}", lines[i].0, lines[i].1.py_str())).collect();
-        lines.clear();
         let text = if sorted.is_empty() { "nothing".to_owned() } else { sorted.join(", ") };
         parts.push(format!("{process}: {text}"));
     }
