@@ -3,7 +3,8 @@
 # tests/outage.rs (tests/src/drills/), driven by tests/examples/outage.rs, each
 # on a private PostgreSQL cluster and a private Redis server of its own (the
 # machine's servers are never stopped or paused). This file builds, runs the
-# drills and writes the report (formatted by scripts/bench.d/outage_report.py).
+# drills and writes the report (formatted by `benchkit outage-report`,
+# tests/src/benchkit/outage_report.rs).
 #
 # Uses scripts/bench's helpers (log, die, R, ...).
 
@@ -12,13 +13,13 @@ OUTAGE_DIR=target/bench/outage
 bench_outage() {
     local drills=("$@")
     ensure_services
-    command -v python3 >/dev/null 2>&1 || apt_install python3
     command -v redis-server >/dev/null 2>&1 || apt_install redis-server
     compgen -G '/usr/lib/postgresql/*/bin/pg_ctl' >/dev/null || apt_install postgresql
 
     log "building (release)"
     cargo build --release --bins
     cargo build --release -p xentri-e2e --example outage
+    cargo build --release -p xentri-e2e --example benchkit
 
     mkdir -p "$OUTAGE_DIR"
     local started load rc=0
@@ -39,10 +40,8 @@ bench_outage() {
     pg_version=$("$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)/postgres" --version |
         sed -n 's/.*(PostgreSQL) \([0-9.]*\).*/\1/p')
     redis_version=$(redis-server --version | sed -n 's/.* v=\([0-9.]*\).*/\1/p')
-    table=$(python3 "$HELPERS/outage_report.py" "$OUTAGE_DIR/drills.jsonl")
-    failed=$(python3 -c 'import json, sys
-print(sum(1 for l in open(sys.argv[1]) if l.startswith("{") for c in json.loads(l)["checks"] if not c["held"]))' \
-        "$OUTAGE_DIR/drills.jsonl")
+    table=$("$BENCHKIT" outage-report "$OUTAGE_DIR/drills.jsonl")
+    failed=$("$BENCHKIT" outage-failed "$OUTAGE_DIR/drills.jsonl")
 
     local section
     section=$(

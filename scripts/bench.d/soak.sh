@@ -79,27 +79,17 @@ soak_cleanup() {
 # soak_field PATH: one value of the generator's JSON line, by dotted path
 # (first_minute.p99_ms); "" when missing or null.
 soak_field() {
-    python3 -c 'import json, sys
-v = json.loads(sys.argv[1])
-for k in sys.argv[2].split("."):
-    v = v.get(k) if isinstance(v, dict) else None
-print("" if v is None else v)' "${R[soak_json]}" "$1"
+    "$BENCHKIT" json-field "${R[soak_json]}" "$1"
 }
 
 # The latency per minute, one "minute: p50/p95/p99 ms (events)" item each.
 soak_minutes() {
-    python3 -c 'import json, sys
-ms = json.loads(sys.argv[1]).get("minutes") or []
-print("; ".join("%d: %.0f/%.0f/%.0f (%d)" % (m["minute"], m["p50_ms"], m["p95_ms"], m["p99_ms"], m["events"])
-                for m in ms) or "none")' \
-        "${R[soak_json]}"
+    "$BENCHKIT" soak-minutes "${R[soak_json]}"
 }
 
 # The events handled per minute since the start of sending, "minute: n" each.
 soak_handled_minutes() {
-    python3 -c 'import json, sys
-ms = json.loads(sys.argv[1]).get("handled_per_minute") or []
-print("; ".join("%d: %d" % (m, n) for m, n in ms) or "none")' "${R[soak_json]}"
+    "$BENCHKIT" soak-handled "${R[soak_json]}"
 }
 
 # soak_rss_row NAME: the table row of one process's RSS; sets R[NAME_verdict].
@@ -220,11 +210,11 @@ bench_soak() {
 
     ensure_services
     command -v psql >/dev/null 2>&1 || apt_install postgresql-client
-    command -v python3 >/dev/null 2>&1 || apt_install python3
 
     log "building (release)"
     cargo build --release --bins
     cargo build --release -p xentri-e2e --example soak
+    cargo build --release -p xentri-e2e --example benchkit
 
     # The api and worker read config/default.toml; an overlay would change what
     # is measured. XENTRI_* variables reach them and are named in the report.
@@ -283,7 +273,7 @@ bench_soak() {
     fi
 
     export BENCH_SAMPLER_DB=$DB_NAME BENCH_SAMPLER_OWN=soak,redis-server
-    python3 "$HELPERS/sampler.py" "$SOAK_DIR/soak.foreign" "$soak_api_pid" "$soak_worker_pid" &
+    "$BENCHKIT" sample "$SOAK_DIR/soak.foreign" "$soak_api_pid" "$soak_worker_pid" &
     sampler_pid=$!
 
     log "soak: $SOAK_RATE events/s for $SOAK_SECONDS s over $SOAK_ORGS orgs, at most $SOAK_IN_FLIGHT in flight"
@@ -327,7 +317,7 @@ bench_soak() {
     fi
     pg_version=$(psql_value "SHOW server_version" | cut -d' ' -f1)
     redis_version=$(redis-cli -u "$REDIS" INFO server | sed -n 's/^redis_version:\([0-9.]*\).*/\1/p')
-    apilog=$(python3 "$HELPERS/apilog.py" "$SOAK_DIR/api.log" 0 "$(stat -c %s "$SOAK_DIR/api.log")" |
+    apilog=$("$BENCHKIT" apilog "$SOAK_DIR/api.log" 0 "$(stat -c %s "$SOAK_DIR/api.log")" |
         grep -v '^  e\.g\. ' | sed 's/^/- api: /')
 
     local table rate_note=
@@ -378,7 +368,7 @@ $(printf '%s\n' "${notes[@]}")
 Raw line (per-minute lists omitted; RSS samples in $SOAK_DIR/rss.tsv):
 
 \`\`\`
-$(python3 -c 'import json, sys; d = json.loads(sys.argv[1]); d.pop("minutes", None); d.pop("handled_per_minute", None); print(json.dumps(d, sort_keys=True))' "${R[soak_json]}")
+$("$BENCHKIT" soak-raw "${R[soak_json]}")
 \`\`\`
 SECTION
     )

@@ -8,12 +8,14 @@
 //! [`services`] runs PostgreSQL and Redis servers a test may stop, [`load`]
 //! posts through the api as clients do, [`openloop`] sends on a fixed
 //! schedule for the bench drivers, and [`drills`] are the recovery
-//! drills that `tests/outage.rs` and `scripts/bench outage` run.
+//! drills that `tests/outage.rs` and `scripts/bench outage` run; [`benchkit`]
+//! holds the bench scripts' measuring helpers (`tests/examples/benchkit.rs`).
 
 // Test support: a set-up step that fails panics with its cause, failing the
 // test that asked for it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod benchkit;
 pub mod drills;
 pub mod load;
 pub mod openloop;

@@ -1,0 +1,56 @@
+//! The bench's measuring helpers, run as `tests/examples/benchkit.rs` by
+//! `scripts/bench` and `scripts/bench.d/*.sh`: the CPU sampler ([`sampler`],
+//! [`proc_sampler`]), the api log summary ([`apilog`]), the outage drills'
+//! markdown ([`outage_report`]), fields of the drivers' JSON lines
+//! ([`json_line`]) and the dead-letter seed stream ([`dlq_seed`]).
+//!
+//! Their output is what the scripts paste into BENCHMARKS.md, so values are
+//! printed as the scripts have always printed them: [`py`] holds a JSON
+//! value that keeps its keys in document order and renders numbers, text and
+//! containers the way the earlier Python helpers did.
+
+pub mod apilog;
+pub mod dlq_seed;
+pub mod json_line;
+pub mod outage_report;
+pub mod proc_sampler;
+pub mod py;
+pub mod sampler;
+
+/// Why a helper could not do its work; the example prints it and exits 2.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchkitError {
+    /// A file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file could not be written.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// The file.
+        path: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Text that should be JSON is not.
+    #[error("{what} is not JSON: {source}")]
+    Json {
+        /// What was parsed (a file and line, or an argument).
+        what: String,
+        /// The parser's complaint.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// Input of the wrong shape: a missing key, a value of the wrong type.
+    #[error("{0}")]
+    Shape(String),
+    /// A command-line argument that is not what the subcommand takes.
+    #[error("{0}")]
+    Usage(String),
+}
