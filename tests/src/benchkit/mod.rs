@@ -4,10 +4,10 @@
 //! markdown ([`outage_report`]), fields of the drivers' JSON lines
 //! ([`json_line`]) and the dead-letter seed stream ([`dlq_seed`]).
 //!
-//! Their output is what the scripts paste into BENCHMARKS.md, so values are
-//! printed as the scripts have always printed them: [`py`] holds a JSON
-//! value that keeps its keys in document order and renders numbers, text and
-//! containers the way the earlier Python helpers did.
+//! Their output is what the scripts paste into BENCHMARKS.md, whose rows
+//! spell values in Python's conventions (`str()`, `repr()`,
+//! `json.dumps(sort_keys=True)`): [`py`] holds a JSON value that keeps its
+//! keys in document order and renders numbers, text and containers so.
 
 pub mod apilog;
 pub mod dlq_seed;

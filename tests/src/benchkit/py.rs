@@ -1,5 +1,5 @@
-//! A JSON value as the earlier Python helpers held it (`json.loads`: keys in
-//! document order, whole numbers apart from floats) and the ways they printed
+//! A JSON value as BENCHMARKS.md's conventions hold it (`json.loads`: keys in
+//! document order, whole numbers apart from floats) and the ways its rows print
 //! one: `str()`, `repr()`, `json.dumps(sort_keys=True)`, `format(v, ".Nf")`,
 //! plus `str.strip()` and code-point slicing.
 

@@ -1,5 +1,5 @@
-//! The outage report on a fixture: `fixtures/drills.md` is what the earlier
-//! Python formatter printed for `fixtures/drills.jsonl`.
+//! The outage report on a fixture: `fixtures/drills.md` is the report, in
+//! the format BENCHMARKS.md keeps, of `fixtures/drills.jsonl`.
 
 use super::*;
 
