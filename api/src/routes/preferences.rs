@@ -14,8 +14,6 @@ use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
 use super::events::request::require_json;
-use super::events::{IDEMPOTENCY_DESCRIPTION, ORG_DESCRIPTION};
-use super::soul::{CORRELATION_DESCRIPTION, IF_MATCH_DESCRIPTION};
 use super::{answer, json_response, set_etag, with_state};
 use crate::auth::{Authenticator, Principal, authenticated};
 use crate::domain::precondition;
@@ -24,6 +22,7 @@ use crate::edge::RequestContext;
 use crate::i18n::Lang;
 use crate::preferences::{self, OrgSettings, UserPreferences};
 use crate::problem::{ApiError, FieldError, Problem, ProblemDocument, ProblemKind, respond};
+use crate::routes::openapi::headers::{ChangeHeaders, OrgHeader};
 use crate::routes::openapi::responses::{
     Guarded, IfMatchRequired, JsonOnly, KeyInFlight, MalformedChange, MalformedOrg, MutationUnavailable, OrgGranted,
     ReadUnavailable,
@@ -65,7 +64,7 @@ pub fn routes(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Respons
 
 /// Reads the caller's preferences in the org.
 #[utoipa::path(get, path = "/api/v1/me/preferences", tag = "preferences",
-    params(("x-org-id" = Option<String>, Header, description = ORG_DESCRIPTION)),
+    params(OrgHeader),
     security(("bearer" = []), ("session_cookie" = [])),
     responses(
         (status = 200, description = "The caller's preferences (`language` null and version 0 when never set), with the version's `ETag`", body = UserPreferences,
@@ -86,12 +85,7 @@ pub fn get_preferences(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter
 /// `Accept-Language`.
 #[utoipa::path(put, path = "/api/v1/me/preferences", tag = "preferences",
     request_body(content = PreferencesBody, content_type = "application/json"),
-    params(
-        ("If-Match" = String, Header, description = IF_MATCH_DESCRIPTION),
-        ("Idempotency-Key" = String, Header, description = IDEMPOTENCY_DESCRIPTION),
-        ("x-correlation-id" = Option<String>, Header, description = CORRELATION_DESCRIPTION),
-        ("x-org-id" = Option<String>, Header, description = ORG_DESCRIPTION),
-    ),
+    params(ChangeHeaders),
     security(("bearer" = []), ("session_cookie" = [])),
     responses(
         (status = 200, description = "Set; the preferences with their new version's `ETag`; `xentri.user.preferences.updated.v1` appended", body = UserPreferences,
@@ -106,7 +100,7 @@ pub fn put_preferences(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter
 
 /// Reads the org's settings.
 #[utoipa::path(get, path = "/api/v1/org/settings", tag = "preferences",
-    params(("x-org-id" = Option<String>, Header, description = ORG_DESCRIPTION)),
+    params(OrgHeader),
     security(("bearer" = []), ("session_cookie" = [])),
     responses(
         (status = 200, description = "The org's settings (`default_language` null and version 0 when never set), with the version's `ETag`", body = OrgSettings,
@@ -128,12 +122,7 @@ pub fn get_org_settings(state: AppState, auth: Arc<Authenticator>) -> BoxedFilte
 /// `Accept-Language` names one.
 #[utoipa::path(put, path = "/api/v1/org/settings", tag = "preferences",
     request_body(content = OrgSettingsBody, content_type = "application/json"),
-    params(
-        ("If-Match" = String, Header, description = IF_MATCH_DESCRIPTION),
-        ("Idempotency-Key" = String, Header, description = IDEMPOTENCY_DESCRIPTION),
-        ("x-correlation-id" = Option<String>, Header, description = CORRELATION_DESCRIPTION),
-        ("x-org-id" = Option<String>, Header, description = ORG_DESCRIPTION),
-    ),
+    params(ChangeHeaders),
     security(("bearer" = []), ("session_cookie" = [])),
     responses(
         (status = 200, description = "Set; the settings with their new version's `ETag`; `xentri.org.settings.updated.v1` appended", body = OrgSettings,

@@ -11,10 +11,10 @@ use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::reply::{Reply, Response};
 
-use super::events::ORG_DESCRIPTION;
 use super::with_state;
 use crate::auth::{Authenticator, Principal, authenticated};
 use crate::problem::{ApiError, Problem, ProblemDocument, ProblemKind, respond};
+use crate::routes::openapi::headers::OrgHeader;
 use crate::routes::openapi::responses::{Guarded, OrgGranted};
 use crate::state::AppState;
 
@@ -57,7 +57,7 @@ pub fn routes(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Respons
 
 /// Lists the event contracts.
 #[utoipa::path(get, path = "/api/v1/schemas", tag = "schemas",
-    params(("x-org-id" = Option<String>, Header, description = ORG_DESCRIPTION)),
+    params(OrgHeader),
     security(("bearer" = []), ("session_cookie" = [])),
     responses(
         (status = 200, description = "Every contract: the envelope's, the new event's and each event type's", body = SchemaList),
@@ -80,7 +80,7 @@ pub fn list(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Response,
 #[utoipa::path(get, path = "/api/v1/schemas/{type}", tag = "schemas",
     params(
         ("type" = String, Path, description = "An event type listed by `GET /api/v1/schemas`, or `envelope`, or `new-event`"),
-        ("x-org-id" = Option<String>, Header, description = ORG_DESCRIPTION),
+        OrgHeader,
     ),
     security(("bearer" = []), ("session_cookie" = [])),
     responses(

@@ -29,18 +29,9 @@ use crate::edge::RequestContext;
 use crate::events;
 use crate::idempotency::{self, IdempotencyKey};
 use crate::problem::{ApiError, Problem, ProblemDocument, ProblemKind, respond};
+use crate::routes::openapi::headers::{IDEMPOTENCY_DESCRIPTION, OrgHeader};
 use crate::routes::openapi::responses::{BodyLimit, Guarded, KeyInFlight, OrgGranted, ReadUnavailable};
 use crate::state::AppState;
-
-/// What `x-org-id` is, on every operation that takes it.
-pub(crate) const ORG_DESCRIPTION: &str = "Act for this org instead of the token's active one: a UUID, or a Clerk organisation \
-    id (`org_` and letters and digits, mapped to one stable internal id). It must be one the token grants (its active \
-    org or one of `orgs`), else 403; a value of neither form is a 400";
-
-/// What `Idempotency-Key` is, on every mutating operation.
-pub(crate) const IDEMPOTENCY_DESCRIPTION: &str = "Required: 1 to 255 visible ASCII characters (`!` to `~`), scoped to \
-    the org. A retry with the same key and request replays the stored answer (with `Idempotent-Replayed: true`); the \
-    same key with another request is a 422, and while its first request is still in flight a 409";
 
 /// A page of events.
 #[derive(Debug, Serialize, ToSchema)]
@@ -72,7 +63,7 @@ pub fn routes(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Respons
     request_body(content = NewEventBody, content_type = "application/json"),
     params(
         ("Idempotency-Key" = String, Header, description = IDEMPOTENCY_DESCRIPTION),
-        ("x-org-id" = Option<String>, Header, description = ORG_DESCRIPTION),
+        OrgHeader,
     ),
     security(("bearer" = []), ("session_cookie" = [])),
     responses(
@@ -102,7 +93,7 @@ pub fn append(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Respons
 /// Every query parameter may be given once; an unknown or repeated one is a
 /// 400, like a malformed one.
 #[utoipa::path(get, path = "/api/v1/events", tag = "events",
-    params(ListQuery, ("x-org-id" = Option<String>, Header, description = ORG_DESCRIPTION)),
+    params(ListQuery, OrgHeader),
     security(("bearer" = []), ("session_cookie" = [])),
     responses(
         (status = 200, description = "A page of events in seq order", body = EventPage),
@@ -122,7 +113,7 @@ pub fn list(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Response,
 
 /// Fetches one event; another org's id is a 404, like a missing one.
 #[utoipa::path(get, path = "/api/v1/events/{id}", tag = "events",
-    params(("id" = Uuid, Path, description = "The event id"), ("x-org-id" = Option<String>, Header, description = ORG_DESCRIPTION)),
+    params(("id" = Uuid, Path, description = "The event id"), OrgHeader),
     security(("bearer" = []), ("session_cookie" = [])),
     responses(
         (status = 200, description = "The event", body = StoredEvent),

@@ -15,8 +15,6 @@ use warp::reply::Response;
 
 use self::request::{LeadImportBody, LeadPatchBody, LeadTransitionBody, ListParams, NewLeadBody};
 use super::events::request::require_json;
-use super::events::{IDEMPOTENCY_DESCRIPTION, ORG_DESCRIPTION};
-use super::soul::{CORRELATION_DESCRIPTION, IF_MATCH_DESCRIPTION};
 use super::{answer, json_response, set_etag, with_state};
 use crate::auth::{Authenticator, Principal, authenticated};
 use crate::domain::precondition;
@@ -26,6 +24,7 @@ use crate::leads::list::LeadPage;
 use crate::leads::store::Lead;
 use crate::leads::{self, Change};
 use crate::problem::{ApiError, ProblemDocument, respond};
+use crate::routes::openapi::headers::{ChangeHeaders, MutationHeaders, OrgHeader};
 use crate::routes::openapi::responses::{
     BodyLimit, Guarded, IfMatchRequired, InvalidFields, JsonOnly, KeyInFlight, MalformedChange, MalformedCreation,
     MalformedOrg, MutationUnavailable, OrgGranted, ReadUnavailable, StaleVersion,
@@ -61,11 +60,7 @@ pub fn routes(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Respons
 /// Creates a lead, `new`.
 #[utoipa::path(post, path = "/api/v1/sales/leads", tag = "leads", operation_id = "create_lead",
     request_body(content = NewLeadBody, content_type = "application/json"),
-    params(
-        ("Idempotency-Key" = String, Header, description = IDEMPOTENCY_DESCRIPTION),
-        ("x-correlation-id" = Option<String>, Header, description = CORRELATION_DESCRIPTION),
-        ("x-org-id" = Option<String>, Header, description = ORG_DESCRIPTION),
-    ),
+    params(MutationHeaders),
     security(("bearer" = []), ("session_cookie" = [])),
     responses(
         (status = 201, description = "Created; the lead with its version's `ETag`; `xentri.lead.created.v1` appended", body = Lead,
@@ -82,11 +77,7 @@ pub fn create(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Respons
 /// to `api.bulk_body_limit_bytes` (4 MiB by default).
 #[utoipa::path(post, path = "/api/v1/sales/leads:import", tag = "leads", operation_id = "import_leads",
     request_body(content = LeadImportBody, content_type = "application/json"),
-    params(
-        ("Idempotency-Key" = String, Header, description = IDEMPOTENCY_DESCRIPTION),
-        ("x-correlation-id" = Option<String>, Header, description = CORRELATION_DESCRIPTION),
-        ("x-org-id" = Option<String>, Header, description = ORG_DESCRIPTION),
-    ),
+    params(MutationHeaders),
     security(("bearer" = []), ("session_cookie" = [])),
     responses(
         (status = 201, description = "Every lead created, `new`; one `xentri.lead.created.v1` per lead appended", body = LeadImportAnswer),
@@ -102,7 +93,7 @@ pub fn import(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Respons
 /// the default size is served from a cache the worker invalidates on every
 /// change of a lead.
 #[utoipa::path(get, path = "/api/v1/sales/leads", tag = "leads", operation_id = "list_leads",
-    params(ListParams, ("x-org-id" = Option<String>, Header, description = ORG_DESCRIPTION)),
+    params(ListParams, OrgHeader),
     security(("bearer" = []), ("session_cookie" = [])),
     responses(
         (status = 200, description = "A page of leads, newest first", body = LeadPage),
@@ -126,7 +117,7 @@ pub fn list(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Response,
     params(
         ("id" = String, Path, description = "The lead's id (a UUID)"),
         ("If-None-Match" = Option<String>, Header, description = "ETags the client holds; when one is the current version's, the answer is a 304 without a body"),
-        ("x-org-id" = Option<String>, Header, description = ORG_DESCRIPTION),
+        OrgHeader,
     ),
     security(("bearer" = []), ("session_cookie" = [])),
     responses(
@@ -154,10 +145,7 @@ pub fn get(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Response,)
     request_body(content = LeadPatchBody, content_type = "application/merge-patch+json", description = "Also taken as `application/json`"),
     params(
         ("id" = String, Path, description = "The lead's id (a UUID)"),
-        ("If-Match" = String, Header, description = IF_MATCH_DESCRIPTION),
-        ("Idempotency-Key" = String, Header, description = IDEMPOTENCY_DESCRIPTION),
-        ("x-correlation-id" = Option<String>, Header, description = CORRELATION_DESCRIPTION),
-        ("x-org-id" = Option<String>, Header, description = ORG_DESCRIPTION),
+        ChangeHeaders,
     ),
     security(("bearer" = []), ("session_cookie" = [])),
     responses(
@@ -178,10 +166,7 @@ pub fn update(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Respons
     request_body(content = LeadTransitionBody, content_type = "application/json"),
     params(
         ("id" = String, Path, description = "The lead's id (a UUID)"),
-        ("If-Match" = String, Header, description = IF_MATCH_DESCRIPTION),
-        ("Idempotency-Key" = String, Header, description = IDEMPOTENCY_DESCRIPTION),
-        ("x-correlation-id" = Option<String>, Header, description = CORRELATION_DESCRIPTION),
-        ("x-org-id" = Option<String>, Header, description = ORG_DESCRIPTION),
+        ChangeHeaders,
     ),
     security(("bearer" = []), ("session_cookie" = [])),
     responses(

@@ -5,6 +5,7 @@
 //! and its tests hold every pattern in the document to the parser that
 //! enforces it.
 
+pub mod headers;
 pub mod responses;
 pub mod rules;
 

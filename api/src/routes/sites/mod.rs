@@ -16,14 +16,13 @@ use xentri_core::site::Site;
 
 use self::request::{NewSiteBody, SitePatchBody, SiteTransitionBody};
 use super::events::request::require_json;
-use super::events::{IDEMPOTENCY_DESCRIPTION, ORG_DESCRIPTION};
-use super::soul::{CORRELATION_DESCRIPTION, IF_MATCH_DESCRIPTION};
 use super::{answer, json_response, set_etag, with_state};
 use crate::auth::{Authenticator, Principal, authenticated};
 use crate::domain::precondition;
 use crate::domain::request::Mutating;
 use crate::edge::RequestContext;
 use crate::problem::{ApiError, Problem, ProblemDocument, ProblemKind, respond};
+use crate::routes::openapi::headers::{ChangeHeaders, MutationHeaders, OrgHeader};
 use crate::routes::openapi::responses::{
     BodyLimit, Guarded, IfMatchRequired, InvalidFields, JsonOnly, KeyInFlight, MalformedChange, MalformedCreation,
     MalformedOrg, MutationUnavailable, OrgGranted, ReadUnavailable, StaleVersion,
@@ -53,11 +52,7 @@ pub fn routes(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Respons
 /// Creates a site, `draft`.
 #[utoipa::path(post, path = "/api/v1/marketing/sites", tag = "sites", operation_id = "create_site",
     request_body(content = NewSiteBody, content_type = "application/json"),
-    params(
-        ("Idempotency-Key" = String, Header, description = IDEMPOTENCY_DESCRIPTION),
-        ("x-correlation-id" = Option<String>, Header, description = CORRELATION_DESCRIPTION),
-        ("x-org-id" = Option<String>, Header, description = ORG_DESCRIPTION),
-    ),
+    params(MutationHeaders),
     security(("bearer" = []), ("session_cookie" = [])),
     responses(
         (status = 201, description = "Created; the site with its version's `ETag`; `xentri.website.created.v1` appended", body = Site,
@@ -75,7 +70,7 @@ pub fn create(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Respons
     params(
         ("id" = String, Path, description = "The site's id (a UUID)"),
         ("If-None-Match" = Option<String>, Header, description = "ETags the client holds; when one is the current version's, the answer is a 304 without a body"),
-        ("x-org-id" = Option<String>, Header, description = ORG_DESCRIPTION),
+        OrgHeader,
     ),
     security(("bearer" = []), ("session_cookie" = [])),
     responses(
@@ -104,10 +99,7 @@ pub fn get(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Response,)
     request_body(content = SitePatchBody, content_type = "application/merge-patch+json", description = "Also taken as `application/json`"),
     params(
         ("id" = String, Path, description = "The site's id (a UUID)"),
-        ("If-Match" = String, Header, description = IF_MATCH_DESCRIPTION),
-        ("Idempotency-Key" = String, Header, description = IDEMPOTENCY_DESCRIPTION),
-        ("x-correlation-id" = Option<String>, Header, description = CORRELATION_DESCRIPTION),
-        ("x-org-id" = Option<String>, Header, description = ORG_DESCRIPTION),
+        ChangeHeaders,
     ),
     security(("bearer" = []), ("session_cookie" = [])),
     responses(
@@ -131,10 +123,7 @@ pub fn update(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Respons
     request_body(content = SiteTransitionBody, content_type = "application/json"),
     params(
         ("id" = String, Path, description = "The site's id (a UUID)"),
-        ("If-Match" = String, Header, description = IF_MATCH_DESCRIPTION),
-        ("Idempotency-Key" = String, Header, description = IDEMPOTENCY_DESCRIPTION),
-        ("x-correlation-id" = Option<String>, Header, description = CORRELATION_DESCRIPTION),
-        ("x-org-id" = Option<String>, Header, description = ORG_DESCRIPTION),
+        ChangeHeaders,
     ),
     security(("bearer" = []), ("session_cookie" = [])),
     responses(
@@ -162,7 +151,7 @@ pub fn transition(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Res
     params(
         ("id" = String, Path, description = "The site's id (a UUID)"),
         ("page" = String, Path, description = "The page's slug"),
-        ("x-org-id" = Option<String>, Header, description = ORG_DESCRIPTION),
+        OrgHeader,
     ),
     security(("bearer" = []), ("session_cookie" = [])),
     responses(

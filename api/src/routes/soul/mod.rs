@@ -20,6 +20,7 @@ use crate::domain::precondition;
 use crate::domain::request::Mutating;
 use crate::edge::RequestContext;
 use crate::problem::{ApiError, Problem, ProblemDocument, ProblemKind, respond};
+use crate::routes::openapi::headers::{ChangeHeaders, MutationHeaders, OrgHeader};
 use crate::routes::openapi::responses::{
     Guarded, IfMatchRequired, InvalidFields, JsonOnly, MalformedChange, MalformedCreation, MalformedOrg,
     MutationUnavailable, OrgGranted, ReadUnavailable, StaleVersion,
@@ -45,7 +46,7 @@ pub fn routes(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Respons
 #[utoipa::path(get, path = "/api/v1/soul", tag = "soul", operation_id = "get_soul",
     params(
         ("If-None-Match" = Option<String>, Header, description = "ETags the client holds; when one is the current version's, the answer is a 304 without a body"),
-        ("x-org-id" = Option<String>, Header, description = super::events::ORG_DESCRIPTION),
+        OrgHeader,
     ),
     security(("bearer" = []), ("session_cookie" = [])),
     responses(
@@ -69,11 +70,7 @@ pub fn get(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Response,)
 /// Creates the org's Soul, `initiated` (one per org).
 #[utoipa::path(post, path = "/api/v1/soul", tag = "soul", operation_id = "create_soul",
     request_body(content = Option<CreateBody>, content_type = "application/json", description = "Empty, or an empty JSON object"),
-    params(
-        ("Idempotency-Key" = String, Header, description = super::events::IDEMPOTENCY_DESCRIPTION),
-        ("x-correlation-id" = Option<String>, Header, description = CORRELATION_DESCRIPTION),
-        ("x-org-id" = Option<String>, Header, description = super::events::ORG_DESCRIPTION),
-    ),
+    params(MutationHeaders),
     security(("bearer" = []), ("session_cookie" = [])),
     responses(
         (status = 201, description = "Created; the Soul with its version's `ETag`; `xentri.soul.initiated.v1` appended", body = Soul,
@@ -90,12 +87,7 @@ pub fn create(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Respons
 /// Replaces the Soul's content, while it is `conversing` or `editing`.
 #[utoipa::path(put, path = "/api/v1/soul", tag = "soul", operation_id = "replace_soul_content",
     request_body(content = ContentBody, content_type = "application/json"),
-    params(
-        ("If-Match" = String, Header, description = IF_MATCH_DESCRIPTION),
-        ("Idempotency-Key" = String, Header, description = super::events::IDEMPOTENCY_DESCRIPTION),
-        ("x-correlation-id" = Option<String>, Header, description = CORRELATION_DESCRIPTION),
-        ("x-org-id" = Option<String>, Header, description = super::events::ORG_DESCRIPTION),
-    ),
+    params(ChangeHeaders),
     security(("bearer" = []), ("session_cookie" = [])),
     responses(
         (status = 200, description = "Replaced; the Soul with its new version's `ETag`; `xentri.soul.content_replaced.v1` appended", body = Soul,
@@ -115,12 +107,7 @@ pub fn replace_content(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter
 /// approved`, `editing → review_pending`, `approved → editing`.
 #[utoipa::path(post, path = "/api/v1/soul/transitions", tag = "soul", operation_id = "transition_soul",
     request_body(content = TransitionBody, content_type = "application/json"),
-    params(
-        ("If-Match" = String, Header, description = IF_MATCH_DESCRIPTION),
-        ("Idempotency-Key" = String, Header, description = super::events::IDEMPOTENCY_DESCRIPTION),
-        ("x-correlation-id" = Option<String>, Header, description = CORRELATION_DESCRIPTION),
-        ("x-org-id" = Option<String>, Header, description = super::events::ORG_DESCRIPTION),
-    ),
+    params(ChangeHeaders),
     security(("bearer" = []), ("session_cookie" = [])),
     responses(
         (status = 200, description = "Done; the Soul with its new version's `ETag`. Appended: `xentri.soul.transitioned.v1`; besides, `xentri.soul.created.v1` on the first approval, `xentri.soul.updated.v1` on later approvals and when an approved Soul goes to editing", body = Soul,
@@ -134,14 +121,6 @@ pub fn replace_content(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter
 pub fn transition(state: AppState, auth: Arc<Authenticator>) -> BoxedFilter<(Response,)> {
     mutating!(warp::path!("api" / "v1" / "soul" / "transitions"), warp::post(), state, auth, post_transition)
 }
-
-/// What `If-Match` is, on every update.
-pub(crate) const IF_MATCH_DESCRIPTION: &str = "Required: the `ETag` of the version the change was made from (`\"3\"`), or a \
-    comma-separated list of them. Missing or `*` is a 428; a version that is not the current one a 412";
-
-/// What `x-correlation-id` is, on every mutation.
-pub(crate) const CORRELATION_DESCRIPTION: &str = "Groups the events of one flow: every event the request appends carries it \
-    (generated, UUID v7, when absent; echoed on the answer). 1 to 128 characters of `A-Z a-z 0-9 . _ : -`";
 
 async fn get_soul(
     principal: Result<Principal, ApiError>,
