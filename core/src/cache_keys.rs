@@ -28,6 +28,15 @@ pub fn floor(key: &str) -> String {
     format!("{key}:floor")
 }
 
+/// The generation of an unversioned cached read (the leads list), with or
+/// without the prefix: a counter the worker raises with every deletion of
+/// `key`. The api stores what it read only while the generation is the one it
+/// saw before reading, so a read that loaded the list before a change cannot
+/// put its answer back after the key was deleted.
+pub fn generation(key: &str) -> String {
+    format!("{key}:gen")
+}
+
 /// The first page of the org's leads.
 pub fn leads_list(org_id: Uuid) -> String {
     format!("leads:list:{org_id}")
@@ -44,5 +53,6 @@ mod tests {
         assert_eq!(site(org, "s1"), "site:00000000-0000-0000-0000-000000000000:s1");
         assert_eq!(leads_list(org), "leads:list:00000000-0000-0000-0000-000000000000");
         assert_eq!(floor(&soul(org)), "soul:00000000-0000-0000-0000-000000000000:floor");
+        assert_eq!(generation(&leads_list(org)), "leads:list:00000000-0000-0000-0000-000000000000:gen");
     }
 }

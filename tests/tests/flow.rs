@@ -207,7 +207,8 @@ async fn events_invalidate_the_cached_reads_they_change(pool: PgPool) {
         stack.await_removal(key, event_type).await;
     }
     // The versioned keys keep their change's version as their floor, for as
-    // long as the api would cache them; the leads list has none.
+    // long as the api would cache them; the leads list has none, and its
+    // generation is raised instead, for as long as a cached list lives.
     for (key, version) in [(&soul, Some(2)), (&site, Some(4)), (&leads, None)] {
         let floor = xentri_core::cache_keys::floor(key);
         let (value, ttl): (Option<i64>, i64) =
@@ -217,6 +218,11 @@ async fn events_invalidate_the_cached_reads_they_change(pool: PgPool) {
             assert!(ttl > 0 && ttl <= 300_000, "the floor of {key} lives as a cached answer would: {ttl} ms");
         }
     }
+    let generation = xentri_core::cache_keys::generation(&leads);
+    let (value, ttl): (Option<i64>, i64) =
+        redis::pipe().get(&generation).pttl(&generation).query_async(&mut stack.redis).await.expect("GET, PTTL");
+    assert_eq!(value, Some(1), "one lead event raised the list's generation once");
+    assert!(ttl > 0 && ttl <= 60_000, "the generation lives as a cached list would: {ttl} ms");
     settled(&stack, &["cache_invalidation"]).await;
     for key in [&other_soul, &other_site] {
         assert!(stack.cached(key).await, "expected {key}, which no event concerned, to stay cached");

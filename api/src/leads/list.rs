@@ -78,10 +78,12 @@ pub fn parse_cursor(text: &str) -> Option<After> {
 /// One page of `org_id`'s leads as the answer's JSON body; the cached first
 /// page from Redis when it holds it, else from PostgreSQL (filling the cache).
 pub async fn page(state: &AppState, org_id: Uuid, query: ListQuery) -> Result<String, ApiError> {
-    let cached_page = query.is_cached_page();
-    if cached_page && let Some(body) = cache::read(state, org_id).await {
-        return Ok(body);
-    }
+    let cached = if query.is_cached_page() { cache::read(state, org_id).await } else { cache::Cached::Unavailable };
+    let generation = match cached {
+        cache::Cached::Hit(body) => return Ok(body),
+        cache::Cached::Miss(generation) => Some(generation),
+        cache::Cached::Unavailable => None,
+    };
     let mut tx = state.db.begin(org_id).await?;
     let mut data = store::page(&mut tx, org_id, query.status, query.after, query.limit + 1).await?;
     tx.finish_read();
@@ -89,8 +91,8 @@ pub async fn page(state: &AppState, org_id: Uuid, query: ListQuery) -> Result<St
     data.truncate(usize::try_from(query.limit).unwrap_or(0));
     let next = if has_more { data.last().map(cursor) } else { None };
     let body = serde_json::to_string(&LeadPage { data, next, has_more }).map_err(|e| ApiError::Internal(e.into()))?;
-    if cached_page {
-        cache::store(state, org_id, &body).await;
+    if let Some(generation) = generation {
+        cache::store(state, org_id, generation, &body).await;
     }
     Ok(body)
 }

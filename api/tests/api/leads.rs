@@ -409,6 +409,38 @@ async fn the_first_page_is_cached(pool: PgPool) {
     app.stop().await;
 }
 
+/// A read that loaded the first page before a change must not put it back
+/// after the worker deleted the key: the worker raises the key's generation
+/// with the delete, and a page read under an older generation is not stored.
+#[sqlx::test(migrator = "xentri_core::MIGRATOR")]
+async fn a_page_read_before_a_change_is_not_stored_after_it(pool: PgPool) {
+    use xentri_api::leads::cache::{self, Cached};
+
+    let options = pool.connect_options().as_ref().clone();
+    let (app, prefix) = spawn_prefixed(&options, FLOW, &[]).await;
+    let org = Uuid::new_v4();
+    let key = format!("{prefix}leads:list:{org}");
+    let generation = xentri_core::cache_keys::generation(&key);
+    let mut redis = redis_connection().await;
+    let Cached::Miss(seen) = cache::read(&app.state, org).await else { panic!("an empty cache is a miss") };
+    assert_eq!(seen, None, "no change yet: no generation");
+    // The worker's invalidation of a change, between the read and its store.
+    redis::pipe().incr(&generation, 1).del(&key).query_async::<()>(&mut redis).await.expect("INCR, DEL");
+    cache::store(&app.state, org, seen, r#"{"stale":true}"#).await;
+    let stored: Option<String> = redis::cmd("GET").arg(&key).query_async(&mut redis).await.expect("GET");
+    assert_eq!(stored, None, "a page read before the change is not stored");
+
+    let Cached::Miss(seen) = cache::read(&app.state, org).await else { panic!("still a miss") };
+    assert_eq!(seen, Some(1));
+    cache::store(&app.state, org, seen, r#"{"fresh":true}"#).await;
+    let Cached::Hit(body) = cache::read(&app.state, org).await else {
+        panic!("a page read after the change is stored")
+    };
+    assert_eq!(body, r#"{"fresh":true}"#);
+    redis::pipe().del(&key).del(&generation).query_async::<()>(&mut redis).await.expect("DEL");
+    app.stop().await;
+}
+
 #[sqlx::test(migrator = "xentri_core::MIGRATOR")]
 async fn concurrent_changes_from_one_version_make_one_change(pool: PgPool) {
     let options = pool.connect_options().as_ref().clone();
