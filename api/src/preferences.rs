@@ -23,7 +23,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 use xentri_core::sql;
 
-use crate::domain::mutation::{Answer, Begun, Mutation};
+use crate::domain::mutation::{Answer, Mutation, Ran};
 use crate::domain::precondition;
 use crate::domain::request::Mutating;
 use crate::i18n::Lang;
@@ -93,16 +93,9 @@ pub async fn set_user(
     if_match: Vec<i64>,
     choice: Option<Lang>,
 ) -> Result<Answer, ApiError> {
-    let mut mutation = match Mutation::begin(state, request).await? {
-        Begun::Mutation(mutation) => *mutation,
-        Begun::Replayed(stored) => return Ok(Answer::Replayed(stored)),
-    };
-    match write_user(&mut mutation, &if_match, choice).await {
-        Ok(preferences) => finish(state, mutation, preferences.version, &preferences).await,
-        Err(error) => {
-            mutation.rollback().await;
-            Err(error)
-        }
+    match Mutation::run(state, request, async |mutation| write_user(mutation, &if_match, choice).await).await? {
+        Ran::Done(mutation, preferences) => finish(state, *mutation, preferences.version, &preferences).await,
+        Ran::Replayed(stored) => Ok(Answer::Replayed(stored)),
     }
 }
 
@@ -160,16 +153,9 @@ pub async fn set_org(
     if_match: Vec<i64>,
     choice: Option<Lang>,
 ) -> Result<Answer, ApiError> {
-    let mut mutation = match Mutation::begin(state, request).await? {
-        Begun::Mutation(mutation) => *mutation,
-        Begun::Replayed(stored) => return Ok(Answer::Replayed(stored)),
-    };
-    match write_org(&mut mutation, &if_match, choice).await {
-        Ok(settings) => finish(state, mutation, settings.version, &settings).await,
-        Err(error) => {
-            mutation.rollback().await;
-            Err(error)
-        }
+    match Mutation::run(state, request, async |mutation| write_org(mutation, &if_match, choice).await).await? {
+        Ran::Done(mutation, settings) => finish(state, *mutation, settings.version, &settings).await,
+        Ran::Replayed(stored) => Ok(Answer::Replayed(stored)),
     }
 }
 

@@ -42,20 +42,29 @@ pub enum Answer {
     Replayed(StoredResponse),
 }
 
+/// What running a mutation's work came to.
+pub enum Ran<T> {
+    /// The work is done in the still-open mutation, which the caller commits.
+    Done(Box<Mutation>, T),
+    /// The key holds the answer of a finished request with the same hash.
+    Replayed(StoredResponse),
+}
+
 /// How many times a claim is tried: a second pass only when the key's answer
 /// expired between the claim and its read-back.
 const ATTEMPTS: usize = 2;
 
 /// What beginning a mutation came to.
-pub enum Begun {
+enum Begun {
     /// The key is claimed: go on with the mutation.
     Mutation(Box<Mutation>),
     /// The key holds the answer of a finished request with the same hash.
     Replayed(StoredResponse),
 }
 
-/// An open domain transaction holding its request's key. It ends with
-/// [`Mutation::commit`] or [`Mutation::rollback`]; rolled back, nothing of it
+/// An open domain transaction holding its request's key, opened only by
+/// [`Mutation::run`], which rolls it back when the resource's work fails. It
+/// ends with [`Mutation::commit`] or [`Mutation::rollback`]; rolled back, nothing of it
 /// stays: no row, no event, no key. (Merely dropped, it rolls back only when
 /// its connection is next used, and until then the key stays locked: a retry
 /// would be told it is in flight.)
@@ -80,7 +89,7 @@ impl Mutation {
     /// Opens the transaction for `request`'s org and claims its key; 409 while
     /// the key's first request is in flight, 422 when the key was used with
     /// another request.
-    pub async fn begin(state: &AppState, request: Mutating) -> Result<Begun, ApiError> {
+    async fn begin(state: &AppState, request: Mutating) -> Result<Begun, ApiError> {
         let ttl = state.settings.idempotency.ttl_secs as f64;
         for _ in 0..ATTEMPTS {
             let mut tx = state.db.begin(request.org_id()).await?;
@@ -112,6 +121,28 @@ impl Mutation {
             }
         }
         Err(ApiError::Internal(anyhow::anyhow!("idempotency key kept changing")))
+    }
+
+    /// Begins the mutation ([`Mutation::begin`]) and runs `work` in it. When
+    /// the work fails the mutation is rolled back at once (nothing stays, the
+    /// key is free for a retry) and its error returned; when it succeeds the
+    /// mutation stays open for the caller to commit with its answer.
+    pub async fn run<T>(
+        state: &AppState,
+        request: Mutating,
+        work: impl AsyncFnOnce(&mut Mutation) -> Result<T, ApiError>,
+    ) -> Result<Ran<T>, ApiError> {
+        let mut mutation = match Self::begin(state, request).await? {
+            Begun::Mutation(mutation) => mutation,
+            Begun::Replayed(stored) => return Ok(Ran::Replayed(stored)),
+        };
+        match work(&mut mutation).await {
+            Ok(value) => Ok(Ran::Done(mutation, value)),
+            Err(error) => {
+                mutation.rollback().await;
+                Err(error)
+            }
+        }
     }
 
     /// The transaction, for the resource's own statements.

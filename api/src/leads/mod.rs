@@ -28,7 +28,7 @@ use uuid::Uuid;
 
 use self::machine::{LeadStatus, NotAllowed};
 use self::store::{Lead, NewLead};
-use crate::domain::mutation::{Answer, Begun, Mutation};
+use crate::domain::mutation::{Answer, Mutation, Ran};
 use crate::domain::precondition;
 use crate::domain::request::Mutating;
 use crate::problem::{AllowedTransitions, ApiError, Problem, ProblemKind};
@@ -61,40 +61,26 @@ pub enum Change {
 
 /// Creates one lead, `new`.
 pub async fn create(state: &AppState, request: Mutating, new: NewLead) -> Result<Answer, ApiError> {
-    let mut mutation = match Mutation::begin(state, request).await? {
-        Begun::Mutation(mutation) => *mutation,
-        Begun::Replayed(stored) => return Ok(Answer::Replayed(stored)),
+    let created = async |mutation: &mut Mutation| {
+        let mut leads = insert(mutation, std::slice::from_ref(&new)).await?;
+        leads.pop().ok_or_else(|| ApiError::Internal(anyhow::anyhow!("a created lead was not returned")))
     };
-    let lead = match insert(&mut mutation, std::slice::from_ref(&new)).await.map(|mut leads| leads.pop()) {
-        Ok(Some(lead)) => lead,
-        Ok(None) => {
-            mutation.rollback().await;
-            return Err(ApiError::Internal(anyhow::anyhow!("a created lead was not returned")));
-        }
-        Err(error) => {
-            mutation.rollback().await;
-            return Err(error);
-        }
-    };
-    finish(state, mutation, StatusCode::CREATED, Some(lead.version), &lead).await
+    match Mutation::run(state, request, created).await? {
+        Ran::Done(mutation, lead) => finish(state, *mutation, StatusCode::CREATED, Some(lead.version), &lead).await,
+        Ran::Replayed(stored) => Ok(Answer::Replayed(stored)),
+    }
 }
 
 /// Creates every lead of an import, `new`, each with its own
 /// `xentri.lead.created.v1`: all of them or, on any failure, none.
 pub async fn import(state: &AppState, request: Mutating, leads: Vec<NewLead>) -> Result<Answer, ApiError> {
-    let mut mutation = match Mutation::begin(state, request).await? {
-        Begun::Mutation(mutation) => *mutation,
-        Begun::Replayed(stored) => return Ok(Answer::Replayed(stored)),
-    };
-    let created = match insert(&mut mutation, &leads).await {
-        Ok(created) => created,
-        Err(error) => {
-            mutation.rollback().await;
-            return Err(error);
+    match Mutation::run(state, request, async |mutation| insert(mutation, &leads).await).await? {
+        Ran::Done(mutation, created) => {
+            let answer = json!({"count": created.len(), "data": created});
+            finish(state, *mutation, StatusCode::CREATED, None, &answer).await
         }
-    };
-    let answer = json!({"count": created.len(), "data": created});
-    finish(state, mutation, StatusCode::CREATED, None, &answer).await
+        Ran::Replayed(stored) => Ok(Answer::Replayed(stored)),
+    }
 }
 
 /// The new leads' rows and events, in the mutation's transaction.
@@ -123,16 +109,9 @@ pub async fn change(
     if_match: Vec<i64>,
     change: Change,
 ) -> Result<Answer, ApiError> {
-    let mut mutation = match Mutation::begin(state, request).await? {
-        Begun::Mutation(mutation) => *mutation,
-        Begun::Replayed(stored) => return Ok(Answer::Replayed(stored)),
-    };
-    match apply(&mut mutation, id, &if_match, change).await {
-        Ok(lead) => finish(state, mutation, StatusCode::OK, Some(lead.version), &lead).await,
-        Err(error) => {
-            mutation.rollback().await;
-            Err(error)
-        }
+    match Mutation::run(state, request, async |mutation| apply(mutation, id, &if_match, change).await).await? {
+        Ran::Done(mutation, lead) => finish(state, *mutation, StatusCode::OK, Some(lead.version), &lead).await,
+        Ran::Replayed(stored) => Ok(Answer::Replayed(stored)),
     }
 }
 

@@ -18,7 +18,7 @@ use xentri_core::site::{self as vocabulary, Site};
 
 use self::store::Changed;
 use crate::domain::cache::Cached;
-use crate::domain::mutation::{Answer, Begun, Mutation};
+use crate::domain::mutation::{Answer, Mutation, Ran};
 use crate::domain::precondition;
 use crate::domain::request::Mutating;
 use crate::problem::{AllowedTransitions, ApiError, Problem, ProblemKind};
@@ -46,16 +46,9 @@ pub enum Change {
 
 /// Creates a site, `draft`.
 pub async fn create(state: &AppState, request: Mutating, name: String, pages: Vec<Page>) -> Result<Answer, ApiError> {
-    let mut mutation = match Mutation::begin(state, request).await? {
-        Begun::Mutation(mutation) => *mutation,
-        Begun::Replayed(stored) => return Ok(Answer::Replayed(stored)),
-    };
-    match insert(&mut mutation, &name, &pages).await {
-        Ok(site) => finish(state, mutation, StatusCode::CREATED, site).await,
-        Err(error) => {
-            mutation.rollback().await;
-            Err(error)
-        }
+    match Mutation::run(state, request, async |mutation| insert(mutation, &name, &pages).await).await? {
+        Ran::Done(mutation, site) => finish(state, *mutation, StatusCode::CREATED, site).await,
+        Ran::Replayed(stored) => Ok(Answer::Replayed(stored)),
     }
 }
 
@@ -83,16 +76,9 @@ pub async fn change(
     if_match: Vec<i64>,
     change: Change,
 ) -> Result<Answer, ApiError> {
-    let mut mutation = match Mutation::begin(state, request).await? {
-        Begun::Mutation(mutation) => *mutation,
-        Begun::Replayed(stored) => return Ok(Answer::Replayed(stored)),
-    };
-    match apply(&mut mutation, id, &if_match, change).await {
-        Ok(site) => finish(state, mutation, StatusCode::OK, site).await,
-        Err(error) => {
-            mutation.rollback().await;
-            Err(error)
-        }
+    match Mutation::run(state, request, async |mutation| apply(mutation, id, &if_match, change).await).await? {
+        Ran::Done(mutation, site) => finish(state, *mutation, StatusCode::OK, site).await,
+        Ran::Replayed(stored) => Ok(Answer::Replayed(stored)),
     }
 }
 

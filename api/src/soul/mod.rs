@@ -28,7 +28,7 @@ use uuid::Uuid;
 use self::cache::Cached;
 use self::machine::{Action, Caller, Refusal, SoulState, Step};
 use self::store::{Sections, Soul};
-use crate::domain::mutation::{Answer, Begun, Mutation};
+use crate::domain::mutation::{Answer, Mutation, Ran};
 use crate::domain::precondition;
 use crate::domain::request::Mutating;
 use crate::problem::{AllowedTransitions, ApiError, FieldError, Problem, ProblemKind};
@@ -49,16 +49,9 @@ pub struct Change {
 
 /// Creates the org's Soul, `initiated`; 409 when it has one.
 pub async fn create(state: &AppState, request: Mutating) -> Result<Answer, ApiError> {
-    let mut mutation = match Mutation::begin(state, request).await? {
-        Begun::Mutation(mutation) => *mutation,
-        Begun::Replayed(stored) => return Ok(Answer::Replayed(stored)),
-    };
-    match insert(&mut mutation).await {
-        Ok(soul) => finish(state, mutation, StatusCode::CREATED, soul).await,
-        Err(error) => {
-            mutation.rollback().await;
-            Err(error)
-        }
+    match Mutation::run(state, request, async |mutation| insert(mutation).await).await? {
+        Ran::Done(mutation, soul) => finish(state, *mutation, StatusCode::CREATED, soul).await,
+        Ran::Replayed(stored) => Ok(Answer::Replayed(stored)),
     }
 }
 
@@ -78,16 +71,9 @@ async fn insert(mutation: &mut Mutation) -> Result<Soul, ApiError> {
 /// the current state, 403 when the step is another kind of caller's.
 pub async fn change(state: &AppState, request: Mutating, change: Change) -> Result<Answer, ApiError> {
     let caller = if request.principal.actor.as_str().starts_with("service:") { Caller::Service } else { Caller::User };
-    let mut mutation = match Mutation::begin(state, request).await? {
-        Begun::Mutation(mutation) => *mutation,
-        Begun::Replayed(stored) => return Ok(Answer::Replayed(stored)),
-    };
-    match apply(&mut mutation, change, caller).await {
-        Ok(soul) => finish(state, mutation, StatusCode::OK, soul).await,
-        Err(error) => {
-            mutation.rollback().await;
-            Err(error)
-        }
+    match Mutation::run(state, request, async |mutation| apply(mutation, change, caller).await).await? {
+        Ran::Done(mutation, soul) => finish(state, *mutation, StatusCode::OK, soul).await,
+        Ran::Replayed(stored) => Ok(Answer::Replayed(stored)),
     }
 }
 
