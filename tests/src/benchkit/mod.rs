@@ -10,11 +10,16 @@
 //! keys in document order and renders numbers, text and containers so.
 
 pub mod apilog;
+pub mod child;
+pub mod cpu;
 pub mod dlq_seed;
+pub mod figures;
 pub mod json_line;
 pub mod outage_report;
 pub mod proc_sampler;
+pub mod psql;
 pub mod py;
+pub mod record;
 pub mod sampler;
 
 /// Why a helper could not do its work; the example prints it and exits 2.
@@ -53,4 +58,30 @@ pub enum BenchkitError {
     /// A command-line argument that is not what the subcommand takes.
     #[error("{0}")]
     Usage(String),
+    /// A program the bench runs could not be started.
+    #[error("cannot start {what}: {source}")]
+    Spawn {
+        /// The program.
+        what: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A step of a bench failed: the run stops here.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// A release binary of the workspace (`target/release/NAME`, or under
+/// `$CARGO_TARGET_DIR`), which `scripts/bench` builds before it runs a bench.
+pub fn release_binary(name: &str) -> Result<std::path::PathBuf, BenchkitError> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| crate::workspace().join("target"));
+    let path = target.join("release").join(name);
+    if path.exists() {
+        Ok(path)
+    } else {
+        Err(BenchkitError::Failed(format!("{} is missing: build it with `cargo build --release` first", path.display())))
+    }
 }
