@@ -50,11 +50,7 @@ pub fn http_get(port: u16, path: &str, headers: &[String], timeout: Duration) ->
 /// Sends `signal` (`-TERM`, `-INT`, `-KILL`, `-STOP`, ...) to `pid`; whether it
 /// arrived.
 pub fn signal(pid: u32, signal: &str) -> bool {
-    Command::new("kill")
-        .args([signal, &pid.to_string()])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+    Command::new("kill").args([signal, &pid.to_string()]).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
 }
 
 /// The last `n` lines of a log file, for an error message.
@@ -124,7 +120,13 @@ impl Service {
     /// Waits until `GET path` on `port` is answered (2xx, or any status when
     /// `any_status`), at most `within`; fails, with the log's last lines,
     /// when the process exits first or the time runs out.
-    pub fn wait_ready(&mut self, port: u16, path: &str, any_status: bool, within: Duration) -> Result<(), BenchkitError> {
+    pub fn wait_ready(
+        &mut self,
+        port: u16,
+        path: &str,
+        any_status: bool,
+        within: Duration,
+    ) -> Result<(), BenchkitError> {
         let deadline = Instant::now() + within;
         loop {
             if let Some((status, _)) = http_get(port, path, &[], Duration::from_secs(2))
@@ -200,8 +202,10 @@ pub fn run_bounded(
     limit: Duration,
     stop_signal: &str,
 ) -> Result<Bounded, BenchkitError> {
-    let mut child =
-        command.stdin(Stdio::null()).spawn().map_err(|source| BenchkitError::Spawn { what: what.to_owned(), source })?;
+    let mut child = command
+        .stdin(Stdio::null())
+        .spawn()
+        .map_err(|source| BenchkitError::Spawn { what: what.to_owned(), source })?;
     let started = Instant::now();
     let mut signalled: Option<Instant> = None;
     loop {
@@ -231,7 +235,10 @@ pub fn run_bounded(
 /// Runs `command` to its end and returns its stdout; fails with its stderr
 /// when it exits non-zero.
 pub fn output(what: &str, command: &mut Command) -> Result<String, BenchkitError> {
-    let out = command.stdin(Stdio::null()).output().map_err(|source| BenchkitError::Spawn { what: what.to_owned(), source })?;
+    let out = command
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|source| BenchkitError::Spawn { what: what.to_owned(), source })?;
     if !out.status.success() {
         return Err(BenchkitError::Failed(format!(
             "{what} failed ({}): {}",

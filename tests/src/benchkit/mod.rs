@@ -21,6 +21,7 @@ pub mod psql;
 pub mod py;
 pub mod record;
 pub mod sampler;
+pub mod stage;
 
 /// Why a helper could not do its work; the example prints it and exits 2.
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +83,9 @@ pub fn release_binary(name: &str) -> Result<std::path::PathBuf, BenchkitError> {
     if path.exists() {
         Ok(path)
     } else {
-        Err(BenchkitError::Failed(format!("{} is missing: build it with `cargo build --release` first", path.display())))
+        Err(BenchkitError::Failed(format!(
+            "{} is missing: build it with `cargo build --release` first",
+            path.display()
+        )))
     }
 }
