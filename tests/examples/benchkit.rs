@@ -2,6 +2,7 @@
 //! `scripts/bench.d/*.sh` (the logic is in [`xentri_e2e::benchkit`]):
 //!
 //! ```text
+//! benchkit api                            the api bench (`./scripts/bench api`)
 //! benchkit sample OUT [OWN_PID...]        CPU of foreign and own processes until SIGTERM
 //! benchkit apilog LOG START END           the api log's bytes START..END summarised
 //! benchkit outage-report DRILLS.jsonl     the drills as markdown
@@ -14,12 +15,15 @@
 //! benchkit dlq-seed PREFIX N              N dead letters as RESP for redis-cli --pipe
 //! ```
 //!
-//! A bad argument or input prints `benchkit: ...` and exits with status 2.
+//! A bad argument, setting or input prints `benchkit: ...` and exits with
+//! status 2; a bench whose step fails (a process that would not start, a
+//! driver that failed) prints `==> error: ...` and exits with status 1.
 
 use std::path::Path;
 use std::process::ExitCode;
 
-use xentri_e2e::benchkit::{BenchkitError, apilog, dlq_seed, json_line, outage_report, proc_sampler};
+use xentri_e2e::benchkit::env::Env;
+use xentri_e2e::benchkit::{BenchkitError, api, apilog, dlq_seed, json_line, outage_report, proc_sampler};
 
 fn usage(text: &str) -> BenchkitError {
     BenchkitError::Usage(format!("usage: benchkit {text}"))
@@ -58,6 +62,12 @@ fn run(args: &[String]) -> Result<(), BenchkitError> {
         ));
     };
     let output = match command.as_str() {
+        "api" => {
+            if !args.is_empty() {
+                return Err(usage("api"));
+            }
+            return api::run(&Env::from_process());
+        }
         "sample" => {
             let Some((out, pids)) = args.split_first() else { return Err(usage("sample OUT [OWN_PID...]")) };
             let pids = pids.iter().map(|p| number(p, "OWN_PID")).collect::<Result<Vec<u32>, _>>()?;
@@ -104,6 +114,10 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(error @ (BenchkitError::Failed(_) | BenchkitError::Spawn { .. })) => {
+            eprintln!("\x1b[1m==> error: {error}\x1b[0m");
+            ExitCode::FAILURE
+        }
         Err(error) => {
             eprintln!("benchkit: {error}");
             ExitCode::from(2)

@@ -9,10 +9,12 @@
 //! `json.dumps(sort_keys=True)`): [`py`] holds a JSON value that keeps its
 //! keys in document order and renders numbers, text and containers so.
 
+pub mod api;
 pub mod apilog;
 pub mod child;
 pub mod cpu;
 pub mod dlq_seed;
+pub mod env;
 pub mod figures;
 pub mod json_line;
 pub mod outage_report;
