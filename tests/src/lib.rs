@@ -1,5 +1,5 @@
 //! End-to-end tests of the built binaries and of the api and worker together;
-//! see `tests/e2e.rs`, `tests/flow.rs`, `tests/kill.rs` and `tests/outage.rs`.
+//! see `tests/e2e/operator.rs`, `tests/e2e/flow.rs`, `tests/e2e/kill.rs` and `tests/e2e/outage.rs`.
 //! This library holds what they share beyond what every crate's tests share
 //! (`xentri_test_support`, re-exported here): the built binaries and reading
 //! a stream's consumer groups;
@@ -8,7 +8,7 @@
 //! [`services`] runs PostgreSQL and Redis servers a test may stop, [`load`]
 //! posts through the api as clients do, [`openloop`] sends on a fixed
 //! schedule for the bench drivers, and [`drills`] are the recovery
-//! drills that `tests/outage.rs` and `scripts/bench outage` run; [`benchkit`]
+//! drills that `tests/e2e/outage.rs` and `scripts/bench outage` run; [`benchkit`]
 //! holds the bench scripts' measuring helpers (`tests/examples/benchkit.rs`).
 
 // Test support: a set-up step that fails panics with its cause, failing the

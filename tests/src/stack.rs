@@ -1,6 +1,6 @@
 //! The api and the worker in one process, on the test's database and a Redis
-//! key prefix of its own: what the end-to-end flow tests (`tests/flow.rs`,
-//! `tests/soul.rs`, `tests/leads.rs`) start, drive over HTTP and stop.
+//! key prefix of its own: what the end-to-end flow tests (`tests/e2e/flow.rs`,
+//! `tests/e2e/soul.rs`, `tests/e2e/leads.rs`) start, drive over HTTP and stop.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -115,7 +115,7 @@ async fn drive_the_choices(app: &TestApp, org: Uuid) {
 
 /// A site created, edited, previewed, taken back to draft, and sent to be
 /// built (the build's own events, `published` and `build_failed`, need the
-/// worker: `tests/tests/sites.rs` checks them against their contracts).
+/// worker: `tests/tests/e2e/sites.rs` checks them against their contracts).
 async fn drive_the_sites(app: &TestApp, org: Uuid) {
     let token = user_token(org);
     let sites = "/api/v1/marketing/sites";

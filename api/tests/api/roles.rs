@@ -6,7 +6,7 @@
 //! Roles are cluster-wide: the roles these tests create have names of their
 //! own and are dropped at the end. Altering the shared service roles would
 //! break every other test on the server, so a service role that can bypass
-//! row-level security is shown on a private cluster (`tests/tests/e2e.rs`).
+//! row-level security is shown on a private cluster (`tests/tests/e2e/operator.rs`).
 
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgPool};

@@ -2,7 +2,7 @@
 //! with ETags, validation of pages and blocks, idempotent mutations,
 //! preconditions, every allowed and forbidden transition with its events and
 //! its build job, row-level security and the published HTML's headers. The
-//! build itself runs in the worker: `tests/tests/sites.rs`.
+//! build itself runs in the worker: `tests/tests/e2e/sites.rs`.
 
 use reqwest::Method;
 use reqwest::header::HeaderMap;

@@ -1,5 +1,5 @@
 //! The recovery drills of issue 14, one function each, run by the tests
-//! (`tests/outage.rs`, short form) and by `scripts/bench outage` (full form,
+//! (`tests/e2e/outage.rs`, short form) and by `scripts/bench outage` (full form,
 //! `examples/outage.rs`): the built api and worker as processes on a private
 //! PostgreSQL cluster and a private Redis server, writers and readers posting
 //! through the api, then the failure, the recovery and the reckoning against

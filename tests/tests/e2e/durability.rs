@@ -8,9 +8,6 @@
 //! - long run: one worker process drains 300,000 group entries with logging
 //!   at the default level, without crashing and without its memory growing.
 
-// Tests: a failed step panics with its cause, failing the test.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

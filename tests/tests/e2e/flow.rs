@@ -3,9 +3,6 @@
 //! the events stream to every group that takes its type, once, and the
 //! built-in groups act on it.
 
-// Tests: a failed step panics with its cause, failing the test.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 

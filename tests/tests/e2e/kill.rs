@@ -3,9 +3,6 @@
 //! moments and restarted each time; in the end every event is counted exactly
 //! once, the outbox is empty, no entry is pending and none was dead-lettered.
 
-// Tests: a failed step panics with its cause, failing the test.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

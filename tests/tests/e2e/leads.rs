@@ -4,9 +4,6 @@
 //! the cached first page of the list filled by the api and invalidated by the
 //! worker's `cache_invalidation` group.
 
-// Tests: a failed step panics with its cause, failing the test.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::time::Duration;
 
 use serde_json::{Value, json};

@@ -1,10 +1,7 @@
-//! End-to-end: the built `api` binary as an operator runs it.
+//! The built `api` binary as an operator runs it.
 //!
 //! `./scripts/test` builds the binaries first; these tests look for them in the
 //! workspace's target directory (or `$CARGO_TARGET_DIR`).
-
-// Tests: a failed step panics with its cause, failing the test.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};

@@ -13,9 +13,6 @@
 //! once (`worker audit`), and what its failure must look like from outside.
 //! `scripts/bench outage` runs the same drills in their full form.
 
-// Tests: a failed step panics with its cause, failing the test.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use xentri_e2e::drills::{self, Params, Report};
 
 fn reported(report: Report) {

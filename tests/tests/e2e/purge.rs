@@ -4,9 +4,6 @@
 //! purge transaction is open to hold back the commit horizon lists read
 //! below, nor row locks an append reusing an expired key would wait on.
 
-// Tests: a failed step panics with its cause, failing the test.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::sync::Mutex;

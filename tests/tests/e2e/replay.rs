@@ -2,9 +2,6 @@
 //! dead-lettered, `dlq-tool replay` puts it back, and the handler (now
 //! succeeding) processes it once while the other groups on the stream skip it.
 
-// Tests: a failed step panics with its cause, failing the test.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

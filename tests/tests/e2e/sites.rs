@@ -7,9 +7,6 @@
 //! replayed with `dlq-tool replay` and live; and pages the build cannot render,
 //! which fail the site at once with the reason.
 
-// Tests: a failed step panics with its cause, failing the test.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::time::Duration;
 
 use serde_json::{Value, json};

@@ -1,9 +1,6 @@
 //! Tidy: rules about the source tree itself, checked on every test run (in the
 //! spirit of rust-analyzer's `tidy`). Each failure names the file and the rule.
 
-// Tests: a failed step panics with its cause, failing the test.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::path::{Path, PathBuf};
 
 use xentri_e2e::workspace;
