@@ -1,7 +1,11 @@
-//! The bench's measuring helpers for `scripts/bench` and
-//! `scripts/bench.d/*.sh` (the logic is in [`xentri_e2e::benchkit`]):
+//! The benches and their measuring helpers for `scripts/bench` (the logic
+//! is in [`xentri_e2e::benchkit`]):
 //!
 //! ```text
+//! benchkit soak                           the api and worker under a fixed-rate load (BENCH_SOAK_*)
+//! benchkit burst                          the api's memory under bursts of writes (BENCH_BURST_*)
+//! benchkit domain                         the domain resources (BENCH_DOMAIN_*)
+//! benchkit outage [DRILL...]              the recovery drills (postgres redis empty api spike)
 //! benchkit sample OUT [OWN_PID...]        CPU of foreign and own processes until SIGTERM
 //! benchkit apilog LOG START END           the api log's bytes START..END summarised
 //! benchkit outage-report DRILLS.jsonl     the drills as markdown
@@ -15,11 +19,16 @@
 //! ```
 //!
 //! A bad argument or input prints `benchkit: ...` and exits with status 2.
+//! A bench appends its section to BENCHMARKS.md and prints it; it exits with
+//! status 1 when a verdict fails or a step of it does (`==> error: ...`).
 
 use std::path::Path;
 use std::process::ExitCode;
 
-use xentri_e2e::benchkit::{BenchkitError, apilog, dlq_seed, json_line, outage_report, proc_sampler};
+use xentri_e2e::benchkit::child::log;
+use xentri_e2e::benchkit::{
+    BenchkitError, apilog, burst, dlq_seed, domain, json_line, outage, outage_report, proc_sampler, soak,
+};
 
 fn usage(text: &str) -> BenchkitError {
     BenchkitError::Usage(format!("usage: benchkit {text}"))
@@ -51,10 +60,22 @@ fn json_field(args: &[String]) -> Result<String, BenchkitError> {
     json_line::field(line, path, &null_text, missing)
 }
 
+/// A whole bench, when `command` names one: `None` otherwise.
+fn bench(command: &str, args: &[String]) -> Option<Result<(), BenchkitError>> {
+    let no_args = |text: &str| if args.is_empty() { Ok(()) } else { Err(usage(text)) };
+    Some(match command {
+        "soak" => no_args("soak").and_then(|()| soak::run()),
+        "burst" => no_args("burst").and_then(|()| burst::run()),
+        "domain" => no_args("domain").and_then(|()| domain::run()),
+        "outage" => outage::run(args),
+        _ => return None,
+    })
+}
+
 fn run(args: &[String]) -> Result<(), BenchkitError> {
     let Some((command, args)) = args.split_first() else {
         return Err(usage(
-            "sample|apilog|outage-report|outage-failed|json-field|page-len|soak-minutes|soak-handled|soak-raw|dlq-seed ...",
+            "soak|burst|domain|outage|sample|apilog|outage-report|outage-failed|json-field|page-len|soak-minutes|soak-handled|soak-raw|dlq-seed ...",
         ));
     };
     let output = match command.as_str() {
@@ -102,6 +123,21 @@ fn run(args: &[String]) -> Result<(), BenchkitError> {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some((command, rest)) = args.split_first()
+        && let Some(ran) = bench(command, rest)
+    {
+        return match ran {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error @ BenchkitError::Usage(_)) => {
+                eprintln!("benchkit: {error}");
+                ExitCode::from(2)
+            }
+            Err(error) => {
+                log(format!("error: {error}"));
+                ExitCode::from(1)
+            }
+        };
+    }
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

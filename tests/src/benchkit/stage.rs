@@ -53,6 +53,7 @@ impl Stage {
             .map_err(|source| BenchkitError::Write { path: migrate_log.display().to_string(), source })?;
         let status = Command::new(api)
             .arg("migrate")
+            .env_remove("XENTRI_ENV")
             .env("DATABASE_URL", self.service_url())
             .env("DATABASE_MIGRATE_URL", self.psql.owner_url())
             .stdin(Stdio::null())
@@ -81,7 +82,7 @@ impl Stage {
             let sub = format!("bench_user_{n}");
             let token = output(
                 "api dev-token",
-                Command::new(&api).args(["dev-token", "--org", &org, "--sub", &sub, "--ttl", "2h"]),
+                Command::new(&api).env_remove("XENTRI_ENV").args(["dev-token", "--org", &org, "--sub", &sub, "--ttl", "2h"]),
             )?;
             tokens.push_str(token.trim());
             tokens.push('\n');
@@ -102,7 +103,9 @@ impl Stage {
         let port = free_port(from_port, 100)?;
         log(format!("starting an api on 127.0.0.1:{port} (log: {})", log_file.display()));
         let mut command = Command::new(release_binary("api")?);
+        // A config/$XENTRI_ENV.toml overlay would change what is measured.
         command
+            .env_remove("XENTRI_ENV")
             .env("DATABASE_URL", self.service_url())
             .env("DATABASE_MIGRATE_URL", self.psql.owner_url())
             .env("XENTRI_API__PORT", port.to_string())
