@@ -80,8 +80,10 @@ fn awk_number(text: &str) -> f64 {
 /// Whether each burst peaks within [`MAX_PEAK_RISE_PCT`] of the first and
 /// each light phase sits within [`MAX_LIGHT_RISE_MIB`] of the first.
 pub fn bounded(steps: &[Step]) -> bool {
-    let peaks: Vec<f64> = steps.iter().filter_map(|s| if let Step::Burst(_, _, r) = s { Some(awk_number(r)) } else { None }).collect();
-    let lights: Vec<f64> = steps.iter().filter_map(|s| if let Step::Light(_, r) = s { Some(awk_number(r)) } else { None }).collect();
+    let peaks: Vec<f64> =
+        steps.iter().filter_map(|s| if let Step::Burst(_, _, r) = s { Some(awk_number(r)) } else { None }).collect();
+    let lights: Vec<f64> =
+        steps.iter().filter_map(|s| if let Step::Light(_, r) = s { Some(awk_number(r)) } else { None }).collect();
     let peak_bound = peaks.first().map(|p| p * (1.0 + MAX_PEAK_RISE_PCT / 100.0));
     let light_bound = lights.first().map(|l| l + MAX_LIGHT_RISE_MIB);
     peaks.iter().all(|p| peak_bound.is_none_or(|b| *p <= awk_printed(b)))
@@ -94,7 +96,14 @@ fn awk_printed(x: f64) -> f64 {
 }
 
 /// The section for `steps`; `machine` is `uname -srm`.
-pub fn render(started: &str, commit: &str, machine: &str, cpus: usize, settings: &BurstSettings, steps: &[Step]) -> String {
+pub fn render(
+    started: &str,
+    commit: &str,
+    machine: &str,
+    cpus: usize,
+    settings: &BurstSettings,
+    steps: &[Step],
+) -> String {
     let rows: Vec<String> = steps
         .iter()
         .map(|step| match step {
@@ -145,8 +154,8 @@ fn wrk(
     run_id: &str,
 ) -> Result<f64, BenchkitError> {
     let out = PathBuf::from(format!("{DIR}/burst-{name}.wrk.txt"));
-    let file =
-        std::fs::File::create(&out).map_err(|source| BenchkitError::Write { path: out.display().to_string(), source })?;
+    let file = std::fs::File::create(&out)
+        .map_err(|source| BenchkitError::Write { path: out.display().to_string(), source })?;
     let copy = file.try_clone().map_err(|source| BenchkitError::Write { path: out.display().to_string(), source })?;
     let mut command = Command::new("wrk");
     command
@@ -245,14 +254,8 @@ mod tests {
 
     #[test]
     fn a_real_section_reads_as_before() {
-        let section = render(
-            "2026-11-30 01:47:33 UTC",
-            "25bfb73",
-            "Linux 6.18.44-fc-v657 x86_64",
-            2,
-            &settings(),
-            &steps(),
-        );
+        let section =
+            render("2026-11-30 01:47:33 UTC", "25bfb73", "Linux 6.18.44-fc-v657 x86_64", 2, &settings(), &steps());
         assert_eq!(format!("{section}\n"), SECTION);
     }
 

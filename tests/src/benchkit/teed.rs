@@ -28,8 +28,8 @@ fn tee(mut from: impl Read, mut log: std::fs::File) {
 /// `timeout --kill-after=10` does. Its exit status as the shell gives it
 /// (124 when the bound stopped it).
 pub fn run_teed(what: &str, command: &mut Command, limit: Duration, log: &Path) -> Result<String, BenchkitError> {
-    let file =
-        std::fs::File::create(log).map_err(|source| BenchkitError::Write { path: log.display().to_string(), source })?;
+    let file = std::fs::File::create(log)
+        .map_err(|source| BenchkitError::Write { path: log.display().to_string(), source })?;
     let mut child = command
         .stdin(Stdio::null())
         .stderr(Stdio::piped())

@@ -8,6 +8,7 @@
 //! With the server's autovacuum off, a thread vacuums `outbox` (a queue)
 //! every `BENCH_SOAK_VACUUM_EVERY` seconds in its stead.
 
+pub mod lines;
 pub mod report;
 pub mod streams;
 
@@ -52,7 +53,13 @@ fn port(name: &str, default: &str) -> Result<u16, BenchkitError> {
 impl SoakSettings {
     /// From `BENCH_SOAK_*`, `BENCH_PORT` and `REDIS_URL`.
     pub fn from_env() -> Result<SoakSettings, BenchkitError> {
-        let names = ["BENCH_SOAK_SECONDS", "BENCH_SOAK_RATE", "BENCH_SOAK_ORGS", "BENCH_SOAK_IN_FLIGHT", "BENCH_SOAK_DRAIN_SECONDS"];
+        let names = [
+            "BENCH_SOAK_SECONDS",
+            "BENCH_SOAK_RATE",
+            "BENCH_SOAK_ORGS",
+            "BENCH_SOAK_IN_FLIGHT",
+            "BENCH_SOAK_DRAIN_SECONDS",
+        ];
         let defaults = ["600", "2000", "20", "512", "120"];
         let mut values = [0_u64; 5];
         for ((name, default), value) in names.iter().zip(defaults).zip(values.iter_mut()) {
@@ -185,9 +192,7 @@ pub fn run() -> Result<(), BenchkitError> {
     let worker_port = free_port(settings.worker_port, 100)?;
     // Default log level and format (telemetry.log_filter untouched): logging
     // is part of what is measured.
-    log(format!(
-        "starting the api on 127.0.0.1:{api_port} and the worker (ops port {worker_port}); logs in {DIR}/"
-    ));
+    log(format!("starting the api on 127.0.0.1:{api_port} and the worker (ops port {worker_port}); logs in {DIR}/"));
     let api_log = dir.join("api.log");
     let worker_log = dir.join("worker.log");
     let mut command = server("api", &stage, &settings, &prefix, "XENTRI_API__PORT", api_port)?;
@@ -255,9 +260,9 @@ pub fn run() -> Result<(), BenchkitError> {
         drop(stop);
         let _ = thread.join();
     }
-    let outbox_dead = stage.psql.value(
-        "SELECT coalesce((SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = 'outbox'), 0)",
-    )?;
+    let outbox_dead = stage
+        .psql
+        .value("SELECT coalesce((SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = 'outbox'), 0)")?;
     // Where unhandled events would be: queued (outbox, stream) or gone.
     let mut redis = Redis::connect(&settings.redis_url)?;
     let stream = format!("{prefix}events:work");
@@ -288,9 +293,10 @@ pub fn run() -> Result<(), BenchkitError> {
         .join("\n");
     let mut log_lines = Vec::new();
     for (name, path) in [("api", &api_log), ("worker", &worker_log)] {
-        let file = File::open(path).map_err(|source| BenchkitError::Read { path: path.display().to_string(), source })?;
+        let file =
+            File::open(path).map_err(|source| BenchkitError::Read { path: path.display().to_string(), source })?;
         log_lines.push(
-            report::log_line(name, BufReader::new(file))
+            lines::log_line(name, BufReader::new(file))
                 .map_err(|source| BenchkitError::Read { path: path.display().to_string(), source })?,
         );
     }

@@ -45,11 +45,8 @@ pub fn groups_text(reply: &Value) -> String {
     for group in groups {
         let fields = pairs(group);
         let Some((_, name)) = fields.iter().find(|(k, _)| k == "name") else { continue };
-        let figures: Vec<String> = fields
-            .iter()
-            .filter(|(k, _)| k == "pending" || k == "lag")
-            .map(|(k, v)| format!("{k} {v}"))
-            .collect();
+        let figures: Vec<String> =
+            fields.iter().filter(|(k, _)| k == "pending" || k == "lag").map(|(k, v)| format!("{k} {v}")).collect();
         if figures.is_empty() {
             items.push(format!("{name}:"));
         } else {
@@ -106,7 +103,9 @@ impl Redis {
         let (mut cursor, mut keys) = (0_u64, Vec::new());
         loop {
             let reply = self.query(redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(1000))?;
-            let Value::Array(parts) = reply else { return Err(BenchkitError::Shape("SCAN answered no array".to_owned())) };
+            let Value::Array(parts) = reply else {
+                return Err(BenchkitError::Shape("SCAN answered no array".to_owned()));
+            };
             let [next, Value::Array(found)] = &parts[..] else {
                 return Err(BenchkitError::Shape("SCAN answered no cursor and keys".to_owned()));
             };
@@ -152,7 +151,8 @@ mod tests {
                 lag,
             ])
         };
-        let reply = Value::Array(vec![group("cache_invalidation", 0, Value::Int(0)), group("event_counts", 3, Value::Nil)]);
+        let reply =
+            Value::Array(vec![group("cache_invalidation", 0, Value::Int(0)), group("event_counts", 3, Value::Nil)]);
         assert_eq!(groups_text(&reply), "cache_invalidation: pending 0, lag 0; event_counts: pending 3, lag ");
         assert_eq!(groups_text(&Value::Nil), "");
     }

@@ -3,6 +3,7 @@
 //! hand-written preamble left out), `fixtures/soak.json` the generator's line
 //! of that run (the per-minute lists rebuilt from the section's figures).
 
+use super::super::lines::log_line;
 use super::*;
 
 const SECTION: &str = include_str!("../../fixtures/soak.md");
