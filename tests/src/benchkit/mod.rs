@@ -1,5 +1,5 @@
 //! The bench's measuring helpers, run as `tests/examples/benchkit.rs` by
-//! `scripts/bench` and `scripts/bench.d/*.sh`: the CPU sampler ([`sampler`],
+//! `scripts/bench` and its benches: the CPU sampler ([`sampler`],
 //! [`proc_sampler`]), the api log summary ([`apilog`]), the outage drills'
 //! markdown ([`outage_report`]), fields of the drivers' JSON lines
 //! ([`json_line`]) and the dead-letter seed stream ([`dlq_seed`]); and whole
