@@ -1,8 +1,12 @@
-//! The bench's measuring helpers for `scripts/bench` and
-//! `scripts/bench.d/*.sh` (the logic is in [`xentri_e2e::benchkit`]):
+//! The benches and their measuring helpers for `scripts/bench` (the logic
+//! is in [`xentri_e2e::benchkit`]):
 //!
 //! ```text
-//! benchkit api                            the api bench (`./scripts/bench api`)
+//! benchkit api                            the api beside the original stack and pgbench (BENCH_*)
+//! benchkit soak                           the api and worker under a fixed-rate load (BENCH_SOAK_*)
+//! benchkit burst                          the api's memory under bursts of writes (BENCH_BURST_*)
+//! benchkit domain                         the domain resources (BENCH_DOMAIN_*)
+//! benchkit outage [DRILL...]              the recovery drills (postgres redis empty api spike)
 //! benchkit sample OUT [OWN_PID...]        CPU of foreign and own processes until SIGTERM
 //! benchkit apilog LOG START END           the api log's bytes START..END summarised
 //! benchkit outage-report DRILLS.jsonl     the drills as markdown
@@ -15,15 +19,18 @@
 //! benchkit dlq-seed PREFIX N              N dead letters as RESP for redis-cli --pipe
 //! ```
 //!
-//! A bad argument, setting or input prints `benchkit: ...` and exits with
-//! status 2; a bench whose step fails (a process that would not start, a
-//! driver that failed) prints `==> error: ...` and exits with status 1.
+//! A bad argument, setting or input prints `benchkit: ...` and exits with status 2.
+//! A bench appends its section to BENCHMARKS.md and prints it; it exits with
+//! status 1 when a verdict fails or a step of it does (`==> error: ...`).
 
 use std::path::Path;
 use std::process::ExitCode;
 
+use xentri_e2e::benchkit::child::log;
 use xentri_e2e::benchkit::env::Env;
-use xentri_e2e::benchkit::{BenchkitError, api, apilog, dlq_seed, json_line, outage_report, proc_sampler};
+use xentri_e2e::benchkit::{
+    BenchkitError, api, apilog, burst, dlq_seed, domain, json_line, outage, outage_report, proc_sampler, soak,
+};
 
 fn usage(text: &str) -> BenchkitError {
     BenchkitError::Usage(format!("usage: benchkit {text}"))
@@ -55,19 +62,26 @@ fn json_field(args: &[String]) -> Result<String, BenchkitError> {
     json_line::field(line, path, &null_text, missing)
 }
 
+/// A whole bench, when `command` names one: `None` otherwise.
+fn bench(command: &str, args: &[String]) -> Option<Result<(), BenchkitError>> {
+    let no_args = |text: &str| if args.is_empty() { Ok(()) } else { Err(usage(text)) };
+    Some(match command {
+        "api" => no_args("api").and_then(|()| api::run(&Env::from_process())),
+        "soak" => no_args("soak").and_then(|()| soak::run()),
+        "burst" => no_args("burst").and_then(|()| burst::run()),
+        "domain" => no_args("domain").and_then(|()| domain::run()),
+        "outage" => outage::run(args),
+        _ => return None,
+    })
+}
+
 fn run(args: &[String]) -> Result<(), BenchkitError> {
     let Some((command, args)) = args.split_first() else {
         return Err(usage(
-            "sample|apilog|outage-report|outage-failed|json-field|page-len|soak-minutes|soak-handled|soak-raw|dlq-seed ...",
+            "api|soak|burst|domain|outage|sample|apilog|outage-report|outage-failed|json-field|page-len|soak-minutes|soak-handled|soak-raw|dlq-seed ...",
         ));
     };
     let output = match command.as_str() {
-        "api" => {
-            if !args.is_empty() {
-                return Err(usage("api"));
-            }
-            return api::run(&Env::from_process());
-        }
         "sample" => {
             let Some((out, pids)) = args.split_first() else { return Err(usage("sample OUT [OWN_PID...]")) };
             let pids = pids.iter().map(|p| number(p, "OWN_PID")).collect::<Result<Vec<u32>, _>>()?;
@@ -112,12 +126,23 @@ fn run(args: &[String]) -> Result<(), BenchkitError> {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some((command, rest)) = args.split_first()
+        && let Some(ran) = bench(command, rest)
+    {
+        return match ran {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error @ BenchkitError::Usage(_)) => {
+                eprintln!("benchkit: {error}");
+                ExitCode::from(2)
+            }
+            Err(error) => {
+                log(format!("error: {error}"));
+                ExitCode::from(1)
+            }
+        };
+    }
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(error @ (BenchkitError::Failed(_) | BenchkitError::Spawn { .. })) => {
-            eprintln!("\x1b[1m==> error: {error}\x1b[0m");
-            ExitCode::FAILURE
-        }
         Err(error) => {
             eprintln!("benchkit: {error}");
             ExitCode::from(2)

@@ -16,7 +16,11 @@ pub struct Env {
 impl Env {
     /// This process's environment (variables that are not UTF-8 are left out).
     pub fn from_process() -> Env {
-        Env { vars: std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect() }
+        Env {
+            vars: std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+                .collect(),
+        }
     }
 
     /// Exactly these variables.
@@ -63,9 +67,8 @@ impl Env {
             .keys()
             .filter(|k| *k != "XENTRI_ENV")
             .filter(|k| {
-                k.strip_prefix("XENTRI_").is_some_and(|rest| {
-                    rest.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
-                })
+                k.strip_prefix("XENTRI_")
+                    .is_some_and(|rest| rest.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_'))
             })
             .cloned()
             .collect::<Vec<_>>()

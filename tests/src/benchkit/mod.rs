@@ -1,8 +1,9 @@
 //! The bench's measuring helpers, run as `tests/examples/benchkit.rs` by
-//! `scripts/bench` and `scripts/bench.d/*.sh`: the CPU sampler ([`sampler`],
+//! `scripts/bench` and its benches: the CPU sampler ([`sampler`],
 //! [`proc_sampler`]), the api log summary ([`apilog`]), the outage drills'
 //! markdown ([`outage_report`]), fields of the drivers' JSON lines
-//! ([`json_line`]) and the dead-letter seed stream ([`dlq_seed`]).
+//! ([`json_line`]) and the dead-letter seed stream ([`dlq_seed`]); and whole
+//! benches, each a subcommand: [`soak`], [`burst`], [`domain`], [`outage`].
 //!
 //! Their output is what the scripts paste into BENCHMARKS.md, whose rows
 //! spell values in Python's conventions (`str()`, `repr()`,
@@ -11,19 +12,24 @@
 
 pub mod api;
 pub mod apilog;
+pub mod burst;
 pub mod child;
 pub mod cpu;
 pub mod dlq_seed;
+pub mod domain;
 pub mod env;
 pub mod figures;
 pub mod json_line;
+pub mod outage;
 pub mod outage_report;
 pub mod proc_sampler;
 pub mod psql;
 pub mod py;
 pub mod record;
 pub mod sampler;
+pub mod soak;
 pub mod stage;
+pub mod teed;
 
 /// Why a helper could not do its work; the example prints it and exits 2.
 #[derive(Debug, thiserror::Error)]

@@ -82,7 +82,15 @@ impl Stage {
             let sub = format!("bench_user_{n}");
             let token = output(
                 "api dev-token",
-                Command::new(&api).env_remove("XENTRI_ENV").args(["dev-token", "--org", &org, "--sub", &sub, "--ttl", "2h"]),
+                Command::new(&api).env_remove("XENTRI_ENV").args([
+                    "dev-token",
+                    "--org",
+                    &org,
+                    "--sub",
+                    &sub,
+                    "--ttl",
+                    "2h",
+                ]),
             )?;
             tokens.push_str(token.trim());
             tokens.push('\n');

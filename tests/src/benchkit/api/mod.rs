@@ -20,11 +20,11 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use self::figures::{ApiRun, Setup};
+use super::BenchkitError;
 use super::child::{Service, free_port, log, tail};
+use super::env::Env;
 use super::record::{self, API_REFERENCES, RunFacts};
 use super::stage::{Stage, stop_api};
-use super::BenchkitError;
-use super::env::Env;
 
 /// The bench database.
 const DB: &str = "xentri_bench";
@@ -148,7 +148,8 @@ impl Bench {
         if let Some(path) = log_file {
             let file = std::fs::File::create(path)
                 .map_err(|source| BenchkitError::Write { path: path.display().to_string(), source })?;
-            let err = file.try_clone().map_err(|source| BenchkitError::Write { path: path.display().to_string(), source })?;
+            let err =
+                file.try_clone().map_err(|source| BenchkitError::Write { path: path.display().to_string(), source })?;
             command.stdout(file).stderr(err);
         }
         let status = command
@@ -169,9 +170,7 @@ fn api_setting(env: &Env, var: &str, section: &str, key: &str) -> Result<u32, Be
         Some(text) => text.parse().ok(),
         None => record::default_setting(section, key).and_then(|v| u32::try_from(v).ok()),
     };
-    value
-        .filter(|v| *v >= 1)
-        .ok_or_else(|| BenchkitError::Failed(format!("cannot tell the api's {section}.{key}")))
+    value.filter(|v| *v >= 1).ok_or_else(|| BenchkitError::Failed(format!("cannot tell the api's {section}.{key}")))
 }
 
 /// Runs the whole bench; the section goes to BENCHMARKS.md and stdout.
@@ -199,7 +198,10 @@ pub fn run(env: &Env) -> Result<(), BenchkitError> {
     let run = measure(&mut bench, facts, pool, append_writers, env.overrides())?;
     let section = report::section(&run);
     record::append(&section)?;
-    println!("\n{section}\n{API_REFERENCES}\n\n(appended to BENCHMARKS.md; outputs and the api log in {}/)", bench.dir.display());
+    println!(
+        "\n{section}\n{API_REFERENCES}\n\n(appended to BENCHMARKS.md; outputs and the api log in {}/)",
+        bench.dir.display()
+    );
     Ok(())
 }
 

@@ -444,17 +444,14 @@ pub fn page_summary(run: &ApiRun) -> String {
 }
 
 fn apilog_lines(label: &str, summary: &str) -> String {
-    summary
-        .lines()
-        .filter(|l| !l.starts_with("  e.g. "))
-        .map(|l| format!("- {label}: {l}\n"))
-        .collect()
+    summary.lines().filter(|l| !l.starts_with("  e.g. ")).map(|l| format!("- {label}: {l}\n")).collect()
 }
 
 /// The whole section.
 pub fn section(run: &ApiRun) -> String {
     let s = &run.setup;
-    let overrides = if s.overrides.is_empty() { String::new() } else { format!("; environment overrides: {}", s.overrides) };
+    let overrides =
+        if s.overrides.is_empty() { String::new() } else { format!("; environment overrides: {}", s.overrides) };
     let note = if run.pgbench.note.is_empty() { String::new() } else { format!(" ({})", run.pgbench.note) };
     let pct = writes_pct(run);
     format!(

@@ -20,7 +20,9 @@ fn latency(line: &KeyValues) -> Result<Latency, BenchkitError> {
 }
 
 fn socket_errors(line: &KeyValues) -> Result<u64, BenchkitError> {
-    ["connect_errors", "read_errors", "write_errors", "timeouts"].iter().try_fold(0, |sum, key| Ok(sum + line.count(key)?))
+    ["connect_errors", "read_errors", "write_errors", "timeouts"]
+        .iter()
+        .try_fold(0, |sum, key| Ok(sum + line.count(key)?))
 }
 
 fn read_text(path: &Path) -> Result<String, BenchkitError> {
@@ -60,7 +62,15 @@ impl Bench {
     }
 
     /// wrk on 127.0.0.1:`port` with `script`, `connections` and `threads`.
-    fn wrk_command(&self, script: &Path, port: u16, path: &str, connections: u32, threads: u32, run_id: &str) -> Command {
+    fn wrk_command(
+        &self,
+        script: &Path,
+        port: u16,
+        path: &str,
+        connections: u32,
+        threads: u32,
+        run_id: &str,
+    ) -> Command {
         let mut wrk = Command::new("wrk");
         // --timeout 10s: a slow answer is measured as a latency, not dropped
         // as a socket timeout (wrk's default is 2 s).
@@ -238,7 +248,8 @@ impl Bench {
         let outs = [self.out(&format!("{name}_1.wrk.txt")), self.out(&format!("{name}_2.wrk.txt"))];
         let mut commands = Vec::new();
         for (n, p) in [(1, port1), (2, port2)] {
-            let mut wrk = self.wrk_command(&script, p, "/api/v1/events", half, threads, &format!("{}-{name}{n}", self.run_id));
+            let mut wrk =
+                self.wrk_command(&script, p, "/api/v1/events", half, threads, &format!("{}-{name}{n}", self.run_id));
             both_to(&outs[n - 1], &mut wrk)?;
             commands.push(wrk);
         }
@@ -287,7 +298,9 @@ impl Bench {
                     "no room for pgbench clients (max_connections {max_conn}, {others} connected)"
                 )));
             }
-            let note = format!("reduced from {clients}: max_connections is {max_conn}, {others} other connections, 10 kept free");
+            let note = format!(
+                "reduced from {clients}: max_connections is {max_conn}, {others} other connections, 10 kept free"
+            );
             (fit as u32, note)
         } else {
             (clients, String::new())

@@ -19,7 +19,16 @@ fn lat(p50: f64, p95: f64, p99: f64) -> Latency {
 }
 
 fn wrk(rps: f64, latency: Latency, apilog: &str) -> Wrk {
-    Wrk { rps, latency, requests: 0, non2xx: 0, socket: 0, bytes_per_answer: 0, cpu: quiet(), apilog: apilog.to_owned() }
+    Wrk {
+        rps,
+        latency,
+        requests: 0,
+        non2xx: 0,
+        socket: 0,
+        bytes_per_answer: 0,
+        cpu: quiet(),
+        apilog: apilog.to_owned(),
+    }
 }
 
 fn pgbench(clients: u32, rps: f64, latency: Latency) -> Pgbench {
@@ -163,7 +172,9 @@ fn short_pages_and_disturbed_runs_are_called_out() {
     run.writes.cpu = cpu(12, "cargo:40.0s");
     let pages = report::page_summary(&run);
     assert!(pages.contains("**A full page is 40500 bytes: pages were short during the run"), "{pages}");
-    assert!(pages.contains("**Short pages after the run: the commit horizon was held back by 1 session(s) of database x;"));
+    assert!(
+        pages.contains("**Short pages after the run: the commit horizon was held back by 1 session(s) of database x;")
+    );
     assert!(!pages.contains("Short pages before"));
     let cpu = report::foreign_summary(&[("writes", &run.writes.cpu), ("peer_reads", &run.peer_reads.cpu)]);
     assert_eq!(
