@@ -64,12 +64,13 @@ fn json_field(args: &[String]) -> Result<String, BenchkitError> {
 
 /// A whole bench, when `command` names one: `None` otherwise.
 fn bench(command: &str, args: &[String]) -> Option<Result<(), BenchkitError>> {
+    let env = Env::from_process();
     let no_args = |text: &str| if args.is_empty() { Ok(()) } else { Err(usage(text)) };
     Some(match command {
-        "api" => no_args("api").and_then(|()| api::run(&Env::from_process())),
-        "soak" => no_args("soak").and_then(|()| soak::run()),
-        "burst" => no_args("burst").and_then(|()| burst::run()),
-        "domain" => no_args("domain").and_then(|()| domain::run()),
+        "api" => no_args("api").and_then(|()| api::run(&env)),
+        "soak" => no_args("soak").and_then(|()| soak::run(&env)),
+        "burst" => no_args("burst").and_then(|()| burst::run(&env)),
+        "domain" => no_args("domain").and_then(|()| domain::run(&env)),
         "outage" => outage::run(args),
         _ => return None,
     })

@@ -11,6 +11,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use super::child::{Bounded, log, run_bounded};
+use super::env::Env;
 use super::figures::fixed;
 use super::stage::{Stage, stop_api};
 use super::{BenchkitError, record};
@@ -39,22 +40,17 @@ pub struct BurstSettings {
     pub port: u16,
 }
 
-fn env_number<T: std::str::FromStr>(name: &str, default: &str) -> Result<T, BenchkitError> {
-    let text = std::env::var(name).unwrap_or_else(|_| default.to_owned());
-    text.parse().map_err(|_| BenchkitError::Failed(format!("{name} must be a whole number, not {text:?}")))
-}
-
 impl BurstSettings {
     /// From `BENCH_BURST_ROUNDS` (3), `BENCH_BURST_CONNECTIONS` (500),
     /// `BENCH_BURST_LIGHT_CONNECTIONS` (50), `BENCH_THREADS` (2) and
     /// `BENCH_PORT` (18080).
-    pub fn from_env() -> Result<BurstSettings, BenchkitError> {
+    pub fn from_env(env: &Env) -> Result<BurstSettings, BenchkitError> {
         Ok(BurstSettings {
-            rounds: env_number("BENCH_BURST_ROUNDS", "3")?,
-            connections: env_number("BENCH_BURST_CONNECTIONS", "500")?,
-            light_connections: env_number("BENCH_BURST_LIGHT_CONNECTIONS", "50")?,
-            threads: env_number("BENCH_THREADS", "2")?,
-            port: env_number("BENCH_PORT", "18080")?,
+            rounds: env.positive("BENCH_BURST_ROUNDS", 3)?,
+            connections: env.positive("BENCH_BURST_CONNECTIONS", 500)?,
+            light_connections: env.positive("BENCH_BURST_LIGHT_CONNECTIONS", 50)?,
+            threads: env.positive("BENCH_THREADS", 2)?,
+            port: env.positive("BENCH_PORT", 18080)?,
         })
     }
 }
@@ -189,8 +185,8 @@ fn uname() -> String {
 
 /// Runs the burst rounds, appends the section and prints it; fails when the
 /// memory grew from round to round.
-pub fn run() -> Result<(), BenchkitError> {
-    let settings = BurstSettings::from_env()?;
+pub fn run(env: &Env) -> Result<(), BenchkitError> {
+    let settings = BurstSettings::from_env(env)?;
     let dir = PathBuf::from(DIR);
     std::fs::create_dir_all(&dir).map_err(|source| BenchkitError::Write { path: DIR.to_owned(), source })?;
     let tokens = dir.join("tokens.txt");

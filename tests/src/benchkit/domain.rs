@@ -8,6 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use super::child::log;
+use super::env::Env;
 use super::teed::run_teed;
 use super::{BenchkitError, record, release_binary};
 
@@ -49,9 +50,9 @@ pub fn render(facts: &DomainFacts, table: &str) -> String {
 
 /// Runs the domain bench (`BENCH_DOMAIN_UPDATES`, `BENCH_DOMAIN_RATE`),
 /// appends its section and prints it; fails when a target was missed.
-pub fn run() -> Result<(), BenchkitError> {
-    let updates = std::env::var("BENCH_DOMAIN_UPDATES").unwrap_or_else(|_| "1000".to_owned());
-    let rate = std::env::var("BENCH_DOMAIN_RATE").unwrap_or_else(|_| "2000".to_owned());
+pub fn run(env: &Env) -> Result<(), BenchkitError> {
+    let updates = env.positive("BENCH_DOMAIN_UPDATES", 1000_u64)?.to_string();
+    let rate = env.positive("BENCH_DOMAIN_RATE", 2000_u64)?.to_string();
     let dir = PathBuf::from(DIR);
     std::fs::create_dir_all(&dir).map_err(|source| BenchkitError::Write { path: DIR.to_owned(), source })?;
     let facts = record::RunFacts::now();

@@ -23,6 +23,7 @@ use self::report::{SoakFacts, SoakSettings};
 use self::streams::Redis;
 use super::child::{Bounded, Ended, Service, file_len, free_port, log, run_bounded, tail};
 use super::cpu::Sampler;
+use super::env::Env;
 use super::psql::Psql;
 use super::stage::Stage;
 use super::{BenchkitError, apilog, record, release_binary};
@@ -35,72 +36,21 @@ const DIR: &str = "target/bench/soak";
 const READY_WITHIN: Duration = Duration::from_secs(30);
 const STOP_GRACE: Duration = Duration::from_secs(30);
 
-fn env_text(name: &str, default: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| default.to_owned())
-}
-
-fn whole(text: &str, positive: bool) -> Option<u64> {
-    let digits = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
-    let leading = !positive || !text.starts_with('0');
-    if digits && leading { text.parse().ok() } else { None }
-}
-
-fn port(name: &str, default: &str) -> Result<u16, BenchkitError> {
-    let text = env_text(name, default);
-    text.parse().map_err(|_| BenchkitError::Failed(format!("{name} must be a port number, not {text:?}")))
-}
-
 impl SoakSettings {
     /// From `BENCH_SOAK_*`, `BENCH_PORT` and `REDIS_URL`.
-    pub fn from_env() -> Result<SoakSettings, BenchkitError> {
-        let names = [
-            "BENCH_SOAK_SECONDS",
-            "BENCH_SOAK_RATE",
-            "BENCH_SOAK_ORGS",
-            "BENCH_SOAK_IN_FLIGHT",
-            "BENCH_SOAK_DRAIN_SECONDS",
-        ];
-        let defaults = ["600", "2000", "20", "512", "120"];
-        let mut values = [0_u64; 5];
-        for ((name, default), value) in names.iter().zip(defaults).zip(values.iter_mut()) {
-            *value = whole(&env_text(name, default), true).ok_or_else(|| {
-                BenchkitError::Failed(
-                    "BENCH_SOAK_SECONDS, BENCH_SOAK_RATE, BENCH_SOAK_ORGS, BENCH_SOAK_IN_FLIGHT and BENCH_SOAK_DRAIN_SECONDS must be whole numbers ≥ 1"
-                        .to_owned(),
-                )
-            })?;
-        }
-        let [seconds, rate, orgs, in_flight, drain_seconds] = values;
-        let vacuum_every = whole(&env_text("BENCH_SOAK_VACUUM_EVERY", "30"), false).ok_or_else(|| {
-            BenchkitError::Failed("BENCH_SOAK_VACUUM_EVERY must be a whole number of seconds".to_owned())
-        })?;
+    pub fn from_env(env: &Env) -> Result<SoakSettings, BenchkitError> {
         Ok(SoakSettings {
-            seconds,
-            rate,
-            orgs,
-            in_flight,
-            drain_seconds,
-            worker_port: port("BENCH_SOAK_WORKER_PORT", "19090")?,
-            vacuum_every,
-            api_port: port("BENCH_PORT", "18080")?,
-            redis_url: env_text("REDIS_URL", "redis://127.0.0.1:6379/0"),
+            seconds: env.positive("BENCH_SOAK_SECONDS", 600)?,
+            rate: env.positive("BENCH_SOAK_RATE", 2000)?,
+            orgs: env.positive("BENCH_SOAK_ORGS", 20)?,
+            in_flight: env.positive("BENCH_SOAK_IN_FLIGHT", 512)?,
+            drain_seconds: env.positive("BENCH_SOAK_DRAIN_SECONDS", 120)?,
+            worker_port: env.positive("BENCH_SOAK_WORKER_PORT", 19090)?,
+            vacuum_every: env.whole("BENCH_SOAK_VACUUM_EVERY", 30)?,
+            api_port: env.positive("BENCH_PORT", 18080)?,
+            redis_url: env.text("REDIS_URL", "redis://127.0.0.1:6379/0"),
         })
     }
-}
-
-/// The `XENTRI_*` variables set (but `XENTRI_ENV`, which the soak removes:
-/// an overlay would change what is measured), sorted, space separated.
-fn overrides() -> String {
-    let mut names: Vec<String> = std::env::vars_os()
-        .filter_map(|(name, _)| name.into_string().ok())
-        .filter(|name| {
-            name.strip_prefix("XENTRI_")
-                .is_some_and(|rest| rest.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_'))
-        })
-        .filter(|name| name != "XENTRI_ENV")
-        .collect();
-    names.sort();
-    names.join(" ")
 }
 
 /// An exit status as the shell's `wait` gives it (128 + signal when killed
@@ -169,9 +119,9 @@ fn server(
 
 /// Runs the soak, appends its section to BENCHMARKS.md and prints it; fails
 /// when a verdict fails (or a step does).
-pub fn run() -> Result<(), BenchkitError> {
-    let settings = SoakSettings::from_env()?;
-    let overrides = overrides();
+pub fn run(env: &Env) -> Result<(), BenchkitError> {
+    let settings = SoakSettings::from_env(env)?;
+    let overrides = env.overrides();
     if !overrides.is_empty() {
         log(format!("WARNING: {overrides} set: the api and worker run with them"));
     }
