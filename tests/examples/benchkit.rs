@@ -12,14 +12,21 @@
 //! benchkit soak-minutes|soak-handled|soak-raw LINE
 //!                                         the soak line's lists, or the line without them
 //! benchkit dlq-seed PREFIX N              N dead letters as RESP for redis-cli --pipe
+//! benchkit worker                         the worker bench (xentri_e2e::benchkit::worker)
+//! benchkit dlq                            the bulk-replay bench (xentri_e2e::benchkit::dlq)
 //! ```
 //!
-//! A bad argument or input prints `benchkit: ...` and exits with status 2.
+//! The benches run from the workspace root, read their settings from the
+//! environment, print their figures and append a section to BENCHMARKS.md.
+//!
+//! A bad argument, setting or input prints `benchkit: ...` and exits with
+//! status 2; a bench step that fails (a scenario without a result, a replay
+//! that lost entries) exits with status 1.
 
 use std::path::Path;
 use std::process::ExitCode;
 
-use xentri_e2e::benchkit::{BenchkitError, apilog, dlq_seed, json_line, outage_report, proc_sampler};
+use xentri_e2e::benchkit::{BenchkitError, apilog, dlq, dlq_seed, json_line, outage_report, proc_sampler, worker};
 
 fn usage(text: &str) -> BenchkitError {
     BenchkitError::Usage(format!("usage: benchkit {text}"))
@@ -54,7 +61,7 @@ fn json_field(args: &[String]) -> Result<String, BenchkitError> {
 fn run(args: &[String]) -> Result<(), BenchkitError> {
     let Some((command, args)) = args.split_first() else {
         return Err(usage(
-            "sample|apilog|outage-report|outage-failed|json-field|page-len|soak-minutes|soak-handled|soak-raw|dlq-seed ...",
+            "sample|apilog|outage-report|outage-failed|json-field|page-len|soak-minutes|soak-handled|soak-raw|dlq-seed|worker|dlq ...",
         ));
     };
     let output = match command.as_str() {
@@ -92,6 +99,14 @@ fn run(args: &[String]) -> Result<(), BenchkitError> {
                 .map_err(|source| BenchkitError::Write { path: "standard output".to_owned(), source })?;
             return Ok(());
         }
+        "worker" => {
+            let [] = args else { return Err(usage("worker")) };
+            return worker::run();
+        }
+        "dlq" => {
+            let [] = args else { return Err(usage("dlq")) };
+            return dlq::run();
+        }
         other => return Err(BenchkitError::Usage(format!("benchkit: no subcommand {other:?}"))),
     };
     use std::io::Write as _;
@@ -106,7 +121,8 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("benchkit: {error}");
-            ExitCode::from(2)
+            // A failed bench step is the bench's verdict, not a usage error.
+            ExitCode::from(if matches!(error, BenchkitError::Failed(_)) { 1 } else { 2 })
         }
     }
 }

@@ -2,7 +2,9 @@
 //! `scripts/bench` and `scripts/bench.d/*.sh`: the CPU sampler ([`sampler`],
 //! [`proc_sampler`]), the api log summary ([`apilog`]), the outage drills'
 //! markdown ([`outage_report`]), fields of the drivers' JSON lines
-//! ([`json_line`]) and the dead-letter seed stream ([`dlq_seed`]).
+//! ([`json_line`]) and the dead-letter seed stream ([`dlq_seed`]); and whole
+//! benches: the worker's streams ([`worker`]) and bulk dead-letter replay
+//! ([`dlq`]).
 //!
 //! Their output is what the scripts paste into BENCHMARKS.md, whose rows
 //! spell values in Python's conventions (`str()`, `repr()`,
@@ -12,6 +14,8 @@
 pub mod apilog;
 pub mod child;
 pub mod cpu;
+pub mod cpu_summary;
+pub mod dlq;
 pub mod dlq_seed;
 pub mod figures;
 pub mod json_line;
@@ -20,8 +24,10 @@ pub mod proc_sampler;
 pub mod psql;
 pub mod py;
 pub mod record;
+pub mod redis_sync;
 pub mod sampler;
 pub mod stage;
+pub mod worker;
 
 /// Why a helper could not do its work; the example prints it and exits 2.
 #[derive(Debug, thiserror::Error)]
