@@ -1,8 +1,5 @@
-//! `benchkit dlq-seed PREFIX N`: the RESP stream `scripts/bench dlq` pipes
-//! into `redis-cli --pipe`, N `XADD PREFIXjobs:dlq *` commands of dead
-//! letters as the worker writes them (fresh event and org ids each).
-
-use std::io::Write;
+//! The dead letters `benchkit dlq` seeds: the fields of each as the worker
+//! writes them to `jobs:dlq` (fresh event and org ids each).
 
 /// The payload every seeded dead letter carries (437 bytes).
 pub fn payload() -> String {
@@ -34,48 +31,19 @@ pub fn fields(i: u64, id: &str, org_id: &str, payload: &str) -> Vec<String> {
     .collect()
 }
 
-/// One command in RESP: `*N`, then `$len` and the bytes of each argument.
-pub fn write_command(out: &mut impl Write, args: &[String]) -> std::io::Result<()> {
-    write!(out, "*{}\r\n", args.len())?;
-    for arg in args {
-        write!(out, "${}\r\n", arg.len())?;
-        out.write_all(arg.as_bytes())?;
-        out.write_all(b"\r\n")?;
-    }
-    Ok(())
-}
-
-/// Writes the `n` commands to `out`.
-pub fn write_seed(out: &mut impl Write, prefix: &str, n: u64) -> std::io::Result<()> {
-    let payload = payload();
-    let key = format!("{prefix}jobs:dlq");
-    for i in 0..n {
-        let mut args = vec!["XADD".to_owned(), key.clone(), "*".to_owned()];
-        args.extend(fields(i, &uuid::Uuid::new_v4().to_string(), &uuid::Uuid::new_v4().to_string(), &payload));
-        write_command(out, &args)?;
-    }
-    out.flush()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn commands_are_resp_arrays_of_bulk_strings() {
-        let mut out = Vec::new();
-        write_command(&mut out, &["XADD".into(), "k".into(), "é".into()]).unwrap();
-        assert_eq!(out, b"*3\r\n$4\r\nXADD\r\n$1\r\nk\r\n$2\r\n\xc3\xa9\r\n");
-    }
-
-    #[test]
-    fn a_seed_holds_n_commands_of_35_arguments() {
-        let mut out = Vec::new();
-        write_seed(&mut out, "p:", 3).unwrap();
-        let text = String::from_utf8(out).unwrap();
-        assert_eq!(text.matches("*35\r\n").count(), 3);
-        assert!(text.contains("$10\r\np:jobs:dlq\r\n"));
-        assert!(text.contains("$7\r\nbench-2\r\n$11\r\noccurred_at"));
+    fn a_dead_letter_has_the_fields_the_worker_writes() {
+        let fields = fields(1, "id-1", "org-1", &payload());
+        assert_eq!(fields.len(), 32, "16 field-value pairs");
+        let pairs: Vec<(&str, &str)> = fields.chunks(2).map(|p| (p[0].as_str(), p[1].as_str())).collect();
+        assert!(pairs.contains(&("seq", "2")));
+        assert!(pairs.contains(&("correlation_id", "bench-1")));
+        assert!(pairs.contains(&("dlq_stream", "jobs:work")));
+        assert!(pairs.contains(&("dlq_id", "2-0")));
         assert_eq!(payload().len(), 437);
     }
 }

@@ -3,7 +3,8 @@
 //! [`proc_sampler`]), the api log summary ([`apilog`]), the outage drills'
 //! markdown ([`outage_report`]), fields of the drivers' JSON lines
 //! ([`json_line`]) and the dead-letter seed stream ([`dlq_seed`]); and whole
-//! benches, each a subcommand: [`soak`], [`burst`], [`domain`], [`outage`].
+//! benches, each a subcommand: [`api`], [`burst`], [`worker`], [`soak`],
+//! [`dlq`], [`domain`], [`outage`].
 //!
 //! Their output is what the scripts paste into BENCHMARKS.md, whose rows
 //! spell values in Python's conventions (`str()`, `repr()`,
@@ -15,6 +16,8 @@ pub mod apilog;
 pub mod burst;
 pub mod child;
 pub mod cpu;
+pub mod cpu_summary;
+pub mod dlq;
 pub mod dlq_seed;
 pub mod domain;
 pub mod env;
@@ -26,10 +29,12 @@ pub mod proc_sampler;
 pub mod psql;
 pub mod py;
 pub mod record;
+pub mod redis_sync;
 pub mod sampler;
 pub mod soak;
 pub mod stage;
 pub mod teed;
+pub mod worker;
 
 /// Why a helper could not do its work; the example prints it and exits 2.
 #[derive(Debug, thiserror::Error)]

@@ -5,6 +5,7 @@
 
 use super::figures::{ApiRun, OpenLoop, Pgbench, TwoApis, Wrk};
 use crate::benchkit::cpu::CpuShare;
+use crate::benchkit::cpu_summary::foreign_summary;
 use crate::benchkit::figures::{fixed, percent_of, ratio, verdict};
 
 /// Writes: p95 at most this many ms.
@@ -389,30 +390,6 @@ pub fn two_apis_summary(run: &ApiRun) -> String {
         verdict(met),
         writers.div_ceil(2)
     )
-}
-
-/// A line on the CPU other work took during each scenario.
-pub fn foreign_summary(scenarios: &[(&str, &CpuShare)]) -> String {
-    let mut worst = 0;
-    let parts: Vec<String> = scenarios
-        .iter()
-        .map(|(name, cpu)| match cpu.foreign {
-            None => format!("{name} ?"),
-            Some(share) => {
-                worst = worst.max(share);
-                if share >= 1 && cpu.foreign_top != "-" {
-                    format!("{name} {share} % ({})", cpu.foreign_top)
-                } else {
-                    format!("{name} {share} %")
-                }
-            }
-        })
-        .collect();
-    let mut line = format!("Other processes' share of the CPUs during each scenario: {}.", parts.join("; "));
-    if worst >= 10 {
-        line += " **These figures are disturbed by that work: compare with care.**";
-    }
-    line
 }
 
 /// A line on what the reads returned.

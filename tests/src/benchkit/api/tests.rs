@@ -176,7 +176,10 @@ fn short_pages_and_disturbed_runs_are_called_out() {
         pages.contains("**Short pages after the run: the commit horizon was held back by 1 session(s) of database x;")
     );
     assert!(!pages.contains("Short pages before"));
-    let cpu = report::foreign_summary(&[("writes", &run.writes.cpu), ("peer_reads", &run.peer_reads.cpu)]);
+    let cpu = crate::benchkit::cpu_summary::foreign_summary(&[
+        ("writes", &run.writes.cpu),
+        ("peer_reads", &run.peer_reads.cpu),
+    ]);
     assert_eq!(
         cpu,
         "Other processes' share of the CPUs during each scenario: writes 12 % (cargo:40.0s); peer_reads ?. \
