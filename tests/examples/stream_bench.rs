@@ -63,6 +63,10 @@ fn settings(prefix: &str, extra: &[(&str, &str)]) -> Settings {
         .load()
 }
 
+/// The secret of the dev tokens the latency scenario posts with: its api
+/// runs on config/default.toml, which sets none (loopback only, as always).
+const DEV_SECRET: &str = "stream-bench-dev-secret";
+
 /// A handler that does nothing, or records how old each event is when it starts.
 struct Probe {
     ages: Option<Arc<Mutex<Vec<f64>>>>,
@@ -203,10 +207,32 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.min(sorted.len() - 1)]
 }
 
+/// Posts that were not answered 2xx: how many, and the first one's answer.
+#[derive(Default)]
+struct Failures {
+    count: u64,
+    first: Option<String>,
+}
+
+impl Failures {
+    fn record(&mut self, done: Result<Result<(), String>, tokio::task::JoinError>) {
+        let failure = match done {
+            Ok(Ok(())) => return,
+            Ok(Err(answer)) => answer,
+            Err(error) => error.to_string(),
+        };
+        self.count += 1;
+        self.first.get_or_insert(failure);
+    }
+}
+
 async fn latency(rate: u64, seconds: u64) {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let prefix = unique_key_prefix();
-    let settings = settings(&prefix, &[("XENTRI_WORKER__RELAY__POLL_INTERVAL_MS", "1000")]);
+    let settings = settings(
+        &prefix,
+        &[("XENTRI_WORKER__RELAY__POLL_INTERVAL_MS", "1000"), ("XENTRI_AUTH__DEV_SECRET", DEV_SECRET)],
+    );
     let ages: Arc<Mutex<Vec<f64>>> = Arc::default();
     let app = xentri_api::startup::Application::build(settings.clone()).await.unwrap_or_else(|e| panic!("{e}"));
     let address = app.address();
@@ -218,13 +244,8 @@ async fn latency(rate: u64, seconds: u64) {
     let worker = xentri_worker::app::Worker::build(settings, vec![probe]).await.unwrap_or_else(|e| panic!("{e}"));
     let running = worker.spawn();
     let org = Uuid::new_v4();
-    let token = xentri_api::auth::token::dev_token(
-        "xentri-local-dev-secret-change-me",
-        org,
-        "bench",
-        Duration::from_secs(3600),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let token = xentri_api::auth::token::dev_token(DEV_SECRET, org, "bench", Duration::from_secs(3600))
+        .unwrap_or_else(|e| panic!("{e}"));
     let client = reqwest::Client::new();
     let url = format!("http://{address}/api/v1/events");
     let notes = serde_json::json!({"notes": "x".repeat(400)});
@@ -234,28 +255,31 @@ async fn latency(rate: u64, seconds: u64) {
     let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut posts = tokio::task::JoinSet::new();
+    let mut failures = Failures::default();
     let started = Instant::now();
     for n in 0..total {
         ticker.tick().await;
         let (client, url, token, body) = (client.clone(), url.clone(), token.clone(), body.clone());
         posts.spawn(async move {
-            client
-                .post(url)
-                .bearer_auth(token)
-                .header("idempotency-key", format!("lat-{n}"))
-                .json(&body)
-                .send()
-                .await
-                .map(|r| r.status().is_success())
-                .unwrap_or(false)
+            let sent =
+                client.post(url).bearer_auth(token).header("idempotency-key", format!("lat-{n}")).json(&body).send();
+            match sent.await {
+                Ok(answer) if answer.status().is_success() => Ok(()),
+                Ok(answer) => Err(format!("{}: {}", answer.status(), answer.text().await.unwrap_or_default())),
+                Err(error) => Err(error.to_string()),
+            }
         });
-        while posts.try_join_next().is_some() {}
-    }
-    let mut failed = 0;
-    while let Some(ok) = posts.join_next().await {
-        if !matches!(ok, Ok(true)) {
-            failed += 1;
+        // Posts answered meanwhile are counted as they finish.
+        while let Some(done) = posts.try_join_next() {
+            failures.record(done);
         }
+    }
+    while let Some(done) = posts.join_next().await {
+        failures.record(done);
+    }
+    let failed = failures.count;
+    if let Some(first) = &failures.first {
+        eprintln!("latency: {failed} posts failed; the first: {first}");
     }
     let posting = started.elapsed();
     let deadline = Instant::now() + Duration::from_secs(60);
