@@ -15,8 +15,7 @@ pub mod outcome;
 pub mod report;
 pub mod scenario;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::PathBuf;
 
 use self::report::{Sizes, WorkerReport};
 use self::scenario::Bench;
@@ -24,6 +23,7 @@ use super::child::log;
 use super::env::Env;
 use super::psql::Psql;
 use super::redis_sync::{Redis, info_field};
+use super::stage::Stage;
 use super::{BenchkitError, record, release_binary};
 
 /// The bench's database, dropped and recreated at the start of a run.
@@ -46,31 +46,6 @@ pub fn sizes(env: &Env) -> Result<Sizes, BenchkitError> {
         latency_rate: env.positive("BENCH_LATENCY_RATE", 1000)?,
         latency_seconds: env.positive("BENCH_LATENCY_SECONDS", 20)?,
     })
-}
-
-/// Drops and recreates the database, then migrates it with the release api
-/// as the owner, without `XENTRI_ENV` (its overlay would change what is
-/// measured).
-fn recreate(psql: &Psql, migrate_log: &Path) -> Result<(), BenchkitError> {
-    log(format!("recreating database {}", psql.db()));
-    psql.recreate()?;
-    let file = std::fs::File::create(migrate_log)
-        .map_err(|source| BenchkitError::Write { path: migrate_log.display().to_string(), source })?;
-    let status = Command::new(release_binary("api")?)
-        .arg("migrate")
-        .env_remove("XENTRI_ENV")
-        .env("DATABASE_URL", psql.owner_url())
-        .env("DATABASE_MIGRATE_URL", psql.owner_url())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(file)
-        .status()
-        .map_err(|source| BenchkitError::Spawn { what: "api migrate".to_owned(), source })?;
-    if status.success() {
-        return Ok(());
-    }
-    eprintln!("{}", std::fs::read_to_string(migrate_log).unwrap_or_default());
-    Err(BenchkitError::Failed("migrations failed".to_owned()))
 }
 
 /// Dead rows in outbox, as PostgreSQL's statistics have them.
@@ -97,7 +72,7 @@ pub fn run(env: &Env) -> Result<(), BenchkitError> {
     let dir = PathBuf::from(DIR);
     std::fs::create_dir_all(&dir).map_err(|source| BenchkitError::Write { path: DIR.to_owned(), source })?;
     let facts = record::RunFacts::now();
-    recreate(&psql, &dir.join("migrate.log"))?;
+    Stage::new(DB).recreate(&dir.join("migrate.log"))?;
 
     // The driver seeds and inspects across orgs as the owner, so it runs the
     // worker in-process on this login too (a test's leave, see stream_bench.rs).
