@@ -206,6 +206,17 @@ pub fn run_bounded(
         .stdin(Stdio::null())
         .spawn()
         .map_err(|source| BenchkitError::Spawn { what: what.to_owned(), source })?;
+    wait_bounded(what, &mut child, limit, stop_signal)
+}
+
+/// Waits for `child` to end, at most `limit`: then sends it `stop_signal`
+/// and SIGKILL 10 s later.
+pub fn wait_bounded(
+    what: &str,
+    child: &mut Child,
+    limit: Duration,
+    stop_signal: &str,
+) -> Result<Bounded, BenchkitError> {
     let started = Instant::now();
     let mut signalled: Option<Instant> = None;
     loop {

@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::BenchkitError;
-use super::child::signal;
+use super::child::{Bounded, wait_bounded};
 use super::soak::status_text;
 
 /// Copies `from` to this process's stderr and to `log` until it ends.
@@ -36,27 +36,9 @@ pub fn run_teed(what: &str, command: &mut Command, limit: Duration, log: &Path) 
         .spawn()
         .map_err(|source| BenchkitError::Spawn { what: what.to_owned(), source })?;
     let copier = child.stderr.take().map(|stderr| std::thread::spawn(move || tee(stderr, file)));
-    let started = Instant::now();
-    let mut signalled: Option<Instant> = None;
-    let rc = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break if signalled.is_some() { "124".to_owned() } else { status_text(status) },
-            Ok(None) => {}
-            Err(source) => return Err(BenchkitError::Spawn { what: what.to_owned(), source }),
-        }
-        match signalled {
-            None if started.elapsed() >= limit => {
-                signal(child.id(), "-TERM");
-                signalled = Some(Instant::now());
-            }
-            Some(at) if at.elapsed() >= Duration::from_secs(10) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break "124".to_owned();
-            }
-            _ => {}
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    let rc = match wait_bounded(what, &mut child, limit, "-TERM")? {
+        Bounded::Finished(status) => status_text(status),
+        Bounded::TimedOut => "124".to_owned(),
     };
     // A process the driver started may still hold the pipe: wait a little
     // for the copy to end, not for that process.

@@ -20,11 +20,12 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use self::report::{SoakFacts, SoakSettings};
-use self::streams::Redis;
+use self::streams::groups_text;
 use super::child::{Bounded, Ended, Service, file_len, free_port, log, run_bounded, tail};
 use super::cpu::Sampler;
 use super::env::Env;
 use super::psql::Psql;
+use super::redis_sync::{Redis, info_field};
 use super::stage::Stage;
 use super::{BenchkitError, apilog, record, release_binary};
 
@@ -79,8 +80,8 @@ struct KeysCleanup {
 
 impl Drop for KeysCleanup {
     fn drop(&mut self) {
-        if let Ok(mut redis) = Redis::connect(&self.redis_url) {
-            let _ = redis.remove_under(&self.prefix);
+        if let Ok(mut redis) = Redis::open(&self.redis_url) {
+            let _ = redis.unlink_under(&self.prefix);
         }
     }
 }
@@ -214,16 +215,16 @@ pub fn run(env: &Env) -> Result<(), BenchkitError> {
         .psql
         .value("SELECT coalesce((SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = 'outbox'), 0)")?;
     // Where unhandled events would be: queued (outbox, stream) or gone.
-    let mut redis = Redis::connect(&settings.redis_url)?;
+    let mut redis = Redis::open(&settings.redis_url)?;
     let stream = format!("{prefix}events:work");
-    let groups = redis.groups(&stream).unwrap_or_default();
-    let stream_length = redis.stream_length(&stream).map_or_else(|_| "?".to_owned(), |n| n.to_string());
+    let groups = redis.xinfo_groups(&stream).map(|groups| groups_text(&groups)).unwrap_or_default();
+    let stream_length = redis.xlen(&stream).map_or_else(|_| "?".to_owned(), |n| n.to_string());
 
     log("stopping the api and the worker (SIGTERM)");
     let api_exit = ended_text(api.stop(STOP_GRACE));
     let worker_exit = ended_text(worker.stop(STOP_GRACE));
-    redis.remove_under(&prefix)?;
-    let redis_left = redis.keys_under(&prefix)?.len() as u64;
+    redis.unlink_under(&prefix)?;
+    let redis_left = redis.keys_matching(&format!("{prefix}*"))?.len() as u64;
 
     let text = std::fs::read_to_string(&out).unwrap_or_default();
     let line = text.lines().rev().find(|l| l.starts_with('{')).map(str::to_owned);
@@ -256,7 +257,7 @@ pub fn run(env: &Env) -> Result<(), BenchkitError> {
         machine: record::machine(),
         load: facts.load,
         cpus: super::proc_sampler::cpus_online(),
-        redis_version: redis.version()?,
+        redis_version: info_field(&redis.info("server")?, "redis_version").unwrap_or_default(),
         pg_version: pg_version.split(' ').next().unwrap_or("").to_owned(),
         vacuum_note,
         db: DB.to_owned(),
